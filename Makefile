@@ -1,0 +1,37 @@
+# Two entry points: `make demo` and `make test`. Each creates .venv and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint system-deps eval clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/vqm demo $(ARGS)
+
+# Test peers the suite talks to for real: FFmpeg's CLI, redis-server, promtool, Alertmanager,
+# Chromium. Installed from Debian's packages when missing (needs root or sudo).
+system-deps:
+	@scripts/system-deps.sh
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check monitor stream_ingest alerting tests benchmarks
+	$(BIN)/mypy monitor stream_ingest alerting
+
+eval: $(STAMP) system-deps
+	$(BIN)/vqm eval signal
+
+clean:
+	rm -rf $(VENV) .pytest_cache artifacts

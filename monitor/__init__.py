@@ -1,0 +1,3 @@
+"""vqm: real-time video quality monitor for live channels."""
+
+__version__ = "0.1.0"

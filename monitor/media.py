@@ -1,0 +1,190 @@
+"""Decoding a segment once, with PyAV, into what every detector reads.
+
+Times are seconds on the stream's own PTS timeline, so a detection means the same instant
+whichever worker decoded it and whichever segment boundary it fell on.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass, field
+
+import av
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+AUDIO_RATE = 48_000
+
+
+class DecodeError(ValueError):
+    """The bytes are not decodable media; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class DecodeNeeds:
+    """What the detectors of a worker need, so nothing unused is converted."""
+
+    luma: bool = True
+    rgb: bool = False
+    audio: bool = True
+
+
+@dataclass
+class DecodedSegment:
+    """Frames and audio of one segment, with timestamps.
+
+    ``luma`` is (N, H, W) uint8, the Y plane as coded; ``full_range`` says whether black is
+    0 (full/JPEG range) or 16 (limited/TV range). ``audio`` is (channels, samples) float32
+    in [-1, 1] at ``audio_rate``, first sample at ``audio_start``.
+    """
+
+    video_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    luma: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.uint8))
+    rgb: np.ndarray | None = None
+    full_range: bool = False
+    fps: float = 25.0
+    audio: np.ndarray = field(default_factory=lambda: np.zeros((1, 0), np.float32))
+    audio_rate: int = AUDIO_RATE
+    audio_start: float = 0.0
+
+    @property
+    def start(self) -> float:
+        starts = [t for t in (self._video_start(), self._audio_span()[0]) if t is not None]
+        return min(starts) if starts else 0.0
+
+    @property
+    def end(self) -> float:
+        ends = [t for t in (self._video_end(), self._audio_span()[1]) if t is not None]
+        return max(ends) if ends else 0.0
+
+    @property
+    def frame_duration(self) -> float:
+        return 1.0 / self.fps if self.fps > 0 else 0.04
+
+    def _video_start(self) -> float | None:
+        return float(self.video_times[0]) if len(self.video_times) else None
+
+    def _video_end(self) -> float | None:
+        if not len(self.video_times):
+            return None
+        return float(self.video_times[-1]) + self.frame_duration
+
+    def _audio_span(self) -> tuple[float | None, float | None]:
+        n = self.audio.shape[-1]
+        if n == 0:
+            return None, None
+        return self.audio_start, self.audio_start + n / self.audio_rate
+
+    @property
+    def has_video(self) -> bool:
+        return len(self.video_times) > 0
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio.shape[-1] > 0
+
+
+def decode_bytes(data: bytes, needs: DecodeNeeds = DecodeNeeds()) -> DecodedSegment:
+    """Decode one segment held in memory."""
+    if not data:
+        raise DecodeError("empty segment")
+    return decode_source(io.BytesIO(data), needs)
+
+
+def decode_source(source: str | io.BytesIO, needs: DecodeNeeds = DecodeNeeds()) -> DecodedSegment:
+    """Decode a file, URL or buffer; raise :class:`DecodeError` when it is not media."""
+    try:
+        container = av.open(source, mode="r", timeout=10.0)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise DecodeError(f"not decodable media: {exc}") from exc
+    try:
+        return _decode_container(container, needs)
+    except av.FFmpegError as exc:
+        raise DecodeError(f"decoding failed: {exc}") from exc
+    finally:
+        container.close()
+
+
+def _decode_container(container: av.container.InputContainer, needs: DecodeNeeds) -> DecodedSegment:
+    video = container.streams.video[0] if container.streams.video else None
+    audio = container.streams.audio[0] if container.streams.audio else None
+    if video is None and audio is None:
+        raise DecodeError("no audio or video stream")
+    streams = [s for s in (video, audio) if s is not None]
+    times: list[float] = []
+    planes: list[np.ndarray] = []
+    rgbs: list[np.ndarray] = []
+    chunks: list[np.ndarray] = []
+    audio_start: float | None = None
+    full_range = False
+    resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
+    for packet in container.demux(*streams):
+        try:
+            frames = packet.decode()
+        except av.InvalidDataError as exc:
+            # Damaged packets are what a monitor exists to see: keep the rest of the segment.
+            logger.debug("skipping undecodable packet: %s", exc)
+            continue
+        for frame in frames:
+            if isinstance(frame, av.VideoFrame):
+                if frame.time is None:
+                    continue
+                times.append(float(frame.time))
+                full_range = full_range or _is_full_range(frame)
+                if needs.luma:
+                    planes.append(_luma(frame))
+                if needs.rgb:
+                    rgbs.append(frame.to_ndarray(format="rgb24"))
+            elif isinstance(frame, av.AudioFrame) and needs.audio:
+                if audio_start is None and frame.time is not None:
+                    audio_start = float(frame.time)
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray())
+    if needs.audio and audio is not None:
+        chunks.extend(out.to_ndarray() for out in resampler.resample(None))
+    if not times and not chunks:
+        raise DecodeError("no decodable frames")
+    return _assemble(times, planes, rgbs, chunks, audio_start, full_range, video)
+
+
+def _assemble(
+    times: list[float],
+    planes: list[np.ndarray],
+    rgbs: list[np.ndarray],
+    chunks: list[np.ndarray],
+    audio_start: float | None,
+    full_range: bool,
+    video: av.video.stream.VideoStream | None,
+) -> DecodedSegment:
+    order = np.argsort(times, kind="stable")
+    fps = float(video.average_rate) if video is not None and video.average_rate else 25.0
+    luma = np.stack([planes[i] for i in order]) if planes else np.zeros((0, 0, 0), np.uint8)
+    rgb = np.stack([rgbs[i] for i in order]) if rgbs else None
+    audio = np.concatenate(chunks, axis=1).astype(np.float32) if chunks else np.zeros((2, 0))
+    return DecodedSegment(
+        video_times=np.asarray(times, dtype=np.float64)[order],
+        luma=luma,
+        rgb=rgb,
+        full_range=full_range,
+        fps=fps,
+        audio=audio.astype(np.float32),
+        audio_start=audio_start or 0.0,
+    )
+
+
+def _luma(frame: av.VideoFrame) -> np.ndarray:
+    """The Y plane without stride padding; converts only when the frame is not planar YUV."""
+    if frame.format.name in ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "nv12"):
+        plane = frame.planes[0]
+        buf = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+        return buf[:, : frame.width].copy()
+    return frame.to_ndarray(format="gray")
+
+
+def _is_full_range(frame: av.VideoFrame) -> bool:
+    if frame.format.name.startswith("yuvj"):
+        return True
+    color_range = getattr(frame, "color_range", 0)
+    return int(color_range) == 2  # AVCOL_RANGE_JPEG

@@ -1,0 +1,143 @@
+"""Messages that travel between stages, and their wire format.
+
+Every message is a pydantic model with a schema version. On the wire a message is
+``4-byte big-endian header length | JSON header | raw payload``; only segments carry a payload
+(the MPEG-TS or fMP4 bytes), so no segment is ever base64-inflated or pickled.
+
+    >>> msg = SegmentMessage(channel_id="news", seq=7, duration=2.0, payload=b"...")
+    >>> decode_message(encode_message(msg), SegmentMessage).seq
+    7
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from enum import StrEnum
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SCHEMA_VERSION = 1
+_HEADER_LEN = struct.Struct(">I")
+
+
+def now() -> float:
+    """Wall-clock time in epoch seconds; one place so tests and latency metrics agree."""
+    return time.time()
+
+
+class Message(BaseModel):
+    """Base of every message: strict keys, a schema version, a channel key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    channel_id: str = Field(min_length=1, description="Channel identifier; the bus key.")
+
+
+class SegmentMessage(Message):
+    """One media segment fetched by ingest, with its bytes inline."""
+
+    seq: int = Field(ge=0, description="Media sequence number from the playlist.")
+    uri: str = Field(default="", description="Where the segment was fetched from.")
+    media_start: float = Field(
+        default=0.0, description="Start on the playlist timeline (sum of EXTINF), seconds."
+    )
+    duration: float = Field(ge=0, description="EXTINF duration, seconds.")
+    fetched_at: float = Field(default_factory=now, description="Wall clock at fetch, epoch s.")
+    discontinuity: bool = Field(default=False, description="EXT-X-DISCONTINUITY before it.")
+    container: Literal["mpegts", "fmp4", "unknown"] = "mpegts"
+    codecs: str = Field(default="", description="CODECS attribute when the playlist gives it.")
+    payload: bytes = Field(default=b"", exclude=True, repr=False)
+
+
+class DefectSpan(BaseModel):
+    """One stretch of a segment where a detector saw a defect."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: float = Field(description="Media time, seconds (stream PTS timeline).")
+    end: float
+    confidence: float = Field(ge=0.0, le=1.0)
+    label: str | None = Field(default=None, description="Sub-class, e.g. 'hum' for audio.")
+    offset_ms: float | None = Field(default=None, description="AV offset; + means audio lags.")
+
+
+class DetectionMessage(Message):
+    """One detector's verdict on one segment.
+
+    ``media_start``/``media_end`` is the span the detector analysed; ``spans`` lists the defect
+    stretches inside it. An empty ``spans`` means the whole analysed span was clean, which is
+    what lets alerting resolve an alert.
+    """
+
+    seq: int = Field(ge=0)
+    detector: str
+    media_start: float
+    media_end: float
+    spans: list[DefectSpan] = Field(default_factory=list)
+    score: float = Field(default=0.0, ge=0.0, le=1.0, description="Max confidence in spans.")
+    model_name: str | None = None
+    model_version: str | None = None
+    fetched_at: float = Field(description="When ingest fetched the segment, epoch s.")
+    detected_at: float = Field(default_factory=now)
+    error: str | None = Field(default=None, description="Set when the segment did not decode.")
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.channel_id}:{self.seq}:{self.detector}"
+
+
+class StreamEventKind(StrEnum):
+    HTTP_ERROR = "http_error"
+    TIMEOUT = "timeout"
+    STALE_PLAYLIST = "stale_playlist"
+    PLAYLIST_PARSE = "playlist_parse"
+    DISCONTINUITY = "discontinuity"
+    GAP = "gap"
+    OVERSIZE = "oversize"
+    DECODE_ERROR = "decode_error"
+    RECOVERED = "recovered"
+
+
+class StreamEvent(Message):
+    """A finding about the stream itself rather than its pictures or sound."""
+
+    kind: StreamEventKind
+    detail: str = ""
+    seq: int | None = None
+    url: str | None = None
+    status: int | None = Field(default=None, description="HTTP status when there was one.")
+    at: float = Field(default_factory=now)
+
+
+M = TypeVar("M", bound=Message)
+
+
+class MessageError(ValueError):
+    """Bytes that are not a valid message of the expected type."""
+
+
+def encode_message(msg: Message) -> bytes:
+    header = msg.model_dump_json().encode()
+    payload = msg.payload if isinstance(msg, SegmentMessage) else b""
+    return _HEADER_LEN.pack(len(header)) + header + payload
+
+
+def decode_message(data: bytes, cls: type[M]) -> M:
+    """Parse wire bytes into ``cls``; raise :class:`MessageError` naming what was wrong."""
+    if len(data) < _HEADER_LEN.size:
+        raise MessageError(f"{cls.__name__}: {len(data)} bytes is shorter than the header")
+    (n,) = _HEADER_LEN.unpack_from(data)
+    end = _HEADER_LEN.size + n
+    if end > len(data):
+        raise MessageError(f"{cls.__name__}: header length {n} exceeds message size")
+    try:
+        fields = json.loads(data[_HEADER_LEN.size : end])
+        if cls is SegmentMessage:
+            fields["payload"] = bytes(data[end:])
+        return cls.model_validate(fields)
+    except (ValueError, ValidationError) as exc:
+        raise MessageError(f"{cls.__name__}: {exc}") from exc

@@ -1,0 +1,72 @@
+"""Every Prometheus metric vqm exports, created against one explicit registry.
+
+Each process builds one :class:`Metrics` and hands it to its stages; tests build their own
+with a fresh ``CollectorRegistry``, so no metric is ever registered twice.
+
+    metrics = Metrics(CollectorRegistry())
+    metrics.segments_ingested.labels(channel="news").inc()
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60)
+_PROCESSING_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8)
+
+
+class Metrics:
+    """The metric families of DESIGN.md, prefixed ``vqm_``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.segments_ingested = Counter(
+            "vqm_segments_ingested", "Segments fetched and published by ingest.", ["channel"],
+            registry=r,
+        )
+        self.ingest_errors = Counter(
+            "vqm_ingest_errors", "Ingest problems by kind (http_error, timeout, ...).",
+            ["channel", "kind"], registry=r,
+        )
+        self.segments_processed = Counter(
+            "vqm_segments_processed", "Segments decoded and analysed by inference.", ["channel"],
+            registry=r,
+        )
+        self.decode_errors = Counter(
+            "vqm_decode_errors", "Segments that could not be decoded.", ["channel"], registry=r
+        )
+        self.invalid_messages = Counter(
+            "vqm_invalid_messages", "Bus messages that failed validation and were skipped.",
+            ["topic"], registry=r,
+        )
+        self.processing_seconds = Histogram(
+            "vqm_processing_seconds", "Decode plus detector time per segment.",
+            ["channel", "detector"], buckets=_PROCESSING_BUCKETS, registry=r,
+        )
+        self.detection_latency = Histogram(
+            "vqm_detection_latency_seconds", "From segment fetch to detection published.",
+            ["channel", "detector"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.detections = Counter(
+            "vqm_detections", "Detector results that contained a defect.",
+            ["channel", "detector"], registry=r,
+        )
+        self.active_alerts = Gauge(
+            "vqm_active_alerts", "Alerts open now.", ["channel", "detector"], registry=r
+        )
+        self.alerts_opened = Counter(
+            "vqm_alerts_opened", "Alerts opened.", ["channel", "detector"], registry=r
+        )
+        self.channel_up = Gauge(
+            "vqm_channel_up", "1 while the channel delivers segments, 0 when down.", ["channel"],
+            registry=r,
+        )
+        self.last_segment_timestamp = Gauge(
+            "vqm_last_segment_timestamp_seconds", "Wall clock of the channel's latest segment.",
+            ["channel"], registry=r,
+        )
+        self.model_info = Gauge(
+            "vqm_model_info", "Loaded models; value 1.", ["model", "version", "provider"],
+            registry=r,
+        )
