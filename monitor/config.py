@@ -85,8 +85,15 @@ class VqmConfig(StrictModel):
 
     def detectors_for(self, channel: ChannelConfig) -> dict[str, DetectorConfig]:
         """Plugin defaults, overlaid by the file's defaults, overlaid by the channel's."""
+        merged = self.detectors_for_defaults()
+        for override in channel.detectors:
+            merged[override.type] = override
+        return {k: v for k, v in merged.items() if v.enabled}
+
+    def detectors_for_defaults(self) -> dict[str, DetectorConfig]:
+        """Plugin defaults overlaid by the file's defaults (for scans and unknown channels)."""
         merged = default_configs()
-        for override in [*self.detectors, *channel.detectors]:
+        for override in self.detectors:
             merged[override.type] = override
         return {k: v for k, v in merged.items() if v.enabled}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import av
@@ -87,90 +88,132 @@ class DecodedSegment:
 
 
 def decode_bytes(data: bytes, needs: DecodeNeeds = DecodeNeeds()) -> DecodedSegment:
-    """Decode one segment held in memory."""
+    """Decode one segment held in memory, whole."""
     if not data:
         raise DecodeError("empty segment")
-    return decode_source(io.BytesIO(data), needs)
+    chunks = list(iter_decoded(io.BytesIO(data), needs, chunk_seconds=None))
+    return chunks[0]
 
 
-def decode_source(source: str | io.BytesIO, needs: DecodeNeeds = DecodeNeeds()) -> DecodedSegment:
-    """Decode a file, URL or buffer; raise :class:`DecodeError` when it is not media."""
+def iter_decoded(
+    source: str | io.BytesIO,
+    needs: DecodeNeeds = DecodeNeeds(),
+    chunk_seconds: float | None = 2.0,
+) -> Iterator[DecodedSegment]:
+    """Decode a file, URL or buffer in chunks of about ``chunk_seconds`` of video.
+
+    ``None`` gives one chunk with everything (a segment). Raises :class:`DecodeError` when
+    the source is not media, so a recording of any length is scanned in bounded memory.
+    """
     try:
         container = av.open(source, mode="r", timeout=10.0)
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise DecodeError(f"not decodable media: {exc}") from exc
+        raise DecodeError(f"not decodable media: {_one_line(exc)}") from exc
     try:
-        return _decode_container(container, needs)
+        yield from _decode_container(container, needs, chunk_seconds)
     except av.FFmpegError as exc:
-        raise DecodeError(f"decoding failed: {exc}") from exc
+        raise DecodeError(f"decoding failed: {_one_line(exc)}") from exc
     finally:
         container.close()
 
 
-def _decode_container(container: av.container.InputContainer, needs: DecodeNeeds) -> DecodedSegment:
+def _one_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+class _Chunk:
+    """Frames gathered for one chunk; audio timing is carried across chunks by sample count."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.planes: list[np.ndarray] = []
+        self.rgbs: list[np.ndarray] = []
+        self.audio: list[np.ndarray] = []
+
+    def empty(self) -> bool:
+        return not self.times and not self.audio
+
+
+def _decode_container(
+    container: av.container.InputContainer, needs: DecodeNeeds, chunk_seconds: float | None
+) -> Iterator[DecodedSegment]:
     video = container.streams.video[0] if container.streams.video else None
     audio = container.streams.audio[0] if container.streams.audio else None
     if video is None and audio is None:
         raise DecodeError("no audio or video stream")
-    streams = [s for s in (video, audio) if s is not None]
-    times: list[float] = []
-    planes: list[np.ndarray] = []
-    rgbs: list[np.ndarray] = []
-    chunks: list[np.ndarray] = []
-    audio_start: float | None = None
-    full_range = False
+    fps = float(video.average_rate) if video is not None and video.average_rate else 25.0
     resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
+    audio_origin: float | None = None
+    samples_out = 0
+    full_range = False
+    chunk, boundary, produced = _Chunk(), None, 0
+    streams = [s for s in (video, audio) if s is not None]
+    for frame in _frames(container, streams):
+        t = frame.time
+        if t is None:
+            continue
+        if boundary is None and chunk_seconds is not None:
+            boundary = float(t) + chunk_seconds
+        is_clock = isinstance(frame, av.VideoFrame) or video is None
+        if boundary is not None and is_clock and float(t) >= boundary and not chunk.empty():
+            yield _assemble(chunk, full_range, fps, audio_origin, samples_out)
+            produced += 1
+            samples_out += sum(a.shape[-1] for a in chunk.audio)
+            chunk = _Chunk()
+            boundary += chunk_seconds  # type: ignore[operator]
+            while float(t) >= boundary:
+                boundary += chunk_seconds  # type: ignore[operator]
+        if isinstance(frame, av.VideoFrame):
+            chunk.times.append(float(t))
+            full_range = full_range or _is_full_range(frame)
+            if needs.luma:
+                chunk.planes.append(_luma(frame))
+            if needs.rgb:
+                chunk.rgbs.append(frame.to_ndarray(format="rgb24"))
+        elif needs.audio:
+            if audio_origin is None:
+                audio_origin = float(t)
+            chunk.audio.extend(out.to_ndarray() for out in resampler.resample(frame))
+    if needs.audio and audio is not None and audio_origin is not None:
+        chunk.audio.extend(out.to_ndarray() for out in resampler.resample(None))
+    if not chunk.empty():
+        yield _assemble(chunk, full_range, fps, audio_origin, samples_out)
+    elif produced == 0:
+        raise DecodeError("no decodable frames")
+
+
+def _frames(
+    container: av.container.InputContainer, streams: list[av.stream.Stream]
+) -> Iterator[av.VideoFrame | av.AudioFrame]:
     for packet in container.demux(*streams):
         try:
-            frames = packet.decode()
+            yield from packet.decode()
         except av.InvalidDataError as exc:
             # Damaged packets are what a monitor exists to see: keep the rest of the segment.
             logger.debug("skipping undecodable packet: %s", exc)
-            continue
-        for frame in frames:
-            if isinstance(frame, av.VideoFrame):
-                if frame.time is None:
-                    continue
-                times.append(float(frame.time))
-                full_range = full_range or _is_full_range(frame)
-                if needs.luma:
-                    planes.append(_luma(frame))
-                if needs.rgb:
-                    rgbs.append(frame.to_ndarray(format="rgb24"))
-            elif isinstance(frame, av.AudioFrame) and needs.audio:
-                if audio_start is None and frame.time is not None:
-                    audio_start = float(frame.time)
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
-    if needs.audio and audio is not None:
-        chunks.extend(out.to_ndarray() for out in resampler.resample(None))
-    if not times and not chunks:
-        raise DecodeError("no decodable frames")
-    return _assemble(times, planes, rgbs, chunks, audio_start, full_range, video)
 
 
 def _assemble(
-    times: list[float],
-    planes: list[np.ndarray],
-    rgbs: list[np.ndarray],
-    chunks: list[np.ndarray],
-    audio_start: float | None,
-    full_range: bool,
-    video: av.video.stream.VideoStream | None,
+    chunk: _Chunk, full_range: bool, fps: float, audio_origin: float | None, samples_before: int
 ) -> DecodedSegment:
-    order = np.argsort(times, kind="stable")
-    fps = float(video.average_rate) if video is not None and video.average_rate else 25.0
+    order = np.argsort(chunk.times, kind="stable")
+    planes, rgbs = chunk.planes, chunk.rgbs
     luma = np.stack([planes[i] for i in order]) if planes else np.zeros((0, 0, 0), np.uint8)
     rgb = np.stack([rgbs[i] for i in order]) if rgbs else None
-    audio = np.concatenate(chunks, axis=1).astype(np.float32) if chunks else np.zeros((2, 0))
+    audio = (
+        np.concatenate(chunk.audio, axis=1).astype(np.float32)
+        if chunk.audio
+        else np.zeros((2, 0), np.float32)
+    )
+    audio_start = (audio_origin or 0.0) + samples_before / AUDIO_RATE
     return DecodedSegment(
-        video_times=np.asarray(times, dtype=np.float64)[order],
+        video_times=np.asarray(chunk.times, dtype=np.float64)[order],
         luma=luma,
         rgb=rgb,
         full_range=full_range,
         fps=fps,
-        audio=audio.astype(np.float32),
-        audio_start=audio_start or 0.0,
+        audio=audio,
+        audio_start=audio_start,
     )
 
 

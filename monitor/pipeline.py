@@ -1,0 +1,148 @@
+"""Wiring the stages: each stage as a runnable unit, and all of them in one process.
+
+One :class:`Runtime` owns the clients (bus, state store, metrics) for a process: it starts
+them, runs the stages it was asked for as child tasks, and on stop cancels and awaits them,
+then closes the clients in reverse order of start-up, within a time limit.
+
+    runtime = Runtime(config, settings)             # memory bus and state unless settings say
+    await runtime.run(stop, stages={"ingest", "infer", "alert", "api"})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from alerting.api import ApiContext, create_app, serve
+from alerting.engine import AlertEngine
+from alerting.models import AlertEvent
+from alerting.worker import AlertingWorker
+from monitor.bus import Bus, MemoryBus
+from monitor.config import Settings, VqmConfig
+from monitor.metrics import Metrics
+from monitor.state import MemoryStateStore, StateStore
+from monitor.worker import InferenceWorker
+from stream_ingest.service import IngestService
+
+logger = logging.getLogger(__name__)
+
+ALL_STAGES = frozenset({"ingest", "infer", "alert", "api"})
+Listener = Callable[[AlertEvent], Awaitable[None]]
+SHUTDOWN_SECONDS = 8.0
+
+
+def make_bus(settings: Settings) -> Bus:
+    if settings.kafka_bootstrap:
+        from monitor.bus_kafka import KafkaBus
+
+        return KafkaBus(settings.kafka_bootstrap, client_id=f"{settings.deployment}")
+    return MemoryBus()
+
+
+def make_state(settings: Settings) -> StateStore:
+    if settings.redis_url:
+        from monitor.state_redis import RedisStateStore
+
+        return RedisStateStore(settings.redis_url, deployment=settings.deployment)
+    return MemoryStateStore()
+
+
+class Runtime:
+    """The clients of one process and the stages it runs."""
+
+    def __init__(
+        self,
+        config: VqmConfig,
+        settings: Settings | None = None,
+        *,
+        metrics: Metrics | None = None,
+        bus: Bus | None = None,
+        state: StateStore | None = None,
+        listeners: list[Listener] | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = settings or Settings()
+        self.metrics = metrics or Metrics()
+        self.bus = bus or make_bus(self.settings)
+        self.state = state or make_state(self.settings)
+        self.engine = AlertEngine(config, self.state, self.metrics, list(listeners or []))
+        self.inference = InferenceWorker(config, self.bus, self.metrics)
+        self.ingest: IngestService | None = None
+        self._stages: set[str] = set()
+
+    async def ready(self) -> dict[str, bool]:
+        """Readiness of what this process runs (for /readyz)."""
+        checks = {"bus": await self.bus.ready(), "state": await self.state.ready()}
+        if "infer" in self._stages:
+            checks["models"] = self.inference.ready
+        return checks
+
+    def api_context(self) -> ApiContext:
+        return ApiContext(
+            config=self.config, state=self.state, metrics=self.metrics, readiness=self.ready
+        )
+
+    def _stage_coroutines(
+        self, stages: set[str], stop: asyncio.Event, channel_ids: list[str] | None
+    ) -> dict[str, Coroutine[Any, Any, None]]:
+        coros: dict[str, Coroutine[Any, Any, None]] = {}
+        if "alert" in stages:
+            coros["alert"] = AlertingWorker(self.bus, self.config.topics, self.engine).run(stop)
+        if "infer" in stages:
+            coros["infer"] = self.inference.run(stop)
+        if "ingest" in stages:
+            self.ingest = IngestService(self.config, self.bus, self.metrics, channel_ids)
+            coros["ingest"] = self.ingest.run(stop)
+        if "api" in stages:
+            app = create_app(self.api_context())
+            coros["api"] = serve(app, self.settings.api_host, self.settings.api_port, stop)
+        return coros
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        stages: set[str] | frozenset[str] = ALL_STAGES,
+        channel_ids: list[str] | None = None,
+    ) -> None:
+        """Run ``stages`` until ``stop`` is set or one of them fails."""
+        self._stages = set(stages)
+        await self.state.start()
+        await self.bus.start()
+        tasks: dict[str, asyncio.Task[None]] = {}
+        try:
+            for name, coro in self._stage_coroutines(self._stages, stop, channel_ids).items():
+                tasks[name] = asyncio.create_task(coro, name=f"vqm-{name}")
+            await _wait_stop_or_failure(stop, tasks)
+        finally:
+            stop.set()
+            await _drain(tasks)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.bus.stop(), SHUTDOWN_SECONDS)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.state.stop(), SHUTDOWN_SECONDS)
+
+
+async def _wait_stop_or_failure(stop: asyncio.Event, tasks: dict[str, asyncio.Task[None]]) -> None:
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait([stopper, *tasks.values()], return_when="FIRST_COMPLETED")
+    finally:
+        stopper.cancel()
+    for name, task in tasks.items():
+        if task in done and not task.cancelled() and task.exception() is not None:
+            logger.error("stage %s failed: %s", name, task.exception())
+            raise RuntimeError(f"stage {name} failed") from task.exception()
+
+
+async def _drain(tasks: dict[str, asyncio.Task[None]]) -> None:
+    """Let stages see the stop event, then cancel what is still running."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks.values(), timeout=SHUTDOWN_SECONDS)
+    for task in pending:
+        logger.warning("stage %s did not stop in time; cancelling", task.get_name())
+        task.cancel()
+    await asyncio.gather(*tasks.values(), return_exceptions=True)
