@@ -136,6 +136,8 @@ def decode_message(data: bytes, cls: type[M]) -> M:
         raise MessageError(f"{cls.__name__}: header length {n} exceeds message size")
     try:
         fields = json.loads(data[_HEADER_LEN.size : end])
+        if not isinstance(fields, dict):
+            raise ValueError(f"header is JSON {type(fields).__name__}, not an object")
         if cls is SegmentMessage:
             fields["payload"] = bytes(data[end:])
         return cls.model_validate(fields)
