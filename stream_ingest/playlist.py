@@ -1,0 +1,407 @@
+"""HLS playlist parsing (RFC 8216): media playlists to follow, master playlists to choose from.
+
+Parsing is pure (text in, models out) so the follower, ``vqm scan`` and the tests share it.
+Malformed input raises :class:`PlaylistError` with one line naming what is wrong and where::
+
+    playlist = parse_playlist(text, url="https://origin/news/index.m3u8")
+    if isinstance(playlist, MasterPlaylist):
+        variant = playlist.best_variant()      # highest BANDWIDTH; fetch variant.uri next
+    else:
+        for segment in playlist.segments:      # absolute URIs, media sequence numbers
+            ...
+
+Supported tags: EXTM3U, EXT-X-TARGETDURATION, EXT-X-MEDIA-SEQUENCE,
+EXT-X-DISCONTINUITY-SEQUENCE, EXTINF, EXT-X-DISCONTINUITY, EXT-X-ENDLIST, EXT-X-PLAYLIST-TYPE,
+EXT-X-PROGRAM-DATE-TIME, EXT-X-MAP, EXT-X-BYTERANGE, EXT-X-KEY (METHOD=NONE only: encrypted
+segments would reach the decoders as noise, so they are refused loudly), EXT-X-STREAM-INF.
+Other tags are ignored, as RFC 8216 section 6.3.1 asks of clients.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Literal
+from urllib.parse import urljoin, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Container = Literal["mpegts", "fmp4", "unknown"]
+
+_ATTRIBUTE = re.compile(r'\s*([A-Z0-9-]+)=("[^"\r\n]*"|[^",\s]*)\s*(?:,|$)')
+_BYTERANGE = re.compile(r"([0-9]+)(?:@([0-9]+))?")
+_DIGITS = re.compile(r"[0-9]+")
+_MEDIA_ONLY_AFTER_SEGMENTS = {
+    "#EXT-X-TARGETDURATION",
+    "#EXT-X-MEDIA-SEQUENCE",
+    "#EXT-X-DISCONTINUITY-SEQUENCE",
+    "#EXT-X-PLAYLIST-TYPE",
+}
+_TS_SUFFIXES = (".ts", ".tsv", ".tsa", ".m2ts", ".mts")
+_MP4_SUFFIXES = (".m4s", ".mp4", ".m4v", ".m4a", ".cmfv", ".cmfa")
+
+
+class PlaylistError(ValueError):
+    """A playlist that does not parse; the message says what and on which line."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ByteRange(_Model):
+    """A sub-range of a resource: ``length`` bytes starting at ``offset``."""
+
+    length: int = Field(ge=0)
+    offset: int = Field(ge=0)
+
+    @property
+    def header(self) -> str:
+        """The HTTP ``Range`` header value asking for exactly this sub-range."""
+        return f"bytes={self.offset}-{self.offset + self.length - 1}"
+
+
+class InitSection(_Model):
+    """EXT-X-MAP: the fMP4 initialisation segment that every following segment needs."""
+
+    uri: str
+    byterange: ByteRange | None = None
+
+
+class Segment(_Model):
+    """One media segment as the playlist lists it."""
+
+    seq: int = Field(ge=0, description="Media sequence number.")
+    uri: str = Field(description="Absolute URI (resolved against the playlist URL).")
+    duration: float = Field(ge=0, description="EXTINF duration, seconds.")
+    title: str = ""
+    discontinuity: bool = Field(default=False, description="EXT-X-DISCONTINUITY before it.")
+    discontinuity_seq: int = Field(default=0, ge=0)
+    program_date_time: datetime | None = Field(
+        default=None, description="Wall clock of its first sample (tagged or carried forward)."
+    )
+    byterange: ByteRange | None = None
+    init: InitSection | None = None
+
+    @property
+    def container(self) -> Container:
+        """fMP4 when an init section applies, MPEG-TS for ``.ts`` names or no telling suffix."""
+        if self.init is not None:
+            return "fmp4"
+        path = urlsplit(self.uri).path.lower()
+        if path.endswith(_MP4_SUFFIXES):
+            return "fmp4"
+        if path.endswith(_TS_SUFFIXES) or "." not in path.rsplit("/", 1)[-1]:
+            return "mpegts"
+        return "unknown"
+
+
+class MediaPlaylist(_Model):
+    """A media playlist: the segments of one rendition."""
+
+    url: str
+    target_duration: float = Field(gt=0, description="EXT-X-TARGETDURATION, seconds.")
+    media_sequence: int = Field(default=0, ge=0)
+    discontinuity_sequence: int = Field(default=0, ge=0)
+    playlist_type: Literal["EVENT", "VOD"] | None = None
+    endlist: bool = Field(default=False, description="EXT-X-ENDLIST: no segment will be added.")
+    segments: list[Segment] = Field(default_factory=list)
+
+    @property
+    def is_vod(self) -> bool:
+        """No live edge: the playlist is complete (ENDLIST or PLAYLIST-TYPE:VOD)."""
+        return self.endlist or self.playlist_type == "VOD"
+
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the newest segment (``media_sequence - 1`` when empty)."""
+        return self.media_sequence + len(self.segments) - 1
+
+
+class Variant(_Model):
+    """One EXT-X-STREAM-INF entry of a master playlist."""
+
+    uri: str
+    bandwidth: int = Field(ge=0)
+    codecs: str = ""
+    resolution: str = ""
+
+
+class MasterPlaylist(_Model):
+    """A master (multivariant) playlist: renditions to choose from."""
+
+    url: str
+    variants: list[Variant]
+
+    def best_variant(self) -> Variant:
+        """The variant with the highest BANDWIDTH: the one closest to what viewers see at best."""
+        return max(self.variants, key=lambda v: v.bandwidth)
+
+
+def parse_playlist(text: str, url: str) -> MediaPlaylist | MasterPlaylist:
+    """Parse playlist ``text`` fetched from ``url``; relative URIs resolve against ``url``."""
+    return _Parser(url).parse(text)
+
+
+def parse_media_playlist(text: str, url: str) -> MediaPlaylist:
+    """Parse ``text`` that must be a media playlist (a master one is a :class:`PlaylistError`)."""
+    playlist = parse_playlist(text, url)
+    if isinstance(playlist, MasterPlaylist):
+        raise PlaylistError(f"{url}: expected a media playlist, got a master playlist")
+    return playlist
+
+
+def parse_attributes(text: str, line_no: int = 0) -> dict[str, str]:
+    """Parse an attribute list (``KEY=VALUE,KEY="quoted, value"``); quotes are removed."""
+    attributes: dict[str, str] = {}
+    pos = 0
+    while pos < len(text):
+        match = _ATTRIBUTE.match(text, pos)
+        if match is None or match.end() == pos:
+            raise PlaylistError(f"line {line_no}: malformed attribute list {text!r}")
+        value = match.group(2)
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        attributes[match.group(1)] = value
+        pos = match.end()
+    return attributes
+
+
+def parse_byterange(text: str, line_no: int) -> tuple[int, int | None]:
+    """``<n>[@<o>]`` as (length, offset or None)."""
+    match = _BYTERANGE.fullmatch(text.strip())
+    if match is None:
+        raise PlaylistError(f"line {line_no}: malformed byte range {text!r}")
+    offset = match.group(2)
+    return int(match.group(1)), int(offset) if offset is not None else None
+
+
+class _Parser:
+    """One pass over the lines; tags that apply to the next URI are held as pending state."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.target: float | None = None
+        self.media_sequence = 0
+        self.discontinuity_sequence = 0
+        self.playlist_type: Literal["EVENT", "VOD"] | None = None
+        self.endlist = False
+        self.segments: list[Segment] = []
+        self.variants: list[Variant] = []
+        self.init: InitSection | None = None
+        # Pending: tags that apply to the next URI line.
+        self.extinf: tuple[float, str, int] | None = None
+        self.discontinuity = False
+        self.pdt: datetime | None = None
+        self.byterange: tuple[int, int | None] | None = None
+        self.stream_inf: tuple[dict[str, str], int] | None = None
+        # Where the previous sub-range of each resource ended, for EXT-X-BYTERANGE without @o.
+        self.range_end: dict[str, int] = {}
+        self.next_pdt: datetime | None = None
+        self.discontinuities = 0
+
+    def parse(self, text: str) -> MediaPlaylist | MasterPlaylist:
+        lines = text.lstrip("\ufeff").splitlines()
+        if not lines or lines[0].strip() != "#EXTM3U":
+            raise PlaylistError(f"{self.url}: line 1: missing #EXTM3U header; not an HLS playlist")
+        for line_no, raw in enumerate(lines[1:], start=2):
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                if line.startswith("#"):
+                    self._tag(line, line_no)
+                else:
+                    self._uri(line, line_no)
+            except PlaylistError as exc:
+                raise PlaylistError(f"{self.url}: {exc}") from None
+        return self._finish()
+
+    def _finish(self) -> MediaPlaylist | MasterPlaylist:
+        if self.extinf is not None:
+            raise PlaylistError(f"{self.url}: line {self.extinf[2]}: EXTINF has no segment URI")
+        if self.stream_inf is not None:
+            raise PlaylistError(
+                f"{self.url}: line {self.stream_inf[1]}: EXT-X-STREAM-INF has no variant URI"
+            )
+        if self.variants:
+            return MasterPlaylist(url=self.url, variants=self.variants)
+        if self.target is None:
+            raise PlaylistError(f"{self.url}: missing EXT-X-TARGETDURATION")
+        return MediaPlaylist(
+            url=self.url,
+            target_duration=self.target,
+            media_sequence=self.media_sequence,
+            discontinuity_sequence=self.discontinuity_sequence,
+            playlist_type=self.playlist_type,
+            endlist=self.endlist,
+            segments=self.segments,
+        )
+
+    def _tag(self, line: str, line_no: int) -> None:
+        if not line.startswith("#EXT"):
+            return  # a comment
+        name, _, value = line.partition(":")
+        if name in _MEDIA_ONLY_AFTER_SEGMENTS and self.segments:
+            raise PlaylistError(f"line {line_no}: {name} after the first segment")
+        handler = _TAGS.get(name)
+        if handler is not None:
+            handler(self, value, line_no)
+
+    def _uri(self, line: str, line_no: int) -> None:
+        uri = urljoin(self.url, line)
+        if self.stream_inf is not None:
+            self._variant(uri, *self.stream_inf)
+            self.stream_inf = None
+            return
+        if self.extinf is None:
+            raise PlaylistError(f"line {line_no}: URI {line!r} without a preceding EXTINF")
+        if self.variants:
+            raise PlaylistError(f"line {line_no}: segment in a master playlist")
+        duration, title, _ = self.extinf
+        pdt = self.pdt or self.next_pdt
+        self.segments.append(
+            Segment(
+                seq=self.media_sequence + len(self.segments),
+                uri=uri,
+                duration=duration,
+                title=title,
+                discontinuity=self.discontinuity,
+                discontinuity_seq=self.discontinuity_sequence + self.discontinuities,
+                program_date_time=pdt,
+                byterange=self._resolve_byterange(uri, line_no),
+                init=self.init,
+            )
+        )
+        self.next_pdt = pdt + timedelta(seconds=duration) if pdt is not None else None
+        self.extinf, self.discontinuity, self.pdt, self.byterange = None, False, None, None
+
+    def _resolve_byterange(self, uri: str, line_no: int) -> ByteRange | None:
+        if self.byterange is None:
+            return None
+        length, offset = self.byterange
+        if offset is None:
+            if uri not in self.range_end:
+                raise PlaylistError(
+                    f"line {line_no}: EXT-X-BYTERANGE without an offset, but the previous "
+                    f"segment is not a sub-range of {uri}"
+                )
+            offset = self.range_end[uri]
+        self.range_end = {uri: offset + length}
+        return ByteRange(length=length, offset=offset)
+
+    def _variant(self, uri: str, attributes: dict[str, str], line_no: int) -> None:
+        if self.segments:
+            raise PlaylistError(f"line {line_no}: EXT-X-STREAM-INF in a media playlist")
+        bandwidth = attributes.get("BANDWIDTH")
+        if bandwidth is None or not _DIGITS.fullmatch(bandwidth):
+            raise PlaylistError(
+                f"line {line_no}: EXT-X-STREAM-INF needs a numeric BANDWIDTH, got {bandwidth!r}"
+            )
+        self.variants.append(
+            Variant(
+                uri=uri,
+                bandwidth=int(bandwidth),
+                codecs=attributes.get("CODECS", ""),
+                resolution=attributes.get("RESOLUTION", ""),
+            )
+        )
+
+    # Tag handlers: ``value`` is the text after the first colon.
+
+    def _extinf(self, value: str, line_no: int) -> None:
+        duration_text, _, title = value.partition(",")
+        self.extinf = (_number(duration_text, "EXTINF duration", line_no), title.strip(), line_no)
+
+    def _target_duration(self, value: str, line_no: int) -> None:
+        target = _number(value, "EXT-X-TARGETDURATION", line_no)
+        if target <= 0:
+            raise PlaylistError(f"line {line_no}: EXT-X-TARGETDURATION must be positive")
+        self.target = target
+
+    def _media_sequence(self, value: str, line_no: int) -> None:
+        self.media_sequence = _integer(value, "EXT-X-MEDIA-SEQUENCE", line_no)
+
+    def _discontinuity_sequence(self, value: str, line_no: int) -> None:
+        self.discontinuity_sequence = _integer(value, "EXT-X-DISCONTINUITY-SEQUENCE", line_no)
+
+    def _discontinuity_tag(self, value: str, line_no: int) -> None:
+        self.discontinuity = True
+        self.discontinuities += 1
+
+    def _endlist(self, value: str, line_no: int) -> None:
+        self.endlist = True
+
+    def _playlist_type(self, value: str, line_no: int) -> None:
+        kind = value.strip()
+        if kind == "EVENT":
+            self.playlist_type = "EVENT"
+        elif kind == "VOD":
+            self.playlist_type = "VOD"
+        else:
+            raise PlaylistError(f"line {line_no}: EXT-X-PLAYLIST-TYPE must be EVENT or VOD")
+
+    def _program_date_time(self, value: str, line_no: int) -> None:
+        try:
+            self.pdt = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise PlaylistError(
+                f"line {line_no}: EXT-X-PROGRAM-DATE-TIME {value!r} is not an ISO 8601 date"
+            ) from None
+
+    def _map(self, value: str, line_no: int) -> None:
+        attributes = parse_attributes(value, line_no)
+        if "URI" not in attributes:
+            raise PlaylistError(f"line {line_no}: EXT-X-MAP without URI")
+        byterange = None
+        if "BYTERANGE" in attributes:
+            length, offset = parse_byterange(attributes["BYTERANGE"], line_no)
+            byterange = ByteRange(length=length, offset=offset or 0)
+        self.init = InitSection(uri=urljoin(self.url, attributes["URI"]), byterange=byterange)
+
+    def _byterange_tag(self, value: str, line_no: int) -> None:
+        self.byterange = parse_byterange(value, line_no)
+
+    def _key(self, value: str, line_no: int) -> None:
+        method = parse_attributes(value, line_no).get("METHOD", "")
+        if method != "NONE":
+            raise PlaylistError(
+                f"line {line_no}: encrypted segments (EXT-X-KEY METHOD={method}) are not supported"
+            )
+
+    def _stream_inf(self, value: str, line_no: int) -> None:
+        if self.segments or self.extinf is not None:
+            raise PlaylistError(f"line {line_no}: EXT-X-STREAM-INF in a media playlist")
+        self.stream_inf = (parse_attributes(value, line_no), line_no)
+
+
+_TAGS = {
+    "#EXTINF": _Parser._extinf,
+    "#EXT-X-TARGETDURATION": _Parser._target_duration,
+    "#EXT-X-MEDIA-SEQUENCE": _Parser._media_sequence,
+    "#EXT-X-DISCONTINUITY-SEQUENCE": _Parser._discontinuity_sequence,
+    "#EXT-X-DISCONTINUITY": _Parser._discontinuity_tag,
+    "#EXT-X-ENDLIST": _Parser._endlist,
+    "#EXT-X-PLAYLIST-TYPE": _Parser._playlist_type,
+    "#EXT-X-PROGRAM-DATE-TIME": _Parser._program_date_time,
+    "#EXT-X-MAP": _Parser._map,
+    "#EXT-X-BYTERANGE": _Parser._byterange_tag,
+    "#EXT-X-KEY": _Parser._key,
+    "#EXT-X-STREAM-INF": _Parser._stream_inf,
+}
+
+
+def _number(text: str, what: str, line_no: int) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise PlaylistError(f"line {line_no}: {what} {text.strip()!r} is not a number") from None
+    if value < 0 or value != value or value == float("inf"):
+        raise PlaylistError(f"line {line_no}: {what} {text.strip()!r} is out of range")
+    return value
+
+
+def _integer(text: str, what: str, line_no: int) -> int:
+    if not _DIGITS.fullmatch(text.strip()):
+        raise PlaylistError(f"line {line_no}: {what} {text.strip()!r} is not a decimal integer")
+    return int(text.strip())
