@@ -194,7 +194,7 @@ def evaluate(
     """Precision and recall on a generated labelled set, beside the baseline."""
     _setup_logging("WARNING")
     if name == "signal":
-        from monitor.evaluate import main as eval_signal
+        from monitor.evaluation.signal import main as eval_signal
 
         eval_signal(clips=clips, out=out)
         return

@@ -79,6 +79,16 @@ class DecodedSegment:
         return self.audio_start, self.audio_start + n / self.audio_rate
 
     @property
+    def video_span(self) -> tuple[float, float]:
+        start, end = self._video_start(), self._video_end()
+        return (start, end) if start is not None and end is not None else (0.0, 0.0)
+
+    @property
+    def audio_span(self) -> tuple[float, float]:
+        start, end = self._audio_span()
+        return (start, end) if start is not None and end is not None else (0.0, 0.0)
+
+    @property
     def has_video(self) -> bool:
         return len(self.video_times) > 0
 

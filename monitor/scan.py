@@ -118,7 +118,8 @@ def _analyse(chunks: Iterator[DecodedSegment], detectors: list[Detector]) -> _Re
             origin = chunk.video_times[0] if chunk.has_video else chunk.audio_start
         for detector in detectors:
             spans = [_shift(s, -origin) for s in detector.detect(chunk)]
-            by_detector[detector.key].append((chunk.start - origin, chunk.end - origin, spans))
+            start, end = detector.analysed_span(chunk)
+            by_detector[detector.key].append((start - origin, end - origin, spans))
     if origin is None:
         raise ScanError("no decodable frames")
     return _Results(by_detector)

@@ -96,12 +96,13 @@ class SegmentAnalyzer:
         )
         if spans:
             self._metrics.detections.labels(segment.channel_id, detector.key).inc()
+        media_start, media_end = detector.analysed_span(decoded)
         return DetectionMessage(
             channel_id=segment.channel_id,
             seq=segment.seq,
             detector=detector.key,
-            media_start=decoded.start,
-            media_end=decoded.end,
+            media_start=media_start,
+            media_end=media_end,
             spans=spans,
             score=max((s.confidence for s in spans), default=0.0),
             model_name=detector.model_name,

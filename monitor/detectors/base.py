@@ -63,5 +63,18 @@ class Detector(abc.ABC):
     def detect(self, segment: DecodedSegment) -> list[DefectSpan]:
         """Defect stretches inside ``segment``, in its media time; empty when clean."""
 
+    def analysed_span(self, segment: DecodedSegment) -> tuple[float, float]:
+        """The media time this detector looked at: audio detectors read the audio's span.
+
+        Alerting counts everything analysed and not flagged as clean, so an audio detector
+        must not claim the video's span (they differ by a few hundred ms at boundaries).
+        """
+        reads_video = self.needs.luma or self.needs.rgb
+        if not reads_video and segment.has_audio:
+            return segment.audio_span
+        if reads_video and segment.has_video and not self.needs.audio:
+            return segment.video_span
+        return segment.start, segment.end
+
     def warm_up(self) -> None:  # noqa: B027 - optional hook
         """Run once before the worker reports ready (models load and run here)."""
