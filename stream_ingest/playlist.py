@@ -259,7 +259,8 @@ class _Parser:
         if self.variants:
             raise PlaylistError(f"line {line_no}: segment in a master playlist")
         duration, title, _ = self.extinf
-        pdt = self.pdt or self.next_pdt
+        # Carry the wall clock forward by EXTINF, but not across a discontinuity.
+        pdt = self.pdt or (None if self.discontinuity else self.next_pdt)
         self.segments.append(
             Segment(
                 seq=self.media_sequence + len(self.segments),

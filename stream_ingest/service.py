@@ -1,0 +1,110 @@
+"""Run one HLS follower per channel: the ingest stage of both the one-process and the
+distributed mode.
+
+    service = IngestService(config, bus, metrics, channel_ids=["news", "sport"])
+    await service.run(stop)   # returns once every follower has stopped
+
+``channel_ids`` picks the channels this process follows, so several ingest workers can split a
+channel list between them; None follows every configured channel. A follower that dies of a bug
+is logged, counted and restarted after a back-off, so one channel never takes the others down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import httpx
+
+from monitor.bus import Bus
+from monitor.config import ChannelConfig, VqmConfig
+from monitor.metrics import Metrics
+from stream_ingest.fetch import make_client
+from stream_ingest.hls import HlsFollower
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT = 5.0
+_RESTART_BACKOFF_MAX = 30.0
+
+
+class IngestService:
+    """Supervises one :class:`HlsFollower` task per selected channel."""
+
+    def __init__(
+        self,
+        config: VqmConfig,
+        bus: Bus,
+        metrics: Metrics,
+        channel_ids: list[str] | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.config = config
+        self._bus = bus
+        self._metrics = metrics
+        self._client = client
+        self.channels = self._select(config, channel_ids)
+
+    @staticmethod
+    def _select(config: VqmConfig, channel_ids: list[str] | None) -> list[ChannelConfig]:
+        """The channels to follow; an unknown id is an error naming it (not a silent no-op)."""
+        if channel_ids is None:
+            return list(config.channels)
+        known = {c.id for c in config.channels}
+        unknown = [cid for cid in channel_ids if cid not in known]
+        if unknown:
+            raise ValueError(f"unknown channel ids: {', '.join(unknown)}")
+        return [config.channel(cid) for cid in dict.fromkeys(channel_ids)]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Follow every selected channel until ``stop`` is set (or all their playlists end)."""
+        client = self._client or make_client(self.config.ingest)
+        tasks = [
+            asyncio.create_task(self._supervise(channel, client, stop), name=f"ingest-{channel.id}")
+            for channel in self.channels
+        ]
+        logger.info("ingest: following %d channels", len(tasks))
+        try:
+            if tasks:
+                await asyncio.wait(tasks)
+        finally:
+            if not stop.is_set():  # cancelled from outside: followers will not stop on their own
+                for task in tasks:
+                    task.cancel()
+            await self._shutdown(tasks)
+            if self._client is None:
+                await client.aclose()
+
+    @staticmethod
+    async def _shutdown(tasks: list[asyncio.Task[None]]) -> None:
+        """Give followers ``SHUTDOWN_TIMEOUT`` to stop on their own, then cancel the rest."""
+        pending = [t for t in tasks if not t.done()]
+        if pending:
+            _, pending_set = await asyncio.wait(pending, timeout=SHUTDOWN_TIMEOUT)
+            for task in pending_set:
+                logger.warning("ingest: %s did not stop in time; cancelling", task.get_name())
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _supervise(
+        self, channel: ChannelConfig, client: httpx.AsyncClient, stop: asyncio.Event
+    ) -> None:
+        """Run the channel's follower; restart it with back-off if it ever crashes."""
+        failures = 0
+        while not stop.is_set():
+            follower = HlsFollower(
+                channel, self.config.ingest, self._bus, self.config.topics, self._metrics, client
+            )
+            try:
+                await follower.run(stop)
+                return
+            except Exception:
+                failures += 1
+                delay = min(_RESTART_BACKOFF_MAX, self.config.ingest.backoff_base * 2**failures)
+                logger.exception(
+                    "ingest: follower for %s crashed; restarting in %.1f s", channel.id, delay
+                )
+                self._metrics.ingest_errors.labels(channel=channel.id, kind="internal").inc()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay)

@@ -1,0 +1,86 @@
+"""Read a playlist once and yield all its segments: the source behind ``vqm scan URL``.
+
+    async for segment in fetch_vod_segments(url, IngestConfig()):
+        ...   # SegmentMessage, in playlist order, payload inline
+
+A live playlist is read once too (its current window), which is what a one-off scan wants.
+Unlike the live follower, nothing is skipped: an unreachable playlist, a playlist that does
+not parse, or a segment that cannot be fetched raises :class:`VodError` with one clear line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+
+from monitor.config import IngestConfig
+from monitor.messages import SegmentMessage, now
+from stream_ingest.fetch import Fetcher, FetchError, load_media_playlist, make_client
+from stream_ingest.playlist import InitSection, PlaylistError, Segment
+
+logger = logging.getLogger(__name__)
+
+
+class VodError(RuntimeError):
+    """The playlist or one of its segments could not be read; the message says which and why."""
+
+
+async def fetch_vod_segments(
+    url: str,
+    settings: IngestConfig,
+    client: httpx.AsyncClient | None = None,
+    *,
+    channel_id: str = "scan",
+) -> AsyncIterator[SegmentMessage]:
+    """Yield every segment ``url`` lists, in order, with media time counted from zero."""
+    own_client = client is None
+    http = client or make_client(settings)
+    try:
+        fetcher = Fetcher(http, settings)
+        try:
+            playlist, variant = await load_media_playlist(fetcher, url)
+        except FetchError as exc:
+            raise VodError(f"cannot read playlist {exc.url}: {exc.detail}") from exc
+        except PlaylistError as exc:
+            raise VodError(f"not a usable HLS playlist: {exc}") from exc
+        codecs = variant.codecs if variant is not None else ""
+        logger.info("%s: %d segments to scan", playlist.url, len(playlist.segments))
+        media_time = 0.0
+        init_cache: dict[InitSection, bytes] = {}
+        for segment in playlist.segments:
+            payload = await _payload(fetcher, segment, settings.max_segment_bytes, init_cache)
+            yield SegmentMessage(
+                channel_id=channel_id,
+                seq=segment.seq,
+                uri=segment.uri,
+                media_start=media_time,
+                duration=segment.duration,
+                fetched_at=now(),
+                discontinuity=segment.discontinuity,
+                container=segment.container,
+                codecs=codecs,
+                payload=payload,
+            )
+            media_time += segment.duration
+    finally:
+        if own_client:
+            await http.aclose()
+
+
+async def _payload(
+    fetcher: Fetcher, segment: Segment, cap: int, init_cache: dict[InitSection, bytes]
+) -> bytes:
+    try:
+        init = b""
+        if segment.init is not None:
+            if segment.init not in init_cache:
+                init_cache[segment.init] = await fetcher.get(
+                    segment.init.uri, cap=cap, byterange=segment.init.byterange
+                )
+            init = init_cache[segment.init]
+        body = await fetcher.get(segment.uri, cap=cap - len(init), byterange=segment.byterange)
+    except FetchError as exc:
+        raise VodError(f"cannot read segment {segment.seq} ({exc.url}): {exc.detail}") from exc
+    return init + body
