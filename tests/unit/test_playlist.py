@@ -1,0 +1,191 @@
+"""HLS playlist parsing: what the follower relies on, and clear errors for what it cannot use."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from stream_ingest.playlist import (
+    ByteRange,
+    MasterPlaylist,
+    MediaPlaylist,
+    PlaylistError,
+    parse_attributes,
+    parse_media_playlist,
+    parse_playlist,
+)
+
+URL = "https://origin.example/live/news/index.m3u8"
+
+LIVE = """#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-TARGETDURATION:6
+#EXT-X-MEDIA-SEQUENCE:120
+#EXT-X-DISCONTINUITY-SEQUENCE:4
+#EXT-X-PROGRAM-DATE-TIME:2024-05-01T12:00:00.000Z
+#EXTINF:6.006,
+seg120.ts
+#EXTINF:5.994,Ad break
+seg121.ts
+#EXT-X-DISCONTINUITY
+#EXTINF:6.0,
+https://cdn.example/other/seg122.ts
+"""
+
+
+def media(text: str) -> MediaPlaylist:
+    playlist = parse_playlist(text, URL)
+    assert isinstance(playlist, MediaPlaylist)
+    return playlist
+
+
+def test_a_live_playlist_numbers_segments_from_the_media_sequence() -> None:
+    playlist = media(LIVE)
+    assert playlist.target_duration == 6
+    assert [s.seq for s in playlist.segments] == [120, 121, 122]
+    assert playlist.last_seq == 122
+    assert [s.duration for s in playlist.segments] == [6.006, 5.994, 6.0]
+    assert playlist.segments[1].title == "Ad break"
+    assert not playlist.endlist and not playlist.is_vod
+
+
+def test_relative_uris_resolve_against_the_playlist_url_and_absolute_ones_are_kept() -> None:
+    segments = media(LIVE).segments
+    assert segments[0].uri == "https://origin.example/live/news/seg120.ts"
+    assert segments[2].uri == "https://cdn.example/other/seg122.ts"
+
+
+def test_a_discontinuity_marks_the_next_segment_and_advances_the_discontinuity_sequence() -> None:
+    segments = media(LIVE).segments
+    assert [s.discontinuity for s in segments] == [False, False, True]
+    assert [s.discontinuity_seq for s in segments] == [4, 4, 5]
+
+
+def test_program_date_time_is_carried_forward_by_extinf_until_a_discontinuity() -> None:
+    segments = media(LIVE).segments
+    assert segments[0].program_date_time == datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+    assert segments[1].program_date_time == datetime(2024, 5, 1, 12, 0, 6, 6000, tzinfo=UTC)
+    assert segments[2].program_date_time is None
+
+
+def test_ts_segments_are_mpegts_and_segments_under_a_map_are_fmp4_with_their_init() -> None:
+    playlist = media(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\na.ts\n"
+        '#EXT-X-MAP:URI="init.mp4",BYTERANGE="720@0"\n#EXTINF:4,\nb.m4s\n#EXTINF:4,\nc.m4s\n'
+    )
+    a, b, c = playlist.segments
+    assert a.container == "mpegts" and a.init is None
+    assert b.container == c.container == "fmp4"
+    assert b.init is not None and b.init.uri == "https://origin.example/live/news/init.mp4"
+    assert b.init.byterange == ByteRange(length=720, offset=0)
+
+
+def test_endlist_and_playlist_type_vod_make_a_complete_playlist() -> None:
+    ended = media("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\na.ts\n#EXT-X-ENDLIST\n")
+    assert ended.endlist and ended.is_vod
+    vod = media("#EXTM3U\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-TARGETDURATION:2\n")
+    assert vod.playlist_type == "VOD" and vod.is_vod and vod.segments == []
+    event = media("#EXTM3U\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-TARGETDURATION:2\n")
+    assert event.playlist_type == "EVENT" and not event.is_vod
+
+
+def test_byteranges_without_offset_continue_where_the_previous_range_of_the_file_ended() -> None:
+    playlist = media(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n"
+        "#EXTINF:2,\n#EXT-X-BYTERANGE:1000@200\nall.ts\n"
+        "#EXTINF:2,\n#EXT-X-BYTERANGE:500\nall.ts\n"
+    )
+    ranges = [s.byterange for s in playlist.segments]
+    assert ranges == [ByteRange(length=1000, offset=200), ByteRange(length=500, offset=1200)]
+    assert ranges[1] is not None and ranges[1].header == "bytes=1200-1699"
+
+
+def test_a_byte_order_mark_blank_lines_comments_and_unknown_tags_are_ignored() -> None:
+    playlist = media(
+        "\ufeff#EXTM3U\n\n# a comment\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:2\n"
+        '#EXT-X-KEY:METHOD=NONE\n#EXT-X-FUTURE-TAG:X="1"\n#EXTINF:2,\r\na.ts\r\n'
+    )
+    assert [s.uri.rsplit("/", 1)[-1] for s in playlist.segments] == ["a.ts"]
+
+
+MASTER = """#EXTM3U
+#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,CODECS="avc1.4d401e,mp4a.40.2"
+low/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=5000000,RESOLUTION=1920x1080,CODECS="avc1.640028,mp4a.40.2"
+https://cdn.example/high/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=2000000,CODECS="avc1.4d401f,mp4a.40.2"
+mid/index.m3u8
+"""
+
+
+def test_a_master_playlist_lists_variants_and_picks_the_highest_bandwidth() -> None:
+    playlist = parse_playlist(MASTER, URL)
+    assert isinstance(playlist, MasterPlaylist)
+    assert [v.bandwidth for v in playlist.variants] == [800000, 5000000, 2000000]
+    assert playlist.variants[0].uri == "https://origin.example/live/news/low/index.m3u8"
+    best = playlist.best_variant()
+    assert best.uri == "https://cdn.example/high/index.m3u8"
+    assert best.codecs == "avc1.640028,mp4a.40.2" and best.resolution == "1920x1080"
+
+
+def test_asking_for_a_media_playlist_and_getting_a_master_is_an_error() -> None:
+    with pytest.raises(PlaylistError, match="master playlist"):
+        parse_media_playlist(MASTER, URL)
+
+
+def test_quoted_attribute_values_may_contain_commas() -> None:
+    assert parse_attributes('A=1,B="x,y",C=0x1F') == {"A": "1", "B": "x,y", "C": "0x1F"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "missing #EXTM3U"),
+        ("<html>Not found</html>", "line 1: missing #EXTM3U"),
+        ("#EXTINF:2,\na.ts\n", "missing #EXTM3U"),
+        ("#EXTM3U\n#EXTINF:2,\na.ts\n", "missing EXT-X-TARGETDURATION"),
+        ("#EXTM3U\n#EXT-X-TARGETDURATION:six\n", "line 2: EXT-X-TARGETDURATION 'six'"),
+        ("#EXTM3U\n#EXT-X-TARGETDURATION:0\n", "line 2: EXT-X-TARGETDURATION must be positive"),
+        ("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:abc,\na.ts\n", "line 3: EXTINF duration"),
+        ("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:-1,\na.ts\n", "line 3: EXTINF duration"),
+        ("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n", "line 3: EXTINF has no segment URI"),
+        ("#EXTM3U\n#EXT-X-TARGETDURATION:2\na.ts\n", "line 3: URI 'a.ts' without a preceding"),
+        ("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:-3\n", "line 3: EXT-X-MEDIA"),
+        ("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-DISCONTINUITY-SEQUENCE:x\n", "line 3"),
+        (
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\na.ts\n#EXT-X-MEDIA-SEQUENCE:5\n",
+            "line 5: #EXT-X-MEDIA-SEQUENCE after the first segment",
+        ),
+        ("#EXTM3U\n#EXT-X-PLAYLIST-TYPE:LIVE\n", "line 2: EXT-X-PLAYLIST-TYPE must be"),
+        ("#EXTM3U\n#EXT-X-PROGRAM-DATE-TIME:yesterday\n", "line 2: EXT-X-PROGRAM-DATE-TIME"),
+        ('#EXTM3U\n#EXT-X-MAP:BYTERANGE="1@0"\n', "line 2: EXT-X-MAP without URI"),
+        ("#EXTM3U\n#EXT-X-MAP:URI=init.mp4 junk\n", "line 2: malformed attribute list"),
+        ("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-BYTERANGE:12@x\n", "line 3: malformed byte"),
+        (
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-BYTERANGE:12\n#EXTINF:2,\na.ts\n",
+            "line 5: EXT-X-BYTERANGE without an offset",
+        ),
+        (
+            '#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-KEY:METHOD=AES-128,URI="k"\n',
+            "line 3: encrypted segments",
+        ),
+        ("#EXTM3U\n#EXT-X-STREAM-INF:RESOLUTION=1x1\nv.m3u8\n", "line 2: EXT-X-STREAM-INF needs"),
+        ("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n", "line 2: EXT-X-STREAM-INF has no variant"),
+        (
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\na.ts\n#EXT-X-STREAM-INF:BANDWIDTH=1\n",
+            "line 5: EXT-X-STREAM-INF in a media playlist",
+        ),
+        (
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n#EXTINF:2,\na.ts\n",
+            "line 5: segment in a master playlist",
+        ),
+    ],
+)
+def test_malformed_playlists_raise_one_line_errors_naming_what_and_where(
+    text: str, message: str
+) -> None:
+    with pytest.raises(PlaylistError, match=message.replace("(", r"\(")) as caught:
+        parse_playlist(text, URL)
+    assert "\n" not in str(caught.value)
+    assert str(caught.value).startswith(URL)
