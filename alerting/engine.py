@@ -1,0 +1,330 @@
+"""The alert state machine: detections and stream events in, alert transitions out.
+
+Each (channel, detector) pair has an :class:`~alerting.intervals.IntervalTracker` whose state
+lives in the state store, not in this object, so a restarted (or rebalanced) alerting
+process carries on with the same open defects and never opens them twice. Every transition
+is persisted first and then handed to the listeners (console, later notifiers and the
+status wall), which are the seam for paging.
+
+    engine = AlertEngine(config, MemoryStateStore(), Metrics(), [print_alert])
+    await engine.start()
+    await engine.handle_detection(detection)   # idempotent on (channel, seq, detector)
+    await engine.handle_stream_event(event)
+    await engine.tick()                        # about once a second: channels gone quiet
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+
+from alerting.intervals import IntervalChange
+from alerting.models import Alert, AlertEvent, AlertState, AlertTransition
+from alerting.store import AlertStore, ChannelHealth, alert_key
+from monitor.config import ChannelConfig, VqmConfig
+from monitor.messages import DetectionMessage, StreamEvent, StreamEventKind, now
+from monitor.metrics import Metrics
+from monitor.state import StateStore
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[AlertEvent], Awaitable[None]]
+
+STREAM_DETECTOR = "stream"
+# Ingest findings that mean viewers get nothing; the rest are recorded on the channel only.
+STREAM_ALERT_KINDS = frozenset(
+    {
+        StreamEventKind.STALE_PLAYLIST,
+        StreamEventKind.HTTP_ERROR,
+        StreamEventKind.TIMEOUT,
+        StreamEventKind.PLAYLIST_PARSE,
+    }
+)
+DEFAULT_SEGMENT_SECONDS = 6.0
+DOWN_AFTER_SEGMENTS = 3.0
+# Weight of the newest analysed span in the typical segment duration (an EWMA).
+_DURATION_WEIGHT = 0.2
+
+
+def alert_id(channel_id: str, detector: str, label: str | None, start: float) -> str:
+    """Stable for one defect: a replay or a restart finds the same id (notifier dedup key)."""
+    text = f"{channel_id}|{detector}|{label or ''}|{start:.3f}"
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+class AlertEngine:
+    """Turns detections and stream events into persisted alerts and listener calls.
+
+    One caller at a time feeds it (the alerting worker); a lock keeps that true when a
+    later feature (an API action) calls in from another task.
+    """
+
+    def __init__(
+        self,
+        config: VqmConfig,
+        state: StateStore,
+        metrics: Metrics,
+        listeners: Sequence[Listener] = (),
+        *,
+        clock: Callable[[], float] = now,
+    ) -> None:
+        self.config = config
+        self.store = AlertStore(state)
+        self.metrics = metrics
+        self.listeners: list[Listener] = list(listeners)
+        self.listener_errors = 0
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._started_at: float | None = None
+
+    def add_listener(self, listener: Listener) -> None:
+        self.listeners.append(listener)
+
+    async def start(self) -> None:
+        """Set the active-alert gauges from the store (they start at zero in a new process)."""
+        counts = Counter((a.channel_id, a.detector) for a in await self.store.active())
+        for (channel_id, detector), count in counts.items():
+            self.metrics.active_alerts.labels(channel=channel_id, detector=detector).set(count)
+        self._started_at = self._clock()
+
+    # -- detections ----------------------------------------------------------------------
+    async def handle_detection(self, msg: DetectionMessage) -> None:
+        """Feed one detector result; a replay of a handled one does nothing."""
+        channel = self._channel(msg.channel_id)
+        if channel is None:
+            return
+        key = msg.idempotency_key
+        if not await self.store.first_time(key):
+            logger.debug("detection %s already handled; skipping", key)
+            return
+        try:
+            async with self._lock:
+                await self._apply_detection(channel, msg)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.store.forget(key)  # let the redelivery try again
+            raise
+
+    async def _apply_detection(self, channel: ChannelConfig, msg: DetectionMessage) -> None:
+        await self._segment_seen(channel.id, msg.fetched_at, msg.media_end - msg.media_start)
+        if msg.error:
+            logger.info(
+                "%s seq %d: %s did not decode: %s", channel.id, msg.seq, msg.detector, msg.error
+            )
+            return  # neither clean nor defective: the tracker never hears of it
+        settings = self.config.detectors_for(channel).get(msg.detector)
+        if settings is None:
+            logger.warning(
+                "%s: detection from unknown or disabled detector %r; skipping",
+                channel.id,
+                msg.detector,
+            )
+            return
+        tracker = await self.store.load_tracker(
+            channel.id, msg.detector, settings.min_duration, settings.recovery
+        )
+        changes = tracker.feed(msg.media_start, msg.media_end, msg.spans)
+        severity = settings.severity or channel.severity
+        for change in changes:
+            await self._apply_change(channel, msg.detector, severity, change)
+        await self.store.save_tracker(channel.id, msg.detector, tracker)
+
+    async def _apply_change(
+        self, channel: ChannelConfig, detector: str, severity: str, change: IntervalChange
+    ) -> None:
+        existing = await self.store.get_active(alert_key(channel.id, detector, change.label))
+        if change.transition is AlertTransition.RESOLVED:
+            if existing is not None:
+                await self._resolve(existing, change.end)
+            return
+        if existing is None:
+            await self._open(channel, detector, severity, change)
+        elif change.transition is AlertTransition.OPENED and existing.id != alert_id(
+            channel.id, detector, change.label, change.start
+        ):
+            await self._resolve(existing, existing.end)  # a leftover from lost tracker state
+            await self._open(channel, detector, severity, change)
+        else:
+            # An update, or an open that was already persisted (a retry): never notify twice.
+            notify = change.transition is AlertTransition.UPDATED
+            await self._update(existing, change.end, change.confidence, notify=notify)
+
+    # -- stream events -------------------------------------------------------------------
+    async def handle_stream_event(self, ev: StreamEvent) -> None:
+        """Record an ingest finding; outages open a ``stream`` alert, ``recovered`` ends them."""
+        channel = self._channel(ev.channel_id)
+        if channel is None:
+            return
+        async with self._lock:
+            health = await self._health(channel.id)
+            health.last_event, health.last_event_at = ev.kind.value, ev.at
+            await self.store.put_channel(health)
+            if ev.kind is StreamEventKind.RECOVERED:
+                await self._resolve_stream_alerts(channel.id, before=None, end=ev.at)
+            elif ev.kind in STREAM_ALERT_KINDS:
+                if health.last_segment_at is not None and ev.at < health.last_segment_at:
+                    logger.debug(
+                        "%s: %s predates the newest segment; ignoring", channel.id, ev.kind
+                    )
+                    return
+                await self._stream_problem(channel, ev)
+
+    async def _stream_problem(self, channel: ChannelConfig, ev: StreamEvent) -> None:
+        existing = await self.store.get_active(alert_key(channel.id, STREAM_DETECTOR, ev.kind))
+        if existing is not None:
+            await self._update(existing, ev.at, 1.0, notify=True)
+            return
+        change = IntervalChange(
+            transition=AlertTransition.OPENED,
+            label=ev.kind.value,
+            start=ev.at,
+            end=ev.at,
+            confidence=1.0,
+        )
+        await self._open(channel, STREAM_DETECTOR, channel.severity, change, detail=ev.detail)
+
+    async def _resolve_stream_alerts(
+        self, channel_id: str, before: float | None, end: float
+    ) -> None:
+        """Resolve the channel's stream alerts (only those opened before ``before`` if given)."""
+        for alert in await self.store.active(channel_id, STREAM_DETECTOR):
+            if before is None or alert.start < before:
+                await self._resolve(alert, max(end, alert.end))
+
+    # -- channel health ------------------------------------------------------------------
+    async def handle_segment_seen(
+        self, channel_id: str, fetched_at: float, duration: float | None = None
+    ) -> None:
+        """Ingest delivered a segment fetched at ``fetched_at``: the channel is up."""
+        if self._channel(channel_id) is None:
+            return
+        async with self._lock:
+            await self._segment_seen(channel_id, fetched_at, duration)
+
+    async def _segment_seen(
+        self, channel_id: str, fetched_at: float, duration: float | None
+    ) -> None:
+        health = await self._health(channel_id)
+        health.last_segment_at = max(fetched_at, health.last_segment_at or fetched_at)
+        health.last_detection_at = self._clock()
+        if duration is not None and duration > 0:
+            old = health.segment_duration
+            health.segment_duration = (
+                duration
+                if old is None
+                else ((1 - _DURATION_WEIGHT) * old + _DURATION_WEIGHT * duration)
+            )
+        self._set_up(health, self._is_up(health, self._clock()))
+        await self.store.put_channel(health)
+        self.metrics.last_segment_timestamp.labels(channel=channel_id).set(health.last_segment_at)
+        await self._resolve_stream_alerts(channel_id, before=fetched_at, end=fetched_at)
+
+    async def tick(self, at: float | None = None) -> None:
+        """Mark channels down that delivered nothing for 3 typical segment durations."""
+        at = self._clock() if at is None else at
+        if self._started_at is None:
+            self._started_at = at
+        async with self._lock:
+            for channel in self.config.channels:
+                health = await self._health(channel.id)
+                up = self._is_up(health, at)
+                if up is not None and up != health.up:
+                    self._set_up(health, up)
+                    await self.store.put_channel(health)
+
+    def _is_up(self, health: ChannelHealth, at: float) -> bool | None:
+        """None while a channel never seen is still within its start-up grace."""
+        limit = DOWN_AFTER_SEGMENTS * (health.segment_duration or DEFAULT_SEGMENT_SECONDS)
+        if health.last_segment_at is None:
+            started = self._started_at if self._started_at is not None else at
+            return False if at - started > limit else None
+        return at - health.last_segment_at <= limit
+
+    def _set_up(self, health: ChannelHealth, up: bool | None) -> None:
+        if up is None:
+            return
+        if up != health.up:
+            logger.log(
+                logging.INFO if up else logging.WARNING,
+                "channel %s is %s",
+                health.channel_id,
+                "up" if up else "down",
+            )
+            health.up, health.changed_at = up, self._clock()
+        self.metrics.channel_up.labels(channel=health.channel_id).set(1 if up else 0)
+
+    async def _health(self, channel_id: str) -> ChannelHealth:
+        return await self.store.get_channel(channel_id) or ChannelHealth(channel_id=channel_id)
+
+    # -- transitions ---------------------------------------------------------------------
+    async def _open(
+        self,
+        channel: ChannelConfig,
+        detector: str,
+        severity: str,
+        change: IntervalChange,
+        detail: str = "",
+    ) -> None:
+        at = self._clock()
+        what = detector + (f"/{change.label}" if change.label else "")
+        alert = Alert(
+            id=alert_id(channel.id, detector, change.label, change.start),
+            channel_id=channel.id,
+            detector=detector,
+            label=change.label,
+            severity=severity,
+            start=change.start,
+            end=change.end,
+            confidence=change.confidence,
+            offset_ms=change.offset_ms,
+            opened_at=at,
+            updated_at=at,
+            summary=f"{what} on {channel.display_name}" + (f": {detail}" if detail else ""),
+        )
+        await self.store.put_active(alert)
+        self.metrics.alerts_opened.labels(channel=channel.id, detector=detector).inc()
+        await self._after(AlertTransition.OPENED, alert)
+
+    async def _update(self, alert: Alert, end: float, confidence: float, notify: bool) -> None:
+        alert.end = max(alert.end, end)
+        alert.confidence = max(alert.confidence, confidence)
+        alert.updated_at = self._clock()
+        await self.store.put_active(alert)
+        if notify:
+            await self._notify(AlertEvent(transition=AlertTransition.UPDATED, alert=alert))
+
+    async def _resolve(self, alert: Alert, end: float) -> None:
+        at = self._clock()
+        alert.state, alert.end = AlertState.RESOLVED, end
+        alert.updated_at = alert.resolved_at = at
+        await self.store.resolve(alert)
+        await self._after(AlertTransition.RESOLVED, alert)
+
+    async def _after(self, transition: AlertTransition, alert: Alert) -> None:
+        """Gauges follow the store (not +1/-1), so they stay right across restarts."""
+        count = len(await self.store.active(alert.channel_id, alert.detector))
+        self.metrics.active_alerts.labels(channel=alert.channel_id, detector=alert.detector).set(
+            count
+        )
+        logger.info("alert %s %s: %s", alert.id, transition.value, alert.summary)
+        await self._notify(AlertEvent(transition=transition, alert=alert.model_copy()))
+
+    async def _notify(self, event: AlertEvent) -> None:
+        for listener in self.listeners:
+            try:
+                await listener(event)
+            except Exception:
+                # A broken notifier must not stop alerting or the other notifiers.
+                self.listener_errors += 1
+                logger.exception("alert listener %r failed on %s", listener, event.alert.id)
+
+    def _channel(self, channel_id: str) -> ChannelConfig | None:
+        try:
+            return self.config.channel(channel_id)
+        except KeyError:
+            logger.warning("message for unknown channel %r; skipping", channel_id)
+            return None

@@ -1,0 +1,200 @@
+"""Alert records, channel health and tracker state on top of the :class:`StateStore`.
+
+The engine, the API and (later) notifiers and the status wall read and write the same
+records through this one typed wrapper, so key layout and JSON shapes live in one place:
+
+=================  ===============================  ==========================================
+namespace          key                              value
+=================  ===============================  ==========================================
+``alerts``         ``channel:detector[:label]``     the open :class:`Alert` (one per key)
+``alert_history``  alert id                         a resolved :class:`Alert`, last ~200 kept
+``channels``       channel id                       :class:`ChannelHealth`
+``trackers``       ``channel:detector``             :class:`~alerting.intervals.TrackerState`
+``dedup``          ``channel:seq:detector``         ``"1"`` with a TTL (replays page once)
+=================  ===============================  ==========================================
+
+    store = AlertStore(MemoryStateStore())
+    await store.put_active(alert)
+    [a.id for a in await store.active(channel_id="news")]
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from alerting.intervals import IntervalTracker
+from alerting.models import Alert
+from monitor.state import StateStore
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=BaseModel)
+
+ALERTS = "alerts"
+HISTORY = "alert_history"
+CHANNELS = "channels"
+TRACKERS = "trackers"
+DEDUP = "dedup"
+
+HISTORY_LIMIT = 200
+HISTORY_TTL = 7 * 24 * 3600.0
+DEDUP_TTL = 24 * 3600.0
+
+
+class ChannelStatus(StrEnum):
+    OK = "ok"
+    ALERTING = "alerting"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+
+
+class ChannelHealth(BaseModel):
+    """What alerting knows about a channel's delivery; wall-clock epoch seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel_id: str
+    up: bool | None = Field(default=None, description="None until the first tick decides.")
+    last_segment_at: float | None = Field(default=None, description="Newest segment fetch time.")
+    last_detection_at: float | None = Field(default=None, description="Newest detection time.")
+    segment_duration: float | None = Field(
+        default=None, description="Typical segment duration seen, seconds; sets when 'down'."
+    )
+    last_event: str | None = Field(default=None, description="Latest stream event kind.")
+    last_event_at: float | None = None
+    changed_at: float | None = Field(default=None, description="When ``up`` last changed.")
+
+
+def channel_status(health: ChannelHealth | None, active_alerts: int) -> ChannelStatus:
+    """Down beats alerting beats ok; a channel nothing is known about is unknown."""
+    if health is None or health.up is None:
+        return ChannelStatus.ALERTING if active_alerts else ChannelStatus.UNKNOWN
+    if not health.up:
+        return ChannelStatus.DOWN
+    return ChannelStatus.ALERTING if active_alerts else ChannelStatus.OK
+
+
+def alert_key(channel_id: str, detector: str, label: str | None = None) -> str:
+    return f"{channel_id}:{detector}" + (f":{label}" if label else "")
+
+
+def tracker_key(channel_id: str, detector: str) -> str:
+    return f"{channel_id}:{detector}"
+
+
+class AlertStore:
+    """Typed access to the alerting namespaces of a :class:`StateStore`."""
+
+    def __init__(self, state: StateStore, history_limit: int = HISTORY_LIMIT) -> None:
+        self.state = state
+        self.history_limit = history_limit
+
+    # -- idempotency ---------------------------------------------------------------------
+    async def first_time(self, key: str, ttl: float = DEDUP_TTL) -> bool:
+        """True only for the first caller with ``key`` within ``ttl`` (atomic in Redis too)."""
+        return await self.state.set_if_absent(DEDUP, key, "1", ttl=ttl)
+
+    async def forget(self, key: str) -> None:
+        """Undo :meth:`first_time` when the work it guarded failed, so a retry can run."""
+        await self.state.delete(DEDUP, key)
+
+    # -- active alerts -------------------------------------------------------------------
+    async def get_active(self, key: str) -> Alert | None:
+        return _parse(Alert, await self.state.get(ALERTS, key), ALERTS, key)
+
+    async def put_active(self, alert: Alert) -> None:
+        await self.state.set(
+            ALERTS,
+            alert_key(alert.channel_id, alert.detector, alert.label),
+            alert.model_dump_json(),
+        )
+
+    async def active(
+        self, channel_id: str | None = None, detector: str | None = None
+    ) -> list[Alert]:
+        """Open alerts, newest first, optionally for one channel and/or detector."""
+        alerts = await self._all(ALERTS)
+        return _newest_first(_matching(alerts, channel_id, detector), by_resolve=False)
+
+    # -- history -------------------------------------------------------------------------
+    async def resolve(self, alert: Alert) -> None:
+        """Move a resolved alert from the active set to the capped history."""
+        await self.state.set(HISTORY, alert.id, alert.model_dump_json(), ttl=HISTORY_TTL)
+        await self.state.delete(ALERTS, alert_key(alert.channel_id, alert.detector, alert.label))
+        await self._trim_history()
+
+    async def recent(
+        self, channel_id: str | None = None, detector: str | None = None
+    ) -> list[Alert]:
+        """Resolved alerts, most recently resolved first."""
+        alerts = await self._all(HISTORY)
+        return _newest_first(_matching(alerts, channel_id, detector), by_resolve=True)
+
+    async def _trim_history(self) -> None:
+        items = await self.state.items(HISTORY)
+        if len(items) <= self.history_limit:
+            return
+        alerts = _newest_first(await self._all(HISTORY), by_resolve=True)
+        for stale in alerts[self.history_limit :]:
+            await self.state.delete(HISTORY, stale.id)
+
+    # -- channels ------------------------------------------------------------------------
+    async def get_channel(self, channel_id: str) -> ChannelHealth | None:
+        return _parse(
+            ChannelHealth, await self.state.get(CHANNELS, channel_id), CHANNELS, channel_id
+        )
+
+    async def put_channel(self, health: ChannelHealth) -> None:
+        await self.state.set(CHANNELS, health.channel_id, health.model_dump_json())
+
+    # -- trackers ------------------------------------------------------------------------
+    async def load_tracker(
+        self, channel_id: str, detector: str, min_duration: float, recovery: float
+    ) -> IntervalTracker:
+        """The tracker of one channel and detector as last saved, or a fresh one."""
+        key = tracker_key(channel_id, detector)
+        data = await self.state.get(TRACKERS, key)
+        try:
+            return IntervalTracker.load(data, min_duration, recovery)
+        except ValidationError:
+            logger.warning("tracker state %s unreadable; starting afresh", key)
+            return IntervalTracker(min_duration, recovery)
+
+    async def save_tracker(self, channel_id: str, detector: str, tracker: IntervalTracker) -> None:
+        await self.state.set(TRACKERS, tracker_key(channel_id, detector), tracker.dump())
+
+    async def _all(self, ns: str) -> list[Alert]:
+        items = await self.state.items(ns)
+        parsed = (_parse(Alert, value, ns, key) for key, value in items.items())
+        return [a for a in parsed if a is not None]
+
+
+def _parse(cls: type[T], data: str | None, ns: str, key: str) -> T | None:
+    """Validate a stored record; a corrupt one is logged and treated as absent."""
+    if data is None:
+        return None
+    try:
+        return cls.model_validate_json(data)
+    except ValidationError:
+        logger.warning("unreadable %s record %s in %s; ignoring it", cls.__name__, key, ns)
+        return None
+
+
+def _matching(alerts: list[Alert], channel_id: str | None, detector: str | None) -> list[Alert]:
+    return [
+        a
+        for a in alerts
+        if (channel_id is None or a.channel_id == channel_id)
+        and (detector is None or a.detector == detector)
+    ]
+
+
+def _newest_first(alerts: list[Alert], by_resolve: bool) -> list[Alert]:
+    def when(a: Alert) -> float:
+        return (a.resolved_at or a.updated_at) if by_resolve else a.opened_at
+
+    return sorted(alerts, key=lambda a: (when(a), a.start, a.id), reverse=True)
