@@ -1,0 +1,123 @@
+"""What every notifier shares: the interface, the error that says whether to retry, HTTP posting.
+
+A notifier turns one :class:`AlertEvent` into one request to one receiver. It does not retry:
+the outbox does, so retries survive restarts and back off per entry. A notifier's only job
+besides formatting is to say, through :class:`NotifierError`, whether trying again can help.
+
+    class Teams(HttpNotifier):
+        async def send(self, event: AlertEvent) -> None:
+            await self.post(self.url, json={"text": event.alert.summary})
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import logging
+from typing import Any
+
+import httpx
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+
+from alerting.models import AlertEvent
+
+logger = logging.getLogger(__name__)
+
+# Statuses where the receiver may accept the same request later.
+_RETRIABLE_STATUS = {408, 425, 429}
+
+
+class NotifierError(Exception):
+    """A receiver did not accept an event.
+
+    ``retriable`` is True when the same request may succeed later (connection refused,
+    timeout, 5xx, 429) and False when it never will (bad key, malformed payload).
+    """
+
+    def __init__(self, message: str, *, retriable: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+        self.status = status
+
+
+class NotifierConfig(BaseModel):
+    """Settings every HTTP notifier has."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: AnyHttpUrl = Field(
+        description="Receiver URL; Alertmanager and PagerDuty add their API path to it."
+    )
+    timeout: float = Field(default=5.0, gt=0, le=60, description="Seconds per request.")
+
+
+class Notifier(abc.ABC):
+    """Sends alert transitions to one receiver; ``name`` is its key in the notification config."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abc.abstractmethod
+    async def send(self, event: AlertEvent) -> None:
+        """Deliver one event; return only when the receiver accepted it (2xx).
+
+        Raises :class:`NotifierError` otherwise.
+        """
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class HttpNotifier(Notifier):
+    """A notifier that POSTs through the one shared ``httpx.AsyncClient``."""
+
+    def __init__(self, name: str, config: NotifierConfig, client: httpx.AsyncClient) -> None:
+        super().__init__(name)
+        self.config = config
+        self.url = str(config.url).rstrip("/")
+        self.timeout = config.timeout
+        self.client = client
+
+    async def post(
+        self,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """POST and return the 2xx response; anything else becomes a :class:`NotifierError`."""
+        try:
+            response = await self.client.post(
+                url, json=json, content=content, headers=headers, timeout=self.timeout
+            )
+        except httpx.TimeoutException as exc:
+            raise NotifierError(
+                f"{self.name}: no answer from {url} within {self.timeout}s", retriable=True
+            ) from exc
+        except httpx.TransportError as exc:
+            raise NotifierError(
+                f"{self.name}: cannot reach {url}: {exc!r}", retriable=True
+            ) from exc
+        check_status(self.name, url, response)
+        return response
+
+
+def check_status(name: str, url: str, response: httpx.Response) -> None:
+    """Raise unless 2xx; 5xx, 408, 425 and 429 are retriable, other statuses are not."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    retriable = status >= 500 or status in _RETRIABLE_STATUS
+    body = response.text[:200].strip()
+    raise NotifierError(
+        f"{name}: {url} answered {status}: {body or response.reason_phrase}",
+        retriable=retriable,
+        status=status,
+    )
+
+
+def rfc3339(epoch_seconds: float) -> str:
+    """``2024-05-01T12:00:00.250Z``: the form Alertmanager, PagerDuty and people all read."""
+    moment = dt.datetime.fromtimestamp(epoch_seconds, tz=dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
