@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -184,7 +184,7 @@ class RedisStateStore(StateStore):
         ]
         if not keys:
             return {}
-        values: list[str | None] = await self._client.mget(keys)
+        values = cast(list[str | None], await self._client.mget(keys))
         return {k[len(prefix) :]: v for k, v in zip(keys, values, strict=True) if v is not None}
 
     async def renew(self, ns: str, key: str, value: str, ttl: float) -> bool:
