@@ -232,8 +232,9 @@ class AlertEngine:
             for channel in self.config.channels:
                 health = await self._health(channel.id)
                 up = self._is_up(health, at)
-                if up is not None and up != health.up:
-                    self._set_up(health, up)
+                changed = up is not None and up != health.up
+                self._set_up(health, up)  # sets the gauge even unchanged: a new process
+                if changed:
                     await self.store.put_channel(health)
 
     def _is_up(self, health: ChannelHealth, at: float) -> bool | None:

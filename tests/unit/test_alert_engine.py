@@ -294,3 +294,13 @@ async def test_history_keeps_only_the_most_recent_resolved_alerts() -> None:
         await engine.handle_detection(detection(seq + 1, frozen=False))
     recent = await engine.store.recent()
     assert [a.start for a in recent] == [18.0, 12.0]
+
+
+async def test_a_restarted_engine_reports_channel_up_from_the_store() -> None:
+    state, clock = MemoryStateStore(), Clock()
+    first, _, _ = make_engine(state, clock)
+    await first.handle_segment_seen("news", T0, 2.0)
+    second, _, metrics = make_engine(state, clock)
+    await second.start()
+    await second.tick()
+    assert gauge(metrics, "vqm_channel_up", channel="news") == 1
