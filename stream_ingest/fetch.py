@@ -150,18 +150,18 @@ def _oversize(url: str, detail: str) -> FetchError:
 
 
 def _connect_detail(exc: httpx.ConnectError) -> str:
-    """Name the common case plainly: an origin that refuses connections."""
+    """Name the common case plainly (an origin that refuses connections), else the OS reason."""
+    reason: str | None = None
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, ConnectionRefusedError) or (
             isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
         ):
             return "connection refused"
+        if isinstance(cause, OSError) and cause.strerror:
+            reason = cause.strerror
         cause = cause.__cause__ or cause.__context__
-    text = str(exc)
-    if "refused" in text.lower() or "all connection attempts failed" in text.lower():
-        return "connection refused"
-    return f"cannot connect: {text or type(exc).__name__}"
+    return f"cannot connect: {reason or str(exc) or type(exc).__name__}"
 
 
 def _read_local(url: str, cap: int, byterange: ByteRange | None) -> bytes:

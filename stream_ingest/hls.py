@@ -64,6 +64,9 @@ logger = logging.getLogger(__name__)
 _FIRST_RETRY_DELAY = 1.0
 # The channel counts as down after this many target durations without a segment while failing.
 _DOWN_AFTER_TARGETS = 3.0
+# Statuses after which a chosen variant is dropped and the master playlist read again.
+_GONE = {404, 410}
+_WARN = set(StreamEventKind) - {StreamEventKind.DISCONTINUITY, StreamEventKind.RECOVERED}
 
 
 class HlsFollower:
@@ -90,7 +93,6 @@ class HlsFollower:
         self._target: float | None = None
         self._next_seq: int | None = None  # next media sequence number to fetch
         self._media_time = 0.0  # running sum of EXTINF since the first followed segment
-        self._durations: dict[int, float] = {}  # listed but not yet fetched, for gap estimates
         self._mark_discontinuity = False  # the next segment follows a gap or a restart
         self._init_cache: tuple[InitSection, bytes] | None = None
         self._signature: tuple[object, ...] | None = None
@@ -154,15 +156,18 @@ class HlsFollower:
             playlist = await self._load()
         except FetchError as exc:
             self._failing = True
+            if exc.status in _GONE and self._media_url is not None:
+                self._media_url = None  # the variant went away: choose again from the master
             await self._report_fetch(exc)
             return False
         except PlaylistError as exc:
+            self._failing = True
             await self._report(StreamEventKind.PLAYLIST_PARSE, str(exc), url=self._playlist_url)
             return False
         self._target = playlist.target_duration
         changed = await self._observe(playlist)
         await self._ingest_new(playlist)
-        if playlist.endlist and self._next_seq is not None and self._next_seq > playlist.last_seq:
+        if playlist.endlist and (self._next_seq is None or self._next_seq > playlist.last_seq):
             self.finished = True
         return changed
 
@@ -227,15 +232,12 @@ class HlsFollower:
         else:
             await self._check_window(playlist)
         for segment in playlist.segments:
-            self._durations.setdefault(segment.seq, segment.duration)
-        for segment in playlist.segments:
             if segment.seq < self._next_seq:
                 continue
             media_start = self._media_time
             # Advance first: a segment that fails (or crashes) is never fetched twice.
             self._next_seq = segment.seq + 1
             self._media_time += segment.duration
-            self._durations.pop(segment.seq, None)
             await self._ingest(segment, media_start)
 
     def _start_seq(self, playlist: MediaPlaylist) -> int:
@@ -264,15 +266,14 @@ class HlsFollower:
                 url=playlist.url,
             )
             self._next_seq = self._start_seq(playlist)
-            self._durations.clear()
             self._mark_discontinuity = True
             return
         first = playlist.media_sequence
         if first <= self._next_seq:
             return
         missing = range(self._next_seq, first)
-        estimate = playlist.target_duration
-        self._media_time += sum(self._durations.pop(seq, estimate) for seq in missing)
+        # Their EXTINF was never seen: keep the timeline close to wall clock with a target each.
+        self._media_time += len(missing) * playlist.target_duration
         await self._report(
             StreamEventKind.GAP,
             f"segments {missing.start}-{missing.stop - 1} ({len(missing)}) left the playlist "
@@ -380,10 +381,10 @@ class HlsFollower:
         """One stream finding: a log line, a metric (errors only) and an event on the bus."""
         channel = self.channel.id
         where = f" seq {seq}" if seq is not None else ""
-        if kind == StreamEventKind.RECOVERED:
-            logger.info("channel %s: %s%s: %s", channel, kind.value, where, detail)
-        else:
-            logger.warning("channel %s: %s%s: %s (%s)", channel, kind.value, where, detail, url)
+        # Discontinuities are routine (ad breaks) and recoveries good news: info, not warning.
+        level = logging.WARNING if kind in _WARN else logging.INFO
+        logger.log(level, "channel %s: %s%s: %s (%s)", channel, kind.value, where, detail, url)
+        if kind != StreamEventKind.RECOVERED:
             self._metrics.ingest_errors.labels(channel=channel, kind=kind.value).inc()
         event = StreamEvent(
             channel_id=channel, kind=kind, detail=detail, seq=seq, url=url, status=status

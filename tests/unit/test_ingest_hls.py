@@ -575,3 +575,31 @@ async def test_a_bus_failure_is_caught_at_the_loop_boundary_and_following_contin
     await wait_for(lambda: harness.errors("internal") == 1, timeout=3)
     harness.playlist.add(1)
     await harness.until(lambda: harness.seqs == [1])
+
+
+async def test_an_empty_vod_playlist_ends_the_run_at_once(harness: Harness) -> None:
+    harness.playlist.endlist = True
+    harness.follow()
+    assert harness.task is not None
+    await asyncio.wait_for(harness.task, timeout=2)
+    await harness.collect()
+    assert harness.segments == [] and harness.events == []
+
+
+async def test_a_variant_that_disappears_sends_the_follower_back_to_the_master_playlist(
+    harness: Harness,
+) -> None:
+    harness.playlist.add(1)
+    master = b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=%d\n%s\n"
+    routes = harness.origin.routes
+    routes["/master.m3u8"] = [
+        Response(body=master % (1, b"live.m3u8")),
+        Response(body=master % (2, b"v2.m3u8")),
+    ]
+    harness.follow(url=harness.origin.url("/master.m3u8"))
+    await harness.until(lambda: harness.seqs == [0])
+    routes["/v2.m3u8"] = routes.pop("/live.m3u8")
+    harness.playlist.add(1)
+    await harness.until(lambda: harness.seqs == [0, 1])
+    assert harness.of_kind(StreamEventKind.HTTP_ERROR)[0].status == 404
+    assert len(harness.origin.hits("/master.m3u8")) == 2
