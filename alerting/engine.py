@@ -56,6 +56,15 @@ def alert_id(channel_id: str, detector: str, label: str | None, start: float) ->
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
+def dedup_key(msg: DetectionMessage) -> str:
+    """The message's idempotency key plus its media start.
+
+    A replay repeats both; an encoder restart that starts the media sequence again at 0
+    within the key's TTL repeats only the sequence number, and must not be mistaken for one.
+    """
+    return f"{msg.idempotency_key}:{msg.media_start:.3f}"
+
+
 class AlertEngine:
     """Turns detections and stream events into persisted alerts and listener calls.
 
@@ -97,7 +106,7 @@ class AlertEngine:
         channel = self._channel(msg.channel_id)
         if channel is None:
             return
-        key = msg.idempotency_key
+        key = dedup_key(msg)
         if not await self.store.first_time(key):
             logger.debug("detection %s already handled; skipping", key)
             return

@@ -304,3 +304,12 @@ async def test_a_restarted_engine_reports_channel_up_from_the_store() -> None:
     await second.start()
     await second.tick()
     assert gauge(metrics, "vqm_channel_up", channel="news") == 1
+
+
+async def test_a_sequence_restart_is_not_mistaken_for_a_replay() -> None:
+    engine, recorder, _ = make_engine()
+    for seq in range(2):
+        await engine.handle_detection(detection(seq, frozen=True))
+    restarted = detection(0, frozen=False).model_copy(update={"media_start": 4.0, "media_end": 6.0})
+    await engine.handle_detection(restarted)
+    assert recorder.transitions()[-1] == (RESOLVED, "freeze")
