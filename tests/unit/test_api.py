@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
 import pytest
@@ -50,10 +50,14 @@ class World:
     async def ready(self) -> dict[str, bool]:
         return dict(self.components)
 
-    def context(self, **kw: object) -> ApiContext:
+    def context(self, models: Callable[[], Sequence[ModelInfo]] | None = None) -> ApiContext:
         return ApiContext(
-            config=CONFIG, state=self.state, metrics=self.metrics, readiness=self.ready, **kw
-        )  # type: ignore[arg-type]
+            config=CONFIG,
+            state=self.state,
+            metrics=self.metrics,
+            readiness=self.ready,
+            models=models,
+        )
 
 
 @pytest.fixture
