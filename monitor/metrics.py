@@ -62,6 +62,11 @@ class Metrics:
             "vqm_channel_up", "1 while the channel delivers segments, 0 when down.", ["channel"],
             registry=r,
         )
+        self.ingest_up = Gauge(
+            "vqm_ingest_up",
+            "1 while ingest gets segments from the origin; 0 when it fails or the playlist is stale.",
+            ["channel"], registry=r,
+        )
         self.last_segment_timestamp = Gauge(
             "vqm_last_segment_timestamp_seconds", "Wall clock of the channel's latest segment.",
             ["channel"], registry=r,

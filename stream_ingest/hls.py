@@ -128,7 +128,7 @@ class HlsFollower:
     async def _follow(self) -> None:
         loop = asyncio.get_running_loop()
         self._last_good = self._changed_at = loop.time()
-        self._metrics.channel_up.labels(channel=self.channel.id).set(0)
+        self._metrics.ingest_up.labels(channel=self.channel.id).set(0)
         logger.info("channel %s: following %s", self.channel.id, self.channel.url)
         while not self.finished:
             started = loop.time()
@@ -212,7 +212,7 @@ class HlsFollower:
         limit = self.settings.stale_after_targets * playlist.target_duration
         if not self._stale and not playlist.endlist and unchanged_for >= limit:
             self._stale = True
-            self._metrics.channel_up.labels(channel=self.channel.id).set(0)
+            self._metrics.ingest_up.labels(channel=self.channel.id).set(0)
             await self._report(
                 StreamEventKind.STALE_PLAYLIST,
                 f"media sequence {playlist.media_sequence} and segment list unchanged for "
@@ -341,7 +341,7 @@ class HlsFollower:
     def _delivered(self, message: SegmentMessage) -> None:
         channel = self.channel.id
         self._metrics.segments_ingested.labels(channel=channel).inc()
-        self._metrics.channel_up.labels(channel=channel).set(1)
+        self._metrics.ingest_up.labels(channel=channel).set(1)
         self._metrics.last_segment_timestamp.labels(channel=channel).set(message.fetched_at)
         self._last_good = asyncio.get_running_loop().time()
         self._failing = False
@@ -357,7 +357,7 @@ class HlsFollower:
         if self._down or not self._failing or silent_for <= _DOWN_AFTER_TARGETS * target:
             return
         self._down = True
-        self._metrics.channel_up.labels(channel=self.channel.id).set(0)
+        self._metrics.ingest_up.labels(channel=self.channel.id).set(0)
         logger.warning(
             "channel %s: down: origin failing and no segment for %.1f s",
             self.channel.id,

@@ -277,7 +277,7 @@ async def test_each_segment_of_a_growing_playlist_is_published_once_in_order(
         )
         == 5
     )
-    assert harness.gauge("vqm_channel_up") == 1
+    assert harness.gauge("vqm_ingest_up") == 1
     assert abs((harness.gauge("vqm_last_segment_timestamp_seconds") or 0) - time.time()) < 5
 
 
@@ -474,7 +474,7 @@ async def test_a_stale_playlist_is_reported_once_per_episode_and_its_recovery_to
     harness.playlist.add(1)
     harness.follow(stale_after_targets=1)
     await harness.until(lambda: bool(harness.of_kind(StreamEventKind.STALE_PLAYLIST)))
-    assert harness.gauge("vqm_channel_up") == 0
+    assert harness.gauge("vqm_ingest_up") == 0
     await asyncio.sleep(0.6)  # at least one more unchanged reload: no second event
     harness.playlist.add(1)
     await harness.until(lambda: harness.seqs == [0, 1])
@@ -483,7 +483,7 @@ async def test_a_stale_playlist_is_reported_once_per_episode_and_its_recovery_to
     assert "media sequence 0" in stale.detail and "unchanged" in stale.detail
     assert harness.kinds == ["stale_playlist", "recovered"]
     assert harness.errors("stale_playlist") == 1 and harness.errors("recovered") == 0
-    assert harness.gauge("vqm_channel_up") == 1
+    assert harness.gauge("vqm_ingest_up") == 1
 
 
 async def test_segments_that_left_the_window_unfetched_are_one_gap_event_naming_the_range(
@@ -546,15 +546,15 @@ async def test_the_channel_is_down_after_three_target_durations_unreachable_and_
     harness.playlist.add(1)
     harness.follow()
     await harness.until(lambda: harness.seqs == [0])
-    assert harness.gauge("vqm_channel_up") == 1
+    assert harness.gauge("vqm_ingest_up") == 1
     await harness.origin.stop()
     lost = time.monotonic()
-    await wait_for(lambda: harness.gauge("vqm_channel_up") == 0, timeout=6)
+    await wait_for(lambda: harness.gauge("vqm_ingest_up") == 0, timeout=6)
     assert time.monotonic() - lost >= 2.5
     harness.playlist.add(1)
     await harness.origin.start()
     await harness.until(lambda: harness.seqs == [0, 1])
-    assert harness.gauge("vqm_channel_up") == 1
+    assert harness.gauge("vqm_ingest_up") == 1
 
 
 async def test_a_bus_failure_is_caught_at_the_loop_boundary_and_following_continues(
