@@ -31,7 +31,12 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
+from aiokafka.errors import (
+    CommitFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    MessageSizeTooLargeError,
+)
 from aiokafka.structs import ConsumerRecord
 
 from monitor.bus import Bus, BusError, Consumer, Record
@@ -63,9 +68,6 @@ class Backoff:
         delay, self._next = self._next, min(self._next * 2, self.cap)
         return delay
 
-    def reset(self) -> None:
-        self._next = self.base
-
 
 async def retry_until_stopped(
     attempt: Callable[[], Awaitable[_T]], stop: asyncio.Event, what: str, backoff: Backoff
@@ -79,7 +81,7 @@ async def retry_until_stopped(
         try:
             return await attempt()
         except (KafkaError, OSError) as exc:
-            if isinstance(exc, KafkaError) and not exc.retriable and not _is_connection(exc):
+            if isinstance(exc, KafkaError) and not _retriable(exc):
                 raise
             delay = backoff.next()
             logger.warning("%s failed (%s); retrying in %.2f s", what, exc, delay)
@@ -88,10 +90,9 @@ async def retry_until_stopped(
     return None
 
 
-def _is_connection(exc: KafkaError) -> bool:
-    # aiokafka raises a plain KafkaConnectionError (retriable) when bootstrap fails, but some
-    # versions wrap it; treat anything named like a connection failure as retriable.
-    return "Connection" in type(exc).__name__
+def _retriable(exc: KafkaError) -> bool:
+    """Kafka's own flag; connection failures carry it, but say so explicitly."""
+    return bool(exc.retriable) or isinstance(exc, KafkaConnectionError)
 
 
 class KafkaBus(Bus):
@@ -194,7 +195,7 @@ class KafkaBus(Bus):
         except KafkaError as exc:
             raise KafkaBusError(
                 f"publish to {topic!r} failed: {type(exc).__name__}: {exc}",
-                retriable=bool(exc.retriable) or _is_connection(exc),
+                retriable=_retriable(exc),
             ) from exc
 
     def consumer(self, topics: list[str], group: str) -> KafkaConsumer:

@@ -20,10 +20,7 @@ pytestmark = pytest.mark.integration
 
 PARTITIONS = 4
 # Short group timings keep rebalances quick on Tansu; a real Kafka refuses sessions under 6 s.
-FAST_GROUP = {
-    "session_timeout_ms": 6_000 if os.environ.get("VQM_TEST_KAFKA") else 2_000,
-    "heartbeat_interval_ms": 300,
-}
+SESSION_MS = 6_000 if os.environ.get("VQM_TEST_KAFKA") else 2_000
 
 
 @pytest.fixture
@@ -41,7 +38,9 @@ async def made_topics(kafka_bootstrap: str, topics: Topics) -> Topics:
 
 @pytest.fixture
 async def bus(kafka_bootstrap: str) -> AsyncIterator[KafkaBus]:
-    bus = KafkaBus(kafka_bootstrap, client_id="test", **FAST_GROUP)
+    bus = KafkaBus(
+        kafka_bootstrap, client_id="test", session_timeout_ms=SESSION_MS, heartbeat_interval_ms=300
+    )
     await asyncio.wait_for(bus.start(), 30)
     try:
         yield bus
