@@ -3,8 +3,14 @@
 Each (channel, detector) pair has an :class:`~alerting.intervals.IntervalTracker` whose state
 lives in the state store, not in this object, so a restarted (or rebalanced) alerting
 process carries on with the same open defects and never opens them twice. Every transition
-is persisted first and then handed to the listeners (console, later notifiers and the
-status wall), which are the seam for paging.
+is persisted first and then handed to the listeners (console, the paging outbox), which
+are the seam for paging.
+
+Two things keep on-call from being paged needlessly. A recovered alert is held open for
+``alerting.flap_window`` seconds and carries on if its defect comes back within them, so a
+flapping defect is one alert and one page. An alert a silence matches is recorded and shown
+but its events say so (``AlertEvent.pages`` is False), and it pages when the silence ends
+while it is still open.
 
     engine = AlertEngine(config, MemoryStateStore(), Metrics(), [print_alert])
     await engine.start()
@@ -23,8 +29,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
 from alerting.intervals import IntervalChange
-from alerting.models import Alert, AlertEvent, AlertState, AlertTransition
-from alerting.store import AlertStore, ChannelHealth, alert_key
+from alerting.models import Alert, AlertEvent, AlertState, AlertTransition, Silence
+from alerting.store import AlertStore, ChannelHealth, Thumbnail, alert_key
 from monitor.config import ChannelConfig, VqmConfig
 from monitor.messages import DetectionMessage, StreamEvent, StreamEventKind, now
 from monitor.metrics import Metrics
@@ -86,6 +92,7 @@ class AlertEngine:
         self.metrics = metrics
         self.listeners: list[Listener] = list(listeners)
         self.listener_errors = 0
+        self.flap_window = config.alerting.flap_window
         self._clock = clock
         self._lock = asyncio.Lock()
         self._started_at: float | None = None
@@ -120,6 +127,8 @@ class AlertEngine:
 
     async def _apply_detection(self, channel: ChannelConfig, msg: DetectionMessage) -> None:
         await self._segment_seen(channel.id, msg.fetched_at, msg.media_end - msg.media_start)
+        if msg.thumbnail_jpeg:
+            await self._keep_thumbnail(msg)
         if msg.error:
             logger.info(
                 "%s seq %d: %s did not decode: %s", channel.id, msg.seq, msg.detector, msg.error
@@ -148,10 +157,12 @@ class AlertEngine:
         existing = await self.store.get_active(alert_key(channel.id, detector, change.label))
         if change.transition is AlertTransition.RESOLVED:
             if existing is not None:
-                await self._resolve(existing, change.end)
+                await self._recovered(existing, change.end)
             return
         if existing is None:
             await self._open(channel, detector, severity, change)
+        elif existing.resolving_since is not None:
+            await self._update(existing, change.end, change.confidence, notify=True)  # a flap
         elif change.transition is AlertTransition.OPENED and existing.id != alert_id(
             channel.id, detector, change.label, change.start
         ):
@@ -202,7 +213,22 @@ class AlertEngine:
         """Resolve the channel's stream alerts (only those opened before ``before`` if given)."""
         for alert in await self.store.active(channel_id, STREAM_DETECTOR):
             if before is None or alert.start < before:
-                await self._resolve(alert, max(end, alert.end))
+                await self._recovered(alert, max(end, alert.end))
+
+    async def _keep_thumbnail(self, msg: DetectionMessage) -> None:
+        """The newest picture per channel; an older segment's (a replay) does not replace it."""
+        assert msg.thumbnail_jpeg is not None
+        current = await self.store.get_thumbnail(msg.channel_id)
+        if current is not None and current.at > msg.fetched_at:
+            return
+        await self.store.put_thumbnail(
+            Thumbnail(
+                channel_id=msg.channel_id,
+                jpeg_base64=msg.thumbnail_jpeg,
+                seq=msg.seq,
+                at=msg.fetched_at,
+            )
+        )
 
     # -- channel health ------------------------------------------------------------------
     async def handle_segment_seen(
@@ -233,18 +259,24 @@ class AlertEngine:
         await self._resolve_stream_alerts(channel_id, before=fetched_at, end=fetched_at)
 
     async def tick(self, at: float | None = None) -> None:
-        """Mark channels down that delivered nothing for 3 typical segment durations."""
+        """About once a second: channels gone quiet, held resolves due, silences changed."""
         at = self._clock() if at is None else at
         if self._started_at is None:
             self._started_at = at
         async with self._lock:
-            for channel in self.config.channels:
-                health = await self._health(channel.id)
-                up = self._is_up(health, at)
-                changed = up is not None and up != health.up
-                self._set_up(health, up)  # sets the gauge even unchanged: a new process
-                if changed:
-                    await self.store.put_channel(health)
+            await self._check_channels(at)
+            await self._finish_held(at)
+            await self._review_silences(at)
+
+    async def _check_channels(self, at: float) -> None:
+        """Mark channels down that delivered nothing for 3 typical segment durations."""
+        for channel in self.config.channels:
+            health = await self._health(channel.id)
+            up = self._is_up(health, at)
+            changed = up is not None and up != health.up
+            self._set_up(health, up)  # sets the gauge even unchanged: a new process
+            if changed:
+                await self.store.put_channel(health)
 
     def _is_up(self, health: ChannelHealth, at: float) -> bool | None:
         """None while a channel never seen is still within its start-up grace."""
@@ -269,6 +301,46 @@ class AlertEngine:
 
     async def _health(self, channel_id: str) -> ChannelHealth:
         return await self.store.get_channel(channel_id) or ChannelHealth(channel_id=channel_id)
+
+    # -- flaps and silences --------------------------------------------------------------
+    async def _recovered(self, alert: Alert, end: float) -> None:
+        """The defect is over: resolve now, or hold the resolve for the flap window."""
+        if self.flap_window <= 0:
+            await self._resolve(alert, end)
+            return
+        alert.end = max(alert.end, end)
+        if alert.resolving_since is None:
+            alert.resolving_since = self._clock()
+            logger.info(
+                "alert %s recovered; resolving in %.0f s unless it comes back",
+                alert.id,
+                self.flap_window,
+            )
+        await self.store.put_active(alert)
+
+    async def _finish_held(self, at: float) -> None:
+        """Resolve the held alerts whose defect stayed away for the whole flap window."""
+        for alert in await self.store.active():
+            since = alert.resolving_since
+            if since is not None and at - since >= self.flap_window:
+                await self._resolve(alert, alert.end)
+
+    async def _review_silences(self, at: float) -> None:
+        """Follow silences made or ended since: an alert whose silence ended pages now."""
+        silences = await self.store.silences()
+        for alert in await self.store.active():
+            silence = _matching(silences, alert, at)
+            silenced_by = silence.id if silence is not None else None
+            if silenced_by == alert.silenced_by:
+                continue
+            alert.silenced_by = silenced_by
+            page_now = silenced_by is None and alert.unpaged and alert.resolving_since is None
+            if page_now:
+                alert.unpaged = False
+            await self.store.put_active(alert)
+            if page_now:
+                logger.info("alert %s is no longer silenced; paging it", alert.id)
+                await self._notify(AlertEvent(transition=AlertTransition.OPENED, alert=alert))
 
     # -- transitions ---------------------------------------------------------------------
     async def _open(
@@ -295,11 +367,19 @@ class AlertEngine:
             updated_at=at,
             summary=f"{what} on {channel.display_name}" + (f": {detail}" if detail else ""),
         )
+        silence = _matching(await self.store.silences(), alert, at)
+        if silence is not None:
+            alert.silenced_by, alert.unpaged = silence.id, True
+            logger.info("alert %s is silenced by %s: not paged", alert.id, silence.id)
         await self.store.put_active(alert)
         self.metrics.alerts_opened.labels(channel=channel.id, detector=detector).inc()
         await self._after(AlertTransition.OPENED, alert)
 
     async def _update(self, alert: Alert, end: float, confidence: float, notify: bool) -> None:
+        if alert.resolving_since is not None:
+            logger.info("alert %s came back within the flap window; it carries on", alert.id)
+            alert.resolving_since = None
+            alert.flaps += 1
         alert.end = max(alert.end, end)
         alert.confidence = max(alert.confidence, confidence)
         alert.updated_at = self._clock()
@@ -330,6 +410,7 @@ class AlertEngine:
             except Exception:
                 # A broken notifier must not stop alerting or the other notifiers.
                 self.listener_errors += 1
+                self.metrics.alerting_errors.labels(where="listener").inc()
                 logger.exception("alert listener %r failed on %s", listener, event.alert.id)
 
     def _channel(self, channel_id: str) -> ChannelConfig | None:
@@ -338,3 +419,7 @@ class AlertEngine:
         except KeyError:
             logger.warning("message for unknown channel %r; skipping", channel_id)
             return None
+
+
+def _matching(silences: list[Silence], alert: Alert, at: float) -> Silence | None:
+    return next((s for s in silences if s.matches(alert, at)), None)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Defined here rather than in monitor.config so the notifier configs, which monitor.config
+# embeds, can use it without an import cycle; monitor.config re-exports it.
+Severity = Literal["critical", "major", "minor", "warning", "info"]
 
 
 class AlertState(StrEnum):
@@ -41,6 +46,23 @@ class Alert(BaseModel):
     updated_at: float
     resolved_at: float | None = None
     summary: str = ""
+    resolving_since: float | None = Field(
+        default=None,
+        description="Wall clock when the defect recovered; the resolve is held for the flap "
+        "window and cancelled if the defect comes back within it.",
+    )
+    flaps: int = Field(default=0, ge=0, description="Times the defect came back while held.")
+    silenced_by: str | None = Field(
+        default=None, description="Id of the silence that matches this alert now, if any."
+    )
+    unpaged: bool = Field(
+        default=False,
+        description="A silence kept its opening from pagers, so its resolve is not paged either.",
+    )
+    acknowledged_at: float | None = Field(
+        default=None, description="When someone acknowledged it (filled in on read)."
+    )
+    acknowledged_by: str | None = None
 
 
 class AlertEvent(BaseModel):
@@ -50,3 +72,75 @@ class AlertEvent(BaseModel):
 
     transition: AlertTransition
     alert: Alert
+
+    @property
+    def pages(self) -> bool:
+        """Whether pagers hear of it: silenced openings do not, nor what follows them."""
+        if self.transition is AlertTransition.OPENED:
+            return self.alert.silenced_by is None
+        return not self.alert.unpaged
+
+
+class Acknowledgement(BaseModel):
+    """Someone on call has seen an alert; stored beside the alert so the engine never
+    overwrites it when it updates the alert."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alert_id: str
+    by: str = Field(default="", max_length=200, description="Who acknowledged.")
+    comment: str = Field(default="", max_length=2000)
+    at: float = Field(description="Wall clock, epoch seconds.")
+
+
+class SilenceSpec(BaseModel):
+    """What a silence matches: a channel, a detector, both, or (neither) every alert.
+
+    ``starts_at``/``ends_at`` bound it in wall-clock epoch seconds (a maintenance window);
+    without ``starts_at`` it starts now, without ``ends_at`` it lasts until deleted.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel_id: str | None = Field(default=None, description="Only this channel; any if unset.")
+    detector: str | None = Field(
+        default=None, description="Only this detector (or 'stream'); any if unset."
+    )
+    starts_at: float | None = Field(default=None, description="Epoch seconds; now if unset.")
+    ends_at: float | None = Field(
+        default=None, description="Epoch seconds; open-ended (until deleted) if unset."
+    )
+    comment: str = Field(default="", max_length=2000, description="Why, for the next person.")
+    created_by: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> SilenceSpec:
+        if (
+            self.starts_at is not None
+            and self.ends_at is not None
+            and self.ends_at <= self.starts_at
+        ):
+            raise ValueError(f"ends_at {self.ends_at} is not after starts_at {self.starts_at}")
+        return self
+
+
+class Silence(SilenceSpec):
+    """A stored silence: silenced alerts are recorded and shown, but not paged."""
+
+    id: str
+    created_at: float
+    starts_at: float | None = None
+
+    def active(self, at: float) -> bool:
+        started = self.starts_at is None or self.starts_at <= at
+        return started and (self.ends_at is None or at < self.ends_at)
+
+    def expired(self, at: float) -> bool:
+        return self.ends_at is not None and at >= self.ends_at
+
+    def matches(self, alert: Alert, at: float) -> bool:
+        return (
+            self.active(at)
+            and (self.channel_id is None or self.channel_id == alert.channel_id)
+            and (self.detector is None or self.detector == alert.detector)
+        )

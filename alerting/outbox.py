@@ -3,7 +3,7 @@
 The alert engine hands each transition to :meth:`Outbox.enqueue` (or uses :meth:`Outbox.listener`
 as a listener); :meth:`Outbox.run` delivers in the background.
 
-    outbox = Outbox(state, build_notifiers(config, client), OutboxMetrics(metrics.registry))
+    outbox = Outbox(state, build_notifiers(config, client), OutboxMetrics(metrics=metrics))
     engine = AlertEngine(..., listeners=[outbox.listener])
     task = asyncio.create_task(outbox.run(stop))
 
@@ -31,12 +31,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from alerting.models import AlertEvent, AlertTransition
 from alerting.notifiers.base import NotifierError
 from alerting.notifiers.routing import Router
+from monitor.metrics import Metrics
 from monitor.state import StateStore
 
 logger = logging.getLogger(__name__)
@@ -110,27 +111,21 @@ def entry_key(notifier: str, alert_id: str, transition: AlertTransition) -> str:
 
 
 class OutboxMetrics:
-    """Delivery counters; built once per registry.
+    """The outbox's view of the delivery families, which live in :class:`Metrics`.
 
-    >>> metrics = OutboxMetrics(CollectorRegistry())
+    >>> metrics = OutboxMetrics(metrics=Metrics(CollectorRegistry()))  # a process's families
+    >>> metrics = OutboxMetrics(CollectorRegistry())  # a test's own registry
     """
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.delivered = Counter(
-            "vqm_notifications_delivered", "Alert transitions a receiver accepted.",
-            ["notifier"], registry=registry,
-        )
-        self.failures = Counter(
-            "vqm_notification_failures", "Failed sends, by whether they will be retried.",
-            ["notifier", "retriable"], registry=registry,
-        )
-        self.dropped = Counter(
-            "vqm_notifications_dropped", "Entries given up (refused, too old, unknown notifier).",
-            ["notifier", "reason"], registry=registry,
-        )
-        self.pending = Gauge(
-            "vqm_outbox_pending", "Entries waiting for delivery.", registry=registry
-        )
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, metrics: Metrics | None = None
+    ) -> None:
+        families = metrics or Metrics(registry)
+        self.delivered = families.notifications_delivered
+        self.failures = families.notification_failures
+        self.dropped = families.notifications_dropped
+        self.pending = families.outbox_pending
+        self.errors = families.alerting_errors
 
 
 class Outbox:
@@ -153,7 +148,13 @@ class Outbox:
         self._wake = asyncio.Event()
 
     async def listener(self, event: AlertEvent) -> None:
-        """AlertEngine listener; a state store error propagates so the caller can retry."""
+        """AlertEngine listener: stores what pages (not what a silence holds back).
+
+        A state store error propagates so the caller can retry.
+        """
+        if not event.pages:
+            logger.debug("outbox: %s %s is silenced; not paging", event.alert.id, event.transition)
+            return
         await self.enqueue(event)
 
     async def enqueue(self, event: AlertEvent) -> int:
@@ -193,6 +194,7 @@ class Outbox:
                     await self._dispatch(in_flight)
                 except Exception:
                     logger.exception("outbox: scan failed; retrying")
+                    self._count_error()
                 await self._sleep(stop)
         finally:
             await self._drain(in_flight)
@@ -261,6 +263,11 @@ class Outbox:
             raise
         except Exception:
             logger.exception("outbox: delivering %s failed; it stays pending", key)
+            self._count_error()
+
+    def _count_error(self) -> None:
+        if self.metrics:
+            self.metrics.errors.labels(where="outbox").inc()
 
     async def _send(self, entry: OutboxEntry) -> None:
         key = entry.key

@@ -11,7 +11,13 @@ namespace          key                              value
 ``channels``       channel id                       :class:`ChannelHealth`
 ``trackers``       ``channel:detector``             :class:`~alerting.intervals.TrackerState`
 ``dedup``          ``channel:seq:detector``         ``"1"`` with a TTL (replays page once)
+``silences``       silence id                       :class:`~alerting.models.Silence`
+``acks``           alert id                         :class:`~alerting.models.Acknowledgement`
+``thumbnails``     channel id                       :class:`Thumbnail` (latest JPEG, base64)
 =================  ===============================  ==========================================
+
+Acknowledgements live beside the alerts rather than inside them: the API writes them while
+the engine rewrites alerts, and neither may undo the other's write.
 
     store = AlertStore(MemoryStateStore())
     await store.put_active(alert)
@@ -27,7 +33,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from alerting.intervals import IntervalTracker
-from alerting.models import Alert
+from alerting.models import Acknowledgement, Alert, Silence
 from monitor.state import StateStore
 
 logger = logging.getLogger(__name__)
@@ -39,10 +45,14 @@ HISTORY = "alert_history"
 CHANNELS = "channels"
 TRACKERS = "trackers"
 DEDUP = "dedup"
+SILENCES = "silences"
+ACKS = "acks"
+THUMBNAILS = "thumbnails"
 
 HISTORY_LIMIT = 200
 HISTORY_TTL = 7 * 24 * 3600.0
 DEDUP_TTL = 24 * 3600.0
+SILENCE_KEEP = 24 * 3600.0
 
 
 class ChannelStatus(StrEnum):
@@ -67,6 +77,17 @@ class ChannelHealth(BaseModel):
     last_event: str | None = Field(default=None, description="Latest stream event kind.")
     last_event_at: float | None = None
     changed_at: float | None = Field(default=None, description="When ``up`` last changed.")
+
+
+class Thumbnail(BaseModel):
+    """The newest picture of a channel, for the status wall."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel_id: str
+    jpeg_base64: str = Field(description="A small JPEG, base64.")
+    seq: int = Field(description="Segment it was taken from.")
+    at: float = Field(description="Wall clock when the segment was fetched, epoch seconds.")
 
 
 def channel_status(health: ChannelHealth | None, active_alerts: int) -> ChannelStatus:
@@ -166,6 +187,65 @@ class AlertStore:
 
     async def save_tracker(self, channel_id: str, detector: str, tracker: IntervalTracker) -> None:
         await self.state.set(TRACKERS, tracker_key(channel_id, detector), tracker.dump())
+
+    # -- silences ------------------------------------------------------------------------
+    async def put_silence(self, silence: Silence) -> None:
+        """Kept until a day after it ends (then it matters to nobody)."""
+        ttl = None
+        if silence.ends_at is not None:
+            ttl = max(1.0, silence.ends_at - silence.created_at + SILENCE_KEEP)
+        await self.state.set(SILENCES, silence.id, silence.model_dump_json(), ttl=ttl)
+
+    async def silences(self) -> list[Silence]:
+        """Every stored silence, soonest-starting first."""
+        items = await self.state.items(SILENCES)
+        parsed = (_parse(Silence, value, SILENCES, key) for key, value in items.items())
+        found = [s for s in parsed if s is not None]
+        return sorted(found, key=lambda s: (s.starts_at or s.created_at, s.id))
+
+    async def get_silence(self, silence_id: str) -> Silence | None:
+        return _parse(Silence, await self.state.get(SILENCES, silence_id), SILENCES, silence_id)
+
+    async def delete_silence(self, silence_id: str) -> None:
+        await self.state.delete(SILENCES, silence_id)
+
+    # -- acknowledgements ----------------------------------------------------------------
+    async def put_ack(self, ack: Acknowledgement) -> None:
+        await self.state.set(ACKS, ack.alert_id, ack.model_dump_json(), ttl=HISTORY_TTL)
+
+    async def with_acks(self, alerts: list[Alert]) -> list[Alert]:
+        """The alerts with their acknowledgements filled in."""
+        if not alerts:
+            return alerts
+        acks = {}
+        for key, value in (await self.state.items(ACKS)).items():
+            ack = _parse(Acknowledgement, value, ACKS, key)
+            if ack is not None:
+                acks[ack.alert_id] = ack
+        out = []
+        for alert in alerts:
+            ack = acks.get(alert.id)
+            if ack is not None:
+                alert = alert.model_copy(
+                    update={"acknowledged_at": ack.at, "acknowledged_by": ack.by or None}
+                )
+            out.append(alert)
+        return out
+
+    async def find(self, alert_id: str) -> Alert | None:
+        """An alert by id, open or resolved."""
+        for alert in await self.active():
+            if alert.id == alert_id:
+                return alert
+        return _parse(Alert, await self.state.get(HISTORY, alert_id), HISTORY, alert_id)
+
+    # -- thumbnails ----------------------------------------------------------------------
+    async def put_thumbnail(self, thumbnail: Thumbnail) -> None:
+        await self.state.set(THUMBNAILS, thumbnail.channel_id, thumbnail.model_dump_json())
+
+    async def get_thumbnail(self, channel_id: str) -> Thumbnail | None:
+        raw = await self.state.get(THUMBNAILS, channel_id)
+        return _parse(Thumbnail, raw, THUMBNAILS, channel_id)
 
     async def _all(self, ns: str) -> list[Alert]:
         items = await self.state.items(ns)

@@ -92,6 +92,7 @@ class AlertingWorker:
                 await consumer.commit()
         except Exception:
             self.errors += 1
+            self.engine.metrics.alerting_errors.labels(where="poll").inc()
             logger.exception("alerting poll failed; retrying")
             await _pause(stop, RETRY_FIRST)
 
@@ -105,6 +106,7 @@ class AlertingWorker:
             except Exception as exc:
                 if not is_retriable(exc):
                     self.errors += 1
+                    self.engine.metrics.alerting_errors.labels(where="message").inc()
                     logger.exception(
                         "skipping %s offset %d after an error", record.topic, record.offset
                     )
@@ -141,4 +143,5 @@ class AlertingWorker:
             await self.engine.tick()
         except Exception:
             self.errors += 1
+            self.engine.metrics.alerting_errors.labels(where="tick").inc()
             logger.exception("alerting tick failed")

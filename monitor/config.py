@@ -11,14 +11,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from alerting.config import AlertingConfig
+from alerting.models import Severity
+from alerting.notifiers.routing import NotificationConfig
 from monitor.bus import Topics
 from monitor.detectors.base import DetectorConfig
 from monitor.detectors.registry import config_union, default_configs
 
-Severity = Literal["critical", "major", "minor", "warning", "info"]
+__all__ = ["Severity"]  # re-exported: alerting.models defines it for the notifier configs
 
 
 class StrictModel(BaseModel):
@@ -72,6 +75,13 @@ class VqmConfig(StrictModel):
     )
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     topics: Topics = Field(default_factory=Topics)
+    notifications: NotificationConfig = Field(
+        default_factory=NotificationConfig,
+        description="Who gets paged: named notifiers and severity routes (none by default).",
+    )
+    alerting: AlertingConfig = Field(
+        default_factory=AlertingConfig, description="Flap suppression and delivery retries."
+    )
 
     @field_validator("channels")
     @classmethod
@@ -168,6 +178,11 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_token: str | None = Field(default=None, description="Bearer token for changing calls.")
+    api_read_token_required: bool = Field(
+        default=False,
+        description="Reads under /api need the bearer token too (health, metrics and the "
+        "status page itself stay open).",
+    )
     log_level: str = "INFO"
     onnx_providers: str = Field(
         default="TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider",
@@ -181,3 +196,9 @@ class Settings(BaseSettings):
         if value in {"changeme", "secret", "token"}:
             raise ValueError("api_token is a placeholder; set a real token")
         return value
+
+    @model_validator(mode="after")
+    def _read_token_needs_a_token(self) -> Settings:
+        if self.api_read_token_required and not self.api_token:
+            raise ValueError("api_read_token_required needs api_token; set VQM_API_TOKEN")
+        return self

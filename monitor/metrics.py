@@ -75,3 +75,23 @@ class Metrics:
             "vqm_model_info", "Loaded models; value 1.", ["model", "version", "provider"],
             registry=r,
         )
+        self.notifications_delivered = Counter(
+            "vqm_notifications_delivered", "Alert transitions a receiver accepted.",
+            ["notifier"], registry=r,
+        )
+        self.notification_failures = Counter(
+            "vqm_notification_failures", "Failed sends, by whether they will be retried.",
+            ["notifier", "retriable"], registry=r,
+        )
+        self.notifications_dropped = Counter(
+            "vqm_notifications_dropped", "Entries given up (refused, too old, unknown notifier).",
+            ["notifier", "reason"], registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "vqm_outbox_pending", "Notifier deliveries waiting to be sent.", registry=r
+        )
+        self.alerting_errors = Counter(
+            "vqm_alerting_errors",
+            "Failures inside alerting that it carried on after (listener, tick, outbox).",
+            ["where"], registry=r,
+        )

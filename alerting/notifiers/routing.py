@@ -19,13 +19,12 @@ from typing import Annotated
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from alerting.models import AlertEvent
+from alerting.models import AlertEvent, Severity
 from alerting.notifiers.alertmanager import AlertmanagerConfig, AlertmanagerNotifier
 from alerting.notifiers.base import Notifier
 from alerting.notifiers.pagerduty import PagerDutyConfig, PagerDutyNotifier
 from alerting.notifiers.slack import SlackConfig, SlackNotifier
 from alerting.notifiers.webhook import WebhookConfig, WebhookNotifier
-from monitor.config import Severity
 
 AnyNotifierConfig = Annotated[
     AlertmanagerConfig | PagerDutyConfig | WebhookConfig | SlackConfig,
