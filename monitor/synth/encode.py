@@ -86,6 +86,11 @@ class TsEncoder:
         stream = self.container.add_stream("libx264", rate=self.fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.time_base = Fraction(1, self.fps)
+        # Say what the pictures are: BT.601 limited range (black at 16), as cv2 makes them.
+        stream.codec_context.color_range = 1  # AVCOL_RANGE_MPEG
+        stream.codec_context.colorspace = 6  # AVCOL_SPC_SMPTE170M
+        stream.codec_context.color_primaries = 6
+        stream.codec_context.color_trc = 6
         stream.options = {
             "preset": settings.preset,
             "crf": str(settings.crf),
@@ -101,6 +106,7 @@ class TsEncoder:
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts = index
         frame.time_base = Fraction(1, self.fps)
+        frame.color_range = 1
         for packet in self.video.encode(frame):
             self.container.mux(packet)
 
