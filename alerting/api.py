@@ -1,8 +1,16 @@
-"""The HTTP API: health, readiness, Prometheus metrics, channels and alerts.
+"""The HTTP API: health, readiness, Prometheus metrics, channels, alerts, acknowledgements,
+silences, thumbnails, and the NOC status wall at ``/``.
 
 Everything the handlers need comes from one :class:`ApiContext` given to :func:`create_app`,
 so there is no module-level state and tests build an app per case. Errors share one shape,
 ``{"error": {"code": "not_found", "message": "..."}}``, whatever raised them.
+
+Who may do what: calls that change something (ack, silences) need ``Authorization: Bearer
+<VQM_API_TOKEN>``. Without a configured token they are refused (403) unless the environment
+is ``local``, where a developer's loopback API is trusted. Reads under ``/api`` are open
+unless ``VQM_API_READ_TOKEN_REQUIRED`` is set; ``/healthz``, ``/readyz``, ``/metrics`` and the
+status page's static files are always open (probes and scrapers carry no token; the page
+holds no data and sends the token it is given in its URL fragment).
 
     app = create_app(ApiContext(config=config, state=state, metrics=metrics, readiness=ready))
     await serve(app, "127.0.0.1", 8080, stop)   # uvicorn inside this event loop
@@ -11,31 +19,45 @@ so there is no module-level state and tests build an app per case. Errors share 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
+import hmac
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import uvicorn
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import make_asgi_app
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from alerting.models import Alert
+from alerting.models import Acknowledgement, Alert, AlertState, Silence, SilenceSpec
 from alerting.store import AlertStore, ChannelHealth, ChannelStatus, channel_status
-from monitor.config import ChannelConfig, VqmConfig
+from monitor.config import ChannelConfig, Settings, VqmConfig
+from monitor.messages import now
 from monitor.metrics import Metrics
 from monitor.state import StateStore
 
 logger = logging.getLogger(__name__)
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
+
+STATIC_DIR = Path(str(files("alerting") / "static"))
+NO_TOKEN_MESSAGE = (
+    "changing calls are disabled because no API token is configured: set VQM_API_TOKEN "
+    "and send 'Authorization: Bearer <token>' (or run with VQM_ENVIRONMENT=local)"
+)
 
 _ERROR_CODES = {
     400: "bad_request",
@@ -66,6 +88,7 @@ class ApiContext:
     without it only the state store is checked. ``models`` lists loaded models; without it
     they are read from the ``vqm_model_info`` metric the inference worker sets. ``lifespan``
     opens and closes clients the API alone owns (none in the one-process mode).
+    ``settings`` gives the API token rules; without it the defaults apply (local, no token).
     """
 
     config: VqmConfig
@@ -74,6 +97,13 @@ class ApiContext:
     readiness: Readiness | None = None
     models: Callable[[], Sequence[ModelInfo]] | None = None
     lifespan: Callable[[], AbstractAsyncContextManager[None]] | None = None
+    settings: Settings | None = None
+    clock: Callable[[], float] = now
+
+    @property
+    def auth(self) -> Settings:
+        # model_construct: the defaults, without reading the environment
+        return self.settings if self.settings is not None else Settings.model_construct()
 
 
 # -- response shapes ---------------------------------------------------------------------
@@ -106,6 +136,12 @@ class ChannelView(BaseModel):
     last_detection_at: float | None = None
     last_event: str | None = Field(default=None, description="Latest stream event kind.")
     active_alerts: list[Alert] = Field(default_factory=list)
+    last_thumbnail: str | None = Field(
+        default=None, description="URL of the newest thumbnail JPEG; None before the first."
+    )
+    thumbnail_at: float | None = Field(
+        default=None, description="Fetch time of the segment it shows, epoch s."
+    )
 
 
 class ChannelList(BaseModel):
@@ -114,6 +150,23 @@ class ChannelList(BaseModel):
 
 class AlertList(BaseModel):
     alerts: list[Alert]
+
+
+class AckRequest(BaseModel):
+    """Body of an acknowledgement; both fields are for the people reading it later."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(default="", max_length=200, description="Who acknowledges.")
+    comment: str = Field(default="", max_length=2000)
+
+
+class SilenceView(Silence):
+    active_now: bool = Field(description="Whether it matches alerts at this moment.")
+
+
+class SilenceList(BaseModel):
+    silences: list[SilenceView]
 
 
 # -- dependencies ------------------------------------------------------------------------
@@ -129,6 +182,37 @@ def get_store(ctx: Ctx) -> AlertStore:
 
 
 Store = Annotated[AlertStore, Depends(get_store)]
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" and credentials else None
+
+
+def _check_token(request: Request, token: str) -> None:
+    given = _bearer(request)
+    if given is None or not hmac.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(
+            401,
+            "missing or wrong bearer token (send 'Authorization: Bearer <VQM_API_TOKEN>')",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def require_read(ctx: Ctx, request: Request) -> None:
+    """Reads are open unless ``api_read_token_required``; then they need the token."""
+    settings = ctx.auth
+    if settings.api_read_token_required and settings.api_token:
+        _check_token(request, settings.api_token)
+
+
+def require_write(ctx: Ctx, request: Request) -> None:
+    """Changes need the token; with none configured only a local environment may change."""
+    settings = ctx.auth
+    if settings.api_token:
+        _check_token(request, settings.api_token)
+    elif settings.environment != "local":
+        raise HTTPException(403, NO_TOKEN_MESSAGE)
 
 
 # -- the app -----------------------------------------------------------------------------
@@ -157,6 +241,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.add_route("/metrics", _Asgi(metrics_app), include_in_schema=False)  # type: ignore[arg-type]
     app.mount("/metrics", metrics_app)
     app.include_router(_routes())
+    app.include_router(_read_routes(), dependencies=[Depends(require_read)])
+    app.include_router(_write_routes(), dependencies=[Depends(require_write)])
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
 
@@ -171,8 +258,13 @@ class _Asgi:
 
 
 def _routes() -> APIRouter:
+    """Always open: probes, the status page."""
     router = APIRouter()
-    not_found: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}}
+
+    @router.get("/", include_in_schema=False)
+    async def status_wall() -> FileResponse:
+        """The NOC status wall: one tile per channel, refreshed every two seconds."""
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     @router.get("/healthz", response_model=Health, tags=["health"])
     async def healthz() -> Health:
@@ -191,10 +283,18 @@ def _routes() -> APIRouter:
         code = 200 if report.status == "ready" else 503
         return JSONResponse(report.model_dump(mode="json"), status_code=code)
 
+    return router
+
+
+def _read_routes() -> APIRouter:
+    """What the status wall and dashboards read; open unless reads need the token."""
+    router = APIRouter()
+    not_found: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}}
+
     @router.get("/api/channels", response_model=ChannelList, tags=["channels"])
     async def list_channels(ctx: Ctx, store: Store) -> ChannelList:
         """Every configured channel with its status and open alerts."""
-        active = await store.active()
+        active = await store.with_acks(await store.active())
         views = [await _channel_view(store, c, active) for c in ctx.config.channels]
         return ChannelList(channels=views)
 
@@ -210,7 +310,8 @@ def _routes() -> APIRouter:
             channel = ctx.config.channel(channel_id)
         except KeyError:
             raise HTTPException(404, f"no channel {channel_id!r}") from None
-        return await _channel_view(store, channel, await store.active(channel_id))
+        active = await store.with_acks(await store.active(channel_id))
+        return await _channel_view(store, channel, active)
 
     @router.get("/api/alerts", response_model=AlertList, tags=["alerts"])
     async def list_alerts(
@@ -228,9 +329,107 @@ def _routes() -> APIRouter:
             alerts += await store.active(channel, detector)
         if state in ("recent", "all"):
             alerts += await store.recent(channel, detector)
-        return AlertList(alerts=alerts[:limit])
+        return AlertList(alerts=await store.with_acks(alerts[:limit]))
+
+    @router.get(
+        "/api/channels/{channel_id}/thumbnail.jpg",
+        response_class=Response,
+        responses={200: {"content": {"image/jpeg": {}}}, **not_found},
+        tags=["channels"],
+    )
+    async def channel_thumbnail(channel_id: str, store: Store) -> Response:
+        """The channel's newest picture (one frame of a recent segment), small JPEG."""
+        thumbnail = await store.get_thumbnail(channel_id)
+        if thumbnail is None:
+            raise HTTPException(404, f"no thumbnail for channel {channel_id!r} yet")
+        try:
+            jpeg = base64.b64decode(thumbnail.jpeg_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise HTTPException(404, f"thumbnail of {channel_id!r} is unreadable") from None
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @router.get("/api/silences", response_model=SilenceList, tags=["silences"])
+    async def list_silences(ctx: Ctx, store: Store) -> SilenceList:
+        """Silences not yet forgotten (a day after they end), soonest-starting first."""
+        at = ctx.clock()
+        views = [
+            SilenceView(**s.model_dump(), active_now=s.active(at)) for s in await store.silences()
+        ]
+        return SilenceList(silences=views)
 
     return router
+
+
+def _write_routes() -> APIRouter:
+    """Acknowledge and silence; each needs the bearer token (see the module docstring)."""
+    router = APIRouter()
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorResponse} for code in (401, 403, 404, 409)
+    }
+
+    @router.post(
+        "/api/alerts/{alert_id}/ack", response_model=Alert, responses=errors, tags=["alerts"]
+    )
+    async def acknowledge(
+        alert_id: str,
+        ctx: Ctx,
+        store: Store,
+        body: Annotated[AckRequest | None, Body()] = None,
+    ) -> Alert:
+        """Mark an open alert as seen by someone; it stays open and shown as acknowledged."""
+        alert = await store.find(alert_id)
+        if alert is None:
+            raise HTTPException(404, f"no alert {alert_id!r}")
+        if alert.state is AlertState.RESOLVED:
+            raise HTTPException(409, f"alert {alert_id!r} is already resolved")
+        request = body or AckRequest()
+        ack = Acknowledgement(
+            alert_id=alert_id, by=request.by, comment=request.comment, at=ctx.clock()
+        )
+        await store.put_ack(ack)
+        logger.info("alert %s acknowledged by %s", alert_id, ack.by or "someone")
+        [acked] = await store.with_acks([alert])
+        return acked
+
+    @router.post(
+        "/api/silences",
+        response_model=Silence,
+        status_code=201,
+        responses={**errors, 422: {"model": ErrorResponse}},
+        tags=["silences"],
+    )
+    async def create_silence(spec: SilenceSpec, ctx: Ctx, store: Store) -> Silence:
+        """Silence a channel, a detector, both, or everything, now or for a window.
+
+        Silenced alerts are still recorded and shown; they are not paged, and one still open
+        when its silence ends is paged then.
+        """
+        at = ctx.clock()
+        if spec.channel_id is not None and not _configured(ctx.config, spec.channel_id):
+            raise HTTPException(422, f"channel_id: no configured channel {spec.channel_id!r}")
+        if spec.ends_at is not None and spec.ends_at <= at:
+            raise HTTPException(422, f"ends_at: {spec.ends_at} is in the past")
+        silence = Silence(**spec.model_dump(), id=uuid.uuid4().hex[:12], created_at=at)
+        await store.put_silence(silence)
+        logger.info("silence %s created: %s", silence.id, silence.model_dump(exclude_none=True))
+        return silence
+
+    @router.delete(
+        "/api/silences/{silence_id}", status_code=204, responses=errors, tags=["silences"]
+    )
+    async def delete_silence(silence_id: str, store: Store) -> Response:
+        """End a silence now; alerts it held back that are still open are paged."""
+        if await store.get_silence(silence_id) is None:
+            raise HTTPException(404, f"no silence {silence_id!r}")
+        await store.delete_silence(silence_id)
+        logger.info("silence %s deleted", silence_id)
+        return Response(status_code=204)
+
+    return router
+
+
+def _configured(config: VqmConfig, channel_id: str) -> bool:
+    return any(c.id == channel_id for c in config.channels)
 
 
 async def _readiness(ctx: ApiContext) -> ReadinessReport:
@@ -271,6 +470,7 @@ async def _channel_view(
 ) -> ChannelView:
     mine = [a for a in active if a.channel_id == channel.id]
     health = await store.get_channel(channel.id) or ChannelHealth(channel_id=channel.id)
+    thumbnail = await store.get_thumbnail(channel.id)
     return ChannelView(
         id=channel.id,
         name=channel.display_name,
@@ -281,6 +481,8 @@ async def _channel_view(
         last_detection_at=health.last_detection_at,
         last_event=health.last_event,
         active_alerts=mine,
+        last_thumbnail=f"/api/channels/{channel.id}/thumbnail.jpg" if thumbnail else None,
+        thumbnail_at=thumbnail.at if thumbnail else None,
     )
 
 

@@ -1,8 +1,10 @@
 """Wiring the stages: each stage as a runnable unit, and all of them in one process.
 
-One :class:`Runtime` owns the clients (bus, state store, metrics) for a process: it starts
-them, runs the stages it was asked for as child tasks, and on stop cancels and awaits them,
-then closes the clients in reverse order of start-up, within a time limit.
+One :class:`Runtime` owns the clients (bus, state store, metrics, and for the alert stage the
+one HTTP client every notifier shares) for a process: it starts them, runs the stages it was
+asked for as child tasks, and on stop cancels and awaits them, then closes the clients in
+reverse order of start-up, within a time limit. The alert stage is the alerting worker plus
+the paging outbox, whose listener hears every alert transition (silenced ones do not page).
 
     runtime = Runtime(config, settings)             # memory bus and state unless settings say
     await runtime.run(stop, stages={"ingest", "infer", "alert", "api"})
@@ -16,9 +18,13 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+import httpx
+
 from alerting.api import ApiContext, create_app, serve
 from alerting.engine import AlertEngine
 from alerting.models import AlertEvent
+from alerting.notifiers import build_notifiers
+from alerting.outbox import Outbox, OutboxMetrics
 from alerting.worker import AlertingWorker
 from monitor.bus import Bus, MemoryBus
 from monitor.config import Settings, VqmConfig
@@ -71,6 +77,8 @@ class Runtime:
         self.engine = AlertEngine(config, self.state, self.metrics, list(listeners or []))
         self.inference = InferenceWorker(config, self.bus, self.metrics)
         self.ingest: IngestService | None = None
+        self.outbox: Outbox | None = None
+        self._http: httpx.AsyncClient | None = None
         self._stages: set[str] = set()
 
     async def ready(self) -> dict[str, bool]:
@@ -82,15 +90,49 @@ class Runtime:
 
     def api_context(self) -> ApiContext:
         return ApiContext(
-            config=self.config, state=self.state, metrics=self.metrics, readiness=self.ready
+            config=self.config,
+            state=self.state,
+            metrics=self.metrics,
+            readiness=self.ready,
+            settings=self.settings,
         )
+
+    def _start_paging(self) -> Outbox:
+        """The shared notifier client, the router and the outbox, listening to the engine."""
+        self._http = httpx.AsyncClient()
+        router = build_notifiers(self.config.notifications, self._http)
+        outbox = Outbox(
+            self.state, router, OutboxMetrics(metrics=self.metrics), self.config.alerting.outbox
+        )
+        self.engine.add_listener(outbox.listener)
+        if router.notifiers:
+            logger.info("paging through %s", ", ".join(sorted(router.notifiers)))
+        return outbox
+
+    async def _stop_paging(self) -> None:
+        if self.outbox is not None:
+            self.engine.listeners.remove(self.outbox.listener)
+            self.outbox = None
+        if self._http is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._http.aclose(), SHUTDOWN_SECONDS)
+            self._http = None
+
+    async def _alert_stage(self, stop: asyncio.Event) -> None:
+        """The alerting worker and the outbox together: one stage, one failure domain."""
+        assert self.outbox is not None
+        worker = AlertingWorker(self.bus, self.config.topics, self.engine)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(worker.run(stop), name="vqm-alert-worker")
+            group.create_task(self.outbox.run(stop), name="vqm-alert-outbox")
 
     def _stage_coroutines(
         self, stages: set[str], stop: asyncio.Event, channel_ids: list[str] | None
     ) -> dict[str, Coroutine[Any, Any, None]]:
         coros: dict[str, Coroutine[Any, Any, None]] = {}
         if "alert" in stages:
-            coros["alert"] = AlertingWorker(self.bus, self.config.topics, self.engine).run(stop)
+            self.outbox = self._start_paging()
+            coros["alert"] = self._alert_stage(stop)
         if "infer" in stages:
             coros["infer"] = self.inference.run(stop)
         if "ingest" in stages:
@@ -119,6 +161,7 @@ class Runtime:
         finally:
             stop.set()
             await _drain(tasks)
+            await self._stop_paging()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.bus.stop(), SHUTDOWN_SECONDS)
             with contextlib.suppress(Exception):

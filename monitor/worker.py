@@ -2,16 +2,21 @@
 
 Each segment is decoded once (in a thread, so the event loop keeps serving the API and the
 bus), handed to every enabled detector of its channel, and one :class:`DetectionMessage` per
-detector is published. The consumer commits only after every detection of the batch was
+detector is published; the first of them carries a small JPEG of one frame for the status
+wall. The consumer commits only after every detection of the batch was
 acknowledged, so a crash replays the batch and downstream dedup absorbs the repeats.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from dataclasses import dataclass
+
+import cv2
+import numpy as np
 
 from monitor.bus import Bus, Record, Topics
 from monitor.config import VqmConfig
@@ -30,6 +35,26 @@ from monitor.messages import (
 from monitor.metrics import Metrics
 
 logger = logging.getLogger(__name__)
+
+THUMBNAIL_SIZE = (192, 108)  # width, height: a status wall tile, a few kB as JPEG
+THUMBNAIL_QUALITY = 70
+
+
+def thumbnail_jpeg(decoded: DecodedSegment) -> str | None:
+    """Base64 JPEG of the segment's middle frame, colour when decoded, else its luma.
+
+    Only what the detectors already decoded is used, so a channel whose detectors read
+    luma alone gets a grey picture rather than paying for an RGB conversion.
+    """
+    frames = decoded.rgb if decoded.rgb is not None and len(decoded.rgb) else decoded.luma
+    if frames.ndim < 3 or len(frames) == 0 or frames.shape[1] == 0 or frames.shape[2] == 0:
+        return None
+    frame = np.ascontiguousarray(frames[len(frames) // 2])
+    if frame.ndim == 3:
+        frame = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+    small = cv2.resize(frame, THUMBNAIL_SIZE, interpolation=cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_QUALITY])
+    return base64.b64encode(jpeg.tobytes()).decode("ascii") if ok else None
 
 
 def union_needs(detectors: list[Detector]) -> DecodeNeeds:
@@ -83,8 +108,18 @@ class SegmentAnalyzer:
             return Analysis([], error=str(exc))
         decode_time = time.perf_counter() - started
         out = [self._run(d, segment, decoded, decode_time / len(detectors)) for d in detectors]
+        if out:
+            out[0] = out[0].model_copy(update={"thumbnail_jpeg": self._thumbnail(decoded)})
         self._metrics.segments_processed.labels(segment.channel_id).inc()
         return Analysis(out)
+
+    def _thumbnail(self, decoded: DecodedSegment) -> str | None:
+        """A picture is a nicety: failing to make one never costs the detections."""
+        try:
+            return thumbnail_jpeg(decoded)
+        except (cv2.error, ValueError):
+            logger.warning("thumbnail failed; the segment goes without one", exc_info=True)
+            return None
 
     def _run(
         self, detector: Detector, segment: SegmentMessage, decoded: DecodedSegment, share: float

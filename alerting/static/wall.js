@@ -1,0 +1,132 @@
+// The NOC status wall: polls /api/channels every two seconds and redraws one tile per
+// channel. A read token, when the API wants one, comes in the URL fragment
+// (/#token=...): fragments are never sent to the server, so the token stays out of logs.
+"use strict";
+
+const POLL_MS = 2000;
+const token = new URLSearchParams(location.hash.slice(1)).get("token");
+const wall = document.getElementById("wall");
+const summary = document.getElementById("summary");
+const connection = document.getElementById("connection");
+const thumbnails = new Map(); // channel id -> {at, url} of the picture shown
+
+function headers() {
+  return token ? { Authorization: "Bearer " + token } : {};
+}
+
+function ago(epochSeconds) {
+  const s = Math.max(0, Math.round(Date.now() / 1000 - epochSeconds));
+  if (s < 60) return s + " s";
+  if (s < 3600) return Math.floor(s / 60) + " min";
+  return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+}
+
+function clock(epochSeconds) {
+  return new Date(epochSeconds * 1000).toLocaleTimeString([], { hour12: false });
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function alertItem(alert) {
+  const li = el("li", "alert");
+  li.dataset.alertId = alert.id;
+  const what = el("span", "what", alert.detector + (alert.label ? " / " + alert.label : ""));
+  if (alert.resolving_since) what.append(el("span", "tag recovering", "recovering"));
+  if (alert.silenced_by) what.append(el("span", "tag silenced", "silenced"));
+  if (alert.acknowledged_at) what.append(el("span", "tag acked", "ack " + (alert.acknowledged_by || "")));
+  const since = el("span", "since", "since " + clock(alert.opened_at) + " (" + ago(alert.opened_at) + ")");
+  li.append(what, since);
+  return li;
+}
+
+function picture(channel) {
+  const box = el("div", "picture");
+  if (!channel.last_thumbnail) {
+    box.textContent = "no picture yet";
+    return box;
+  }
+  const img = el("img");
+  img.alt = channel.name;
+  const shown = thumbnails.get(channel.id);
+  if (shown && shown.at === channel.thumbnail_at) {
+    img.src = shown.url;
+  } else {
+    loadThumbnail(channel, img);
+  }
+  box.append(img);
+  return box;
+}
+
+async function loadThumbnail(channel, img) {
+  const src = channel.last_thumbnail + "?t=" + channel.thumbnail_at;
+  if (!token) {
+    thumbnails.set(channel.id, { at: channel.thumbnail_at, url: src });
+    img.src = src;
+    return;
+  }
+  // An <img> cannot send a header: fetch the picture and show it from a blob.
+  try {
+    const response = await fetch(src, { headers: headers() });
+    if (!response.ok) return;
+    const url = URL.createObjectURL(await response.blob());
+    const old = thumbnails.get(channel.id);
+    if (old && old.url.startsWith("blob:")) URL.revokeObjectURL(old.url);
+    thumbnails.set(channel.id, { at: channel.thumbnail_at, url: url });
+    img.src = url;
+  } catch (err) {
+    // the next poll tries again
+  }
+}
+
+function tile(channel) {
+  const node = el("section", "tile status-" + channel.status);
+  node.id = "channel-" + channel.id;
+  node.dataset.channel = channel.id;
+  node.dataset.status = channel.status;
+  const head = el("div", "head");
+  head.append(el("span", "name", channel.name), el("span", "status", channel.status));
+  node.append(head, picture(channel));
+  const list = el("ul", "alerts");
+  for (const alert of channel.active_alerts) list.append(alertItem(alert));
+  node.append(list);
+  const seen = channel.last_segment_at ? "last segment " + ago(channel.last_segment_at) + " ago" : "no segment yet";
+  node.append(el("div", "foot", channel.id + " · " + channel.severity + " · " + seen));
+  return node;
+}
+
+function render(channels) {
+  const counts = { ok: 0, alerting: 0, down: 0, unknown: 0 };
+  const tiles = channels.map((channel) => {
+    counts[channel.status] = (counts[channel.status] || 0) + 1;
+    return tile(channel);
+  });
+  wall.replaceChildren(...tiles);
+  wall.dataset.state = "live";
+  summary.textContent =
+    channels.length + " channels · " + counts.alerting + " alerting · " + counts.down +
+    " down · " + counts.ok + " ok · updated " + clock(Date.now() / 1000);
+}
+
+async function poll() {
+  try {
+    const response = await fetch("/api/channels", { headers: headers(), cache: "no-store" });
+    if (response.status === 401) {
+      summary.textContent = "this API needs a read token: open /#token=<token>";
+      return;
+    }
+    if (!response.ok) throw new Error("HTTP " + response.status);
+    render((await response.json()).channels);
+    connection.hidden = true;
+  } catch (err) {
+    connection.hidden = false;
+  } finally {
+    setTimeout(poll, POLL_MS);
+  }
+}
+
+poll();
