@@ -158,9 +158,10 @@ class LiveHlsServer:
         )
         self._started_at = self._clock()
         self._wall_at_start = time.time()
+        # log_config=None: the embedding process owns logging; uvicorn must not reconfigure it.
         config = uvicorn.Config(
             self._app(),
-            log_level="warning",
+            log_config=None,
             lifespan="off",
             access_log=False,
             timeout_graceful_shutdown=1,
