@@ -13,7 +13,7 @@ import pytest
 from monitor.detectors.silence import window_levels_db
 from monitor.media import DecodedSegment, decode_bytes
 from monitor.synth import Defect, DefectSchedule, SceneSpec, SyntheticChannel, write_clip
-from monitor.synth.audio import RATE, render_audio
+from monitor.synth.audio import RATE, render_audio, syllable_envelope
 from monitor.synth.scenes import SCENE_KINDS, ScenePlan
 from monitor.synth.video import ChannelVideo
 
@@ -198,3 +198,26 @@ def test_two_seconds_of_content_render_in_well_under_half_a_second() -> None:
         channel.frame(i)
     channel.audio(0, 2 * RATE)
     assert time.perf_counter() - start < 0.5
+
+
+def test_a_freeze_holds_the_same_picture_across_segment_boundaries() -> None:
+    frozen = SyntheticChannel(
+        seed=13, schedule=[Defect(kind="freeze", start=1.5, duration=3.0)], width=160, height=90
+    )
+    held = frozen.frame(round(1.5 * 25))
+    for i in (38, 50, 99, 112):
+        assert np.array_equal(frozen.frame(i), held)
+    assert not np.array_equal(frozen.frame(113), held)
+
+
+def test_the_talking_head_opens_its_mouth_when_it_speaks() -> None:
+    plan = ScenePlan(17, 25, [SceneSpec(kind="talking", duration=6.0)])
+    scene = plan.scene_at_frame(0)
+    times = np.arange(150) / 25
+    opening = syllable_envelope(scene, times)
+    audio = render_audio(plan, 0, 6 * RATE)
+    frame_levels = window_levels_db(audio, RATE, 0.04)[:150]
+    assert frame_levels[opening > 0.3].mean() > frame_levels[opening == 0].mean() + 10.0
+    video = ChannelVideo(plan, 320, 180)
+    wide, shut = int(np.argmax(opening)), int(np.flatnonzero(opening == 0)[0])
+    assert np.abs(video.frame(wide).astype(int) - video.frame(shut).astype(int)).max() > 50
