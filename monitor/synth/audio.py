@@ -293,7 +293,7 @@ def room_tone(seed: int, start: int, count: int) -> np.ndarray:
 
 def _mix_scene(out: np.ndarray, scene: Scene, start: int, lo: int, hi: int) -> None:
     """Add the scene's events clipped to [lo, hi) (absolute samples) into ``out``."""
-    s0, s1 = _scene_samples(scene)
+    s1 = _scene_samples(scene)[1]
     for ev in scene_events(scene):
         a, b = max(lo, ev.start), min(hi, ev.start + ev.length, s1)
         if a >= b:

@@ -71,11 +71,6 @@ _SUB = 4  # sub-pixel bits for cv2 drawing: coordinates are multiplied by 16
 _ONE = 1 << _SUB
 
 
-def limited_luma(rgb_mean: float) -> float:
-    """Approximate limited-range luma of a grey RGB level, for calibrating dark scenes."""
-    return 16.0 + rgb_mean * 219.0 / 255.0
-
-
 def smooth_noise(
     rng: np.random.Generator, h: int, w: int, cell: int, channels: int = 1
 ) -> np.ndarray:
