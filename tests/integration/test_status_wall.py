@@ -1,0 +1,214 @@
+"""The NOC status wall in a real headless Chromium: a tile per channel that turns red while
+its channel has an alert, updated live. Keeps a screenshot in ``artifacts/``.
+
+Chromium is driven over the DevTools protocol on ``--remote-debugging-pipe`` (JSON messages
+separated by NUL on file descriptors 3 and 4), which needs no package beyond the browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from alerting.api import ApiContext, create_app, serve
+from alerting.engine import AlertEngine
+from monitor.config import ChannelConfig, VqmConfig
+from monitor.media import DecodedSegment
+from monitor.messages import DefectSpan, DetectionMessage
+from monitor.metrics import Metrics
+from monitor.state import MemoryStateStore
+from monitor.worker import thumbnail_jpeg
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.integration]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+CONFIG = VqmConfig(
+    channels=[
+        ChannelConfig(id="news", name="News 24", url="http://origin/news.m3u8"),
+        ChannelConfig(id="sport", name="Sport", url="http://origin/sport.m3u8"),
+    ]
+)
+
+
+class Browser:
+    """Headless Chromium with one page, commanded over the DevTools pipe."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, to_browser: int, from_browser: int):
+        self.proc = proc
+        self._out = to_browser
+        self._in = from_browser
+        self._buffer = b""
+        self._next_id = 0
+        self.session: str | None = None
+
+    @classmethod
+    async def start(cls, profile: str) -> Browser:
+        assert CHROMIUM is not None
+        cmd_r, cmd_w = os.pipe()
+        res_r, res_w = os.pipe()
+
+        def child_fds() -> None:  # the browser reads fd 3, writes fd 4
+            high_r = fcntl.fcntl(cmd_r, fcntl.F_DUPFD, 10)  # out of the way of 3 and 4
+            high_w = fcntl.fcntl(res_w, fcntl.F_DUPFD, 10)
+            os.dup2(high_r, 3)
+            os.dup2(high_w, 4)
+
+        proc = await asyncio.create_subprocess_exec(
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--remote-debugging-pipe",
+            f"--user-data-dir={profile}",
+            "--window-size=1280,800",
+            "about:blank",
+            preexec_fn=child_fds,
+            pass_fds=(3, 4),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        os.close(cmd_r)
+        os.close(res_w)
+        return cls(proc, cmd_w, res_r)
+
+    async def send(self, method: str, **params: Any) -> dict[str, Any]:
+        self._next_id += 1
+        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
+        if self.session is not None and not method.startswith("Target."):
+            message["sessionId"] = self.session
+        await asyncio.to_thread(os.write, self._out, json.dumps(message).encode() + b"\0")
+        while True:
+            reply = await asyncio.wait_for(self._read(), 30)
+            if reply.get("id") == self._next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+
+    async def _read(self) -> dict[str, Any]:
+        while b"\0" not in self._buffer:
+            chunk = await asyncio.to_thread(os.read, self._in, 1 << 16)
+            if not chunk:
+                raise RuntimeError("chromium closed the DevTools pipe")
+            self._buffer += chunk
+        raw, _, self._buffer = self._buffer.partition(b"\0")
+        return json.loads(raw)  # type: ignore[no-any-return]
+
+    async def open(self, url: str) -> None:
+        target = await self.send("Target.createTarget", url=url)
+        attached = await self.send(
+            "Target.attachToTarget", targetId=target["targetId"], flatten=True
+        )
+        self.session = attached["sessionId"]
+
+    async def evaluate(self, expression: str) -> Any:
+        result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        return result["result"].get("value")
+
+    async def screenshot(self, path: Path) -> None:
+        shot = await self.send("Page.captureScreenshot", format="png")
+        path.write_bytes(base64.b64decode(shot["data"]))
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.send("Browser.close"), 5)
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        await self.proc.wait()
+        os.close(self._out)
+        os.close(self._in)
+
+
+def black(channel: str, seq: int, defective: bool, thumbnail: str | None) -> DetectionMessage:
+    start = seq * 2.0
+    spans = [DefectSpan(start=start, end=start + 2.0, confidence=0.99)] if defective else []
+    return DetectionMessage(
+        channel_id=channel,
+        seq=seq,
+        detector="black",
+        media_start=start,
+        media_end=start + 2.0,
+        spans=spans,
+        fetched_at=time.time(),
+        thumbnail_jpeg=thumbnail,
+    )
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (Debian package 'chromium')")
+    with tempfile.TemporaryDirectory(prefix="vqm-chromium-") as profile:
+        started = await Browser.start(profile)
+        try:
+            yield started
+        finally:
+            await started.close()
+
+
+async def until(browser: Browser, expression: str, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await browser.evaluate(expression)
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"never true: {expression}"
+        await asyncio.sleep(0.2)
+
+
+STATUS = "document.querySelector('#channel-{id}')?.dataset.status"
+
+
+async def test_a_tile_turns_red_when_its_channel_gets_an_alert(browser: Browser) -> None:
+
+    state, metrics = MemoryStateStore(), Metrics(CollectorRegistry())
+    engine = AlertEngine(CONFIG, state, metrics)
+    grey = thumbnail_jpeg(DecodedSegment(luma=np.full((1, 108, 192), 120, np.uint8)))
+    for channel in ("news", "sport"):
+        await engine.handle_detection(black(channel, 0, defective=False, thumbnail=grey))
+    await engine.tick()
+    port, stop = free_port(), asyncio.Event()
+    ctx = ApiContext(config=CONFIG, state=state, metrics=metrics)
+    server = asyncio.create_task(serve(create_app(ctx), "127.0.0.1", port, stop))
+    try:
+        await asyncio.sleep(0.3)
+        await browser.open(f"http://127.0.0.1:{port}/")
+        assert await until(browser, STATUS.format(id="news") + " === 'ok'")
+        assert await browser.evaluate("document.querySelectorAll('.tile').length") == 2
+        assert await until(browser, "document.querySelector('#channel-news img')?.complete")
+
+        for seq in range(1, 3):  # a 4 s black: past the 2 s minimum, the alert opens
+            await engine.handle_detection(black("news", seq, defective=True, thumbnail=None))
+        assert await until(browser, STATUS.format(id="news") + " === 'alerting'", timeout=6)
+        tile = "document.querySelector('#channel-news')"
+        assert await browser.evaluate(f"{tile}.classList.contains('status-alerting')")
+        assert await browser.evaluate(f"{tile}.querySelector('.alerts li .what').textContent")
+        colour = await browser.evaluate(f"getComputedStyle({tile}).borderTopColor")
+        assert colour == "rgb(214, 45, 32)"
+        assert await browser.evaluate(STATUS.format(id="sport")) == "ok"
+        ARTIFACTS.mkdir(exist_ok=True)
+        await browser.screenshot(ARTIFACTS / "status_wall.png")
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 10)
+    assert (ARTIFACTS / "status_wall.png").stat().st_size > 1000
