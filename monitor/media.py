@@ -17,6 +17,10 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 AUDIO_RATE = 48_000
+# Demuxers and codecs FFmpeg uses to render text or single pictures as "video": a monitor
+# given a text file must say it is not media, not report a 25 fps ANSI-art stream.
+_NOT_BROADCAST_FORMATS = frozenset({"tty", "txt", "bin", "idf", "xbin", "adf", "image2"})
+_NOT_BROADCAST_CODECS = frozenset({"ansi", "text", "bintext", "xbin", "idf"})
 
 
 class DecodeError(ValueError):
@@ -151,6 +155,7 @@ def _decode_container(
     audio = container.streams.audio[0] if container.streams.audio else None
     if video is None and audio is None:
         raise DecodeError("no audio or video stream")
+    _refuse_non_media(container, video)
     fps = float(video.average_rate) if video is not None and video.average_rate else 25.0
     resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
     audio_origin: float | None = None
@@ -190,6 +195,15 @@ def _decode_container(
         yield _assemble(chunk, full_range, fps, audio_origin, samples_out)
     elif produced == 0:
         raise DecodeError("no decodable frames")
+
+
+def _refuse_non_media(
+    container: av.container.InputContainer, video: av.video.stream.VideoStream | None
+) -> None:
+    names = set(container.format.name.split(","))
+    codec = video.codec_context.name if video is not None else ""
+    if names & _NOT_BROADCAST_FORMATS or codec in _NOT_BROADCAST_CODECS:
+        raise DecodeError(f"not audio/video media (FFmpeg reads it as {container.format.name})")
 
 
 def _frames(

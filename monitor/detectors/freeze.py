@@ -2,9 +2,13 @@
 
 Each frame is compared with a held reference (the first frame of the current still run),
 not just its predecessor, so a slow pan that moves a little each frame still breaks the run.
-The comparison is per block on downscaled luma: averaging removes coding noise and grain,
-and taking the worst block keeps a talking head (a moving mouth in a still shot) from
-counting as frozen. Black frames are left to the black detector.
+The comparison is per block on downscaled luma: averaging removes most coding noise, and
+taking the worst block of a fine grid keeps a talking head (a moving mouth in a still shot)
+from counting as frozen. The threshold is noise-aware: grain or noise refreshed every frame
+moves every block a little, and so does a pan; they differ in time: noise does not
+accumulate (frames two apart differ as much as neighbours, ``d2 = d1``) while motion does
+(``d2 = 2 * d1``). So ``2 * d1 - d2`` of the median block measures the noise floor, and the
+threshold rises by it; local motion (a talking mouth) leaves the median block near zero. Black frames are left to the black detector.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pydantic import Field
 from monitor.detectors.base import Detector, DetectorConfig
 from monitor.detectors.black import BlackConfig, black_scores
 from monitor.detectors.registry import register
-from monitor.detectors.spans import spans_from_flags
+from monitor.detectors.spans import runs
 from monitor.media import DecodedSegment, DecodeNeeds
 from monitor.messages import DefectSpan
 
@@ -25,9 +29,12 @@ from monitor.messages import DefectSpan
 class FreezeConfig(DetectorConfig):
     type: Literal["freeze"] = "freeze"
     downscale: int = Field(default=4, ge=1, le=16, description="Average this many pixels a side.")
-    grid: int = Field(default=8, ge=1, le=64, description="Blocks per side for the worst-block test.")
+    grid: int = Field(default=16, ge=1, le=64, description="Blocks per side for the worst-block test.")
     threshold: float = Field(
-        default=1.0, gt=0, description="Largest block mean absolute difference (luma codes)."
+        default=0.5, gt=0, description="Largest block mean absolute difference (luma codes)."
+    )
+    noise_factor: float = Field(
+        default=2.0, ge=0, description="Threshold rises by this times the segment's noise floor."
     )
 
 
@@ -38,13 +45,30 @@ def downscale(luma: np.ndarray, factor: int) -> np.ndarray:
     return cropped.reshape(n, h2, factor, w2, factor).mean(axis=(2, 4))
 
 
-def block_diff(a: np.ndarray, b: np.ndarray, grid: int) -> float:
-    """Worst mean absolute difference over a ``grid`` x ``grid`` partition."""
+def block_diffs(a: np.ndarray, b: np.ndarray, grid: int) -> np.ndarray:
+    """Mean absolute difference of each block of a ``grid`` x ``grid`` partition."""
     diff = np.abs(a - b)
     h, w = diff.shape
     gh, gw = max(1, h // grid), max(1, w // grid)
     blocks = diff[: (h // gh) * gh, : (w // gw) * gw].reshape(h // gh, gh, w // gw, gw)
-    return float(blocks.mean(axis=(1, 3)).max())
+    return blocks.mean(axis=(1, 3))
+
+
+def block_diff(a: np.ndarray, b: np.ndarray, grid: int) -> float:
+    """Worst block's mean absolute difference."""
+    return float(block_diffs(a, b, grid).max())
+
+
+def noise_floor(small: np.ndarray, grid: int) -> float:
+    """The part of frame-to-frame change that does not accumulate: grain, not motion."""
+    if len(small) < 3:
+        return 0.0
+    estimates = []
+    for i in range(2, len(small)):
+        d1 = float(np.median(block_diffs(small[i], small[i - 1], grid)))
+        d2 = float(np.median(block_diffs(small[i], small[i - 2], grid)))
+        estimates.append(max(0.0, 2 * d1 - d2))
+    return float(np.median(estimates))
 
 
 @register
@@ -54,25 +78,42 @@ class FreezeDetector(Detector):
     needs = DecodeNeeds(luma=True, audio=False)
     config: FreezeConfig
 
-    def still_flags(self, small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per frame: whether it matches the held reference, and that difference."""
-        still = np.zeros(len(small), dtype=bool)
-        diffs = np.full(len(small), np.inf)
-        ref = 0
+    def still_runs(self, small: np.ndarray) -> list[tuple[int, int, float]]:
+        """``(first, last, worst difference)`` of each run of frames matching its reference.
+
+        Runs are kept apart even when they touch: frames 2-3 matching each other and 4-5
+        matching each other is a picture that moves every other frame, not a freeze.
+        """
+        threshold = self.threshold(small)
+        runs: list[tuple[int, int, float]] = []
+        ref, last, worst = 0, 0, 0.0
         for i in range(1, len(small)):
-            diffs[i] = block_diff(small[i], small[ref], self.config.grid)
-            if diffs[i] <= self.config.threshold:
-                still[i] = still[ref] = True
-            else:
-                ref = i
-        return still, diffs
+            diff = block_diff(small[i], small[ref], self.config.grid)
+            if diff <= threshold:
+                last, worst = i, max(worst, diff)
+                continue
+            if last > ref:
+                runs.append((ref, last, worst))
+            ref, last, worst = i, i, 0.0
+        if last > ref:
+            runs.append((ref, last, worst))
+        return runs
+
+    def threshold(self, small: np.ndarray) -> float:
+        return self.config.threshold + self.config.noise_factor * noise_floor(small, self.config.grid)
 
     def detect(self, segment: DecodedSegment) -> list[DefectSpan]:
         if len(segment.video_times) < 2:
             return []
         small = downscale(segment.luma, self.config.downscale)
-        still, diffs = self.still_flags(small)
         is_black, _ = black_scores(segment.luma, segment.full_range, BlackConfig())
-        frozen = still & ~is_black
-        confidence = np.clip(1.0 - np.nan_to_num(diffs, posinf=0.0) / (2 * self.config.threshold), 0.5, 1.0)
-        return spans_from_flags(frozen, segment.video_times, segment.frame_duration, confidence, 2)
+        times, step = segment.video_times, segment.frame_duration
+        spans = []
+        for first, last, worst in self.still_runs(small):
+            for a, b in runs(~is_black[first : last + 1]):  # black frames belong to `black`
+                if b - a < 2:
+                    continue
+                confidence = float(np.clip(1.0 - worst / (2 * self.config.threshold), 0.5, 1.0))
+                start, end = times[first + a], times[first + b - 1] + step
+                spans.append(DefectSpan(start=float(start), end=float(end), confidence=confidence))
+        return spans
