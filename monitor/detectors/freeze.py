@@ -33,6 +33,10 @@ class FreezeConfig(DetectorConfig):
     threshold: float = Field(
         default=0.5, gt=0, description="Largest block mean absolute difference (luma codes)."
     )
+    min_run: float = Field(
+        default=0.3, ge=0,
+        description="Still runs shorter than this are ignored unless they touch a segment edge.",
+    )
     noise_factor: float = Field(
         default=2.0, ge=0, description="Threshold rises by this times the segment's noise floor."
     )
@@ -99,6 +103,13 @@ class FreezeDetector(Detector):
             runs.append((ref, last, worst))
         return runs
 
+    def _worth_reporting(self, a: int, b: int, edges: tuple[int, int], fps: float) -> bool:
+        """A mouth resting for a few frames is not a freeze; a run at a segment edge may be
+        the visible part of one that crosses the boundary, so it is always kept."""
+        if b - a < 2:
+            return False
+        return a == edges[0] or b == edges[1] or (b - a) / fps >= self.config.min_run
+
     def threshold(self, small: np.ndarray) -> float:
         return self.config.threshold + self.config.noise_factor * noise_floor(small, self.config.grid)
 
@@ -109,9 +120,10 @@ class FreezeDetector(Detector):
         is_black, _ = black_scores(segment.luma, segment.full_range, BlackConfig())
         times, step = segment.video_times, segment.frame_duration
         spans = []
+        edges = (0, len(small))
         for first, last, worst in self.still_runs(small):
             for a, b in runs(~is_black[first : last + 1]):  # black frames belong to `black`
-                if b - a < 2:
+                if not self._worth_reporting(first + a, first + b, edges, segment.fps):
                     continue
                 confidence = float(np.clip(1.0 - worst / (2 * self.config.threshold), 0.5, 1.0))
                 start, end = times[first + a], times[first + b - 1] + step
