@@ -18,12 +18,12 @@ class AlertingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     flap_window: float = Field(
-        default=0.0,
+        default=30.0,
         ge=0,
         le=24 * 3600,
         description="Seconds a recovered alert stays open before it resolves; if the defect "
         "comes back within them the alert carries on, so a flapping defect pages once. "
-        "0 resolves at recovery (60 is a good value for paged channels).",
+        "0 resolves at recovery.",
     )
     outbox: OutboxConfig = Field(
         default_factory=OutboxConfig, description="Retry timing of notifier deliveries."

@@ -16,6 +16,7 @@ import secrets
 import signal
 import sys
 
+from alerting.config import AlertingConfig
 from alerting.notifiers import NotificationConfig, verify_signature
 from alerting.notifiers.webhook import SIGNATURE_HEADER
 from monitor.config import ChannelConfig, IngestConfig, Settings, VqmConfig
@@ -42,6 +43,9 @@ def demo_schedule() -> DefectSchedule:
     )
 
 
+DEMO_FLAP_WINDOW = 8.0
+
+
 def demo_config(playlist_url: str, webhook: DemoWebhook | None = None) -> VqmConfig:
     notifications = NotificationConfig()
     if webhook is not None:
@@ -66,6 +70,8 @@ def demo_config(playlist_url: str, webhook: DemoWebhook | None = None) -> VqmCon
         channels=[ChannelConfig(id=CHANNEL_ID, name="Demo channel", url=playlist_url)],
         ingest=IngestConfig(start="first"),
         notifications=notifications,
+        # A short flap hold so resolves show within the demo; production default is 30 s.
+        alerting=AlertingConfig(flap_window=DEMO_FLAP_WINDOW),
     )
 
 

@@ -14,6 +14,7 @@ import time
 import httpx
 import pytest
 
+from alerting.config import AlertingConfig
 from alerting.models import AlertEvent, AlertTransition
 from monitor.config import ChannelConfig, IngestConfig, Settings, VqmConfig
 from monitor.pipeline import Runtime
@@ -56,6 +57,8 @@ async def test_black_and_freeze_are_alerted_on_time_and_resolved_and_nothing_els
     config = VqmConfig(
         channels=[ChannelConfig(id="e2e", url=origin.playlist_url("e2e"))],
         ingest=IngestConfig(start="first"),
+        # Resolve at recovery: this test times detection; flap holds have their own tests.
+        alerting=AlertingConfig(flap_window=0),
     )
     port = free_port()
     runtime = Runtime(config, Settings(api_port=port), listeners=[record])

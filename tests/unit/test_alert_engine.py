@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
+from alerting.config import AlertingConfig
 from alerting.engine import AlertEngine
 from alerting.models import AlertEvent, AlertState, AlertTransition
 from alerting.store import AlertStore, ChannelStatus, channel_status
@@ -41,7 +42,8 @@ def make_config() -> VqmConfig:
                 detectors=[parse_detector_config({"type": "black", "severity": "minor"})],
             ),
             ChannelConfig(id="sport", url="http://origin/sport.m3u8"),
-        ]
+        ],
+        alerting=AlertingConfig(flap_window=0),  # resolve at recovery; flap holds tested apart
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry
 
+from alerting.config import AlertingConfig
 from alerting.engine import AlertEngine
 from alerting.models import AlertEvent, AlertTransition
 from alerting.worker import GROUP, AlertingWorker
@@ -24,7 +25,10 @@ from monitor.metrics import Metrics
 from monitor.state import MemoryStateStore, StateError
 
 TOPICS = Topics()
-CONFIG = VqmConfig(channels=[ChannelConfig(id="news", url="http://origin/news.m3u8")])
+CONFIG = VqmConfig(
+    channels=[ChannelConfig(id="news", url="http://origin/news.m3u8")],
+    alerting=AlertingConfig(flap_window=0),  # resolve at recovery; flap holds tested apart
+)
 
 
 def detection(seq: int, frozen: bool) -> DetectionMessage:

@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from alerting.api import ApiContext, ModelInfo, create_app, serve
+from alerting.config import AlertingConfig
 from alerting.engine import AlertEngine
 from monitor.config import ChannelConfig, VqmConfig
 from monitor.messages import DefectSpan, DetectionMessage
@@ -22,7 +23,8 @@ CONFIG = VqmConfig(
     channels=[
         ChannelConfig(id="news", name="News 24", url="http://origin/news.m3u8"),
         ChannelConfig(id="sport", url="http://origin/sport.m3u8"),
-    ]
+    ],
+    alerting=AlertingConfig(flap_window=0),  # resolve at recovery; flap holds tested apart
 )
 
 
