@@ -136,6 +136,8 @@ def scan(
 
 
 def _distributed(stage: str, config: Path | None, kafka: str | None, redis: str | None) -> None:
+    """Run one stage against Kafka and Redis, with health, readiness and metrics on
+    ``VQM_API_PORT`` (the alert stage serves the whole API there); SIGTERM stops it cleanly."""
     from monitor.pipeline import Runtime
 
     cfg = _load(config) if config else VqmConfig()
@@ -146,7 +148,7 @@ def _distributed(stage: str, config: Path | None, kafka: str | None, redis: str 
     if not settings.redis_url:
         typer.echo("error: --redis or VQM_REDIS_URL is required", err=True)
         raise typer.Exit(2)
-    stages = {stage, "api"} if stage == "alert" else {stage}
+    stages = {stage, "api"}
 
     async def main() -> None:
         stop = asyncio.Event()

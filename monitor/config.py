@@ -189,6 +189,15 @@ class Settings(BaseSettings):
         description="ONNX Runtime providers in order of preference; unavailable ones skipped.",
     )
     model_dir: str | None = Field(default=None, description="Where models are; default shipped.")
+    lease_ttl: float = Field(
+        default=10.0,
+        gt=0,
+        description="Distributed ingest: seconds a channel lease lasts without renewal; a dead "
+        "worker's channels move to the others within two of them.",
+    )
+    worker_id: str | None = Field(
+        default=None, description="This process's name in channel leases; default host-pid."
+    )
 
     @field_validator("api_token")
     @classmethod

@@ -8,6 +8,11 @@ the paging outbox, whose listener hears every alert transition (silenced ones do
 
     runtime = Runtime(config, settings)             # memory bus and state unless settings say
     await runtime.run(stop, stages={"ingest", "infer", "alert", "api"})
+
+In the distributed mode (``settings.redis_url`` set) each process runs one stage plus "api"
+(health, readiness and metrics): ingest follows only the channels whose lease it holds
+(:mod:`stream_ingest.owned`), and consumer groups are named after ``settings.deployment``.
+The API comes up before the bus connects, so ``/readyz`` answers 503 while the broker is away.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -28,9 +35,11 @@ from alerting.outbox import Outbox, OutboxMetrics
 from alerting.worker import AlertingWorker
 from monitor.bus import Bus, MemoryBus
 from monitor.config import Settings, VqmConfig
+from monitor.lease import ChannelLeases
 from monitor.metrics import Metrics
 from monitor.state import MemoryStateStore, StateStore
 from monitor.worker import InferenceWorker
+from stream_ingest.owned import OwnedIngest
 from stream_ingest.service import IngestService
 
 logger = logging.getLogger(__name__)
@@ -75,8 +84,10 @@ class Runtime:
         self.bus = bus or make_bus(self.settings)
         self.state = state or make_state(self.settings)
         self.engine = AlertEngine(config, self.state, self.metrics, list(listeners or []))
-        self.inference = InferenceWorker(config, self.bus, self.metrics)
-        self.ingest: IngestService | None = None
+        self.inference = InferenceWorker(
+            config, self.bus, self.metrics, group=f"{self.settings.deployment}-inference"
+        )
+        self.ingest: IngestService | OwnedIngest | None = None
         self.outbox: Outbox | None = None
         self._http: httpx.AsyncClient | None = None
         self._stages: set[str] = set()
@@ -121,7 +132,9 @@ class Runtime:
     async def _alert_stage(self, stop: asyncio.Event) -> None:
         """The alerting worker and the outbox together: one stage, one failure domain."""
         assert self.outbox is not None
-        worker = AlertingWorker(self.bus, self.config.topics, self.engine)
+        worker = AlertingWorker(
+            self.bus, self.config.topics, self.engine, group=f"{self.settings.deployment}-alerting"
+        )
         async with asyncio.TaskGroup() as group:
             group.create_task(worker.run(stop), name="vqm-alert-worker")
             group.create_task(self.outbox.run(stop), name="vqm-alert-outbox")
@@ -136,12 +149,17 @@ class Runtime:
         if "infer" in stages:
             coros["infer"] = self.inference.run(stop)
         if "ingest" in stages:
-            self.ingest = IngestService(self.config, self.bus, self.metrics, channel_ids)
+            self.ingest = self._ingest_service(channel_ids)
             coros["ingest"] = self.ingest.run(stop)
-        if "api" in stages:
-            app = create_app(self.api_context())
-            coros["api"] = serve(app, self.settings.api_host, self.settings.api_port, stop)
         return coros
+
+    def _ingest_service(self, channel_ids: list[str] | None) -> IngestService | OwnedIngest:
+        """Leased channels in the distributed mode (unless channels were named), else all."""
+        if self.settings.redis_url and channel_ids is None:
+            worker_id = self.settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+            leases = ChannelLeases(self.state, worker_id, self.settings.lease_ttl)
+            return OwnedIngest(self.config, self.bus, self.metrics, leases)
+        return IngestService(self.config, self.bus, self.metrics, channel_ids)
 
     async def run(
         self,
@@ -152,9 +170,14 @@ class Runtime:
         """Run ``stages`` until ``stop`` is set or one of them fails."""
         self._stages = set(stages)
         await self.state.start()
-        await self.bus.start()
         tasks: dict[str, asyncio.Task[None]] = {}
         try:
+            if "api" in self._stages:  # first, so /readyz answers while the bus connects
+                app = create_app(self.api_context())
+                api = serve(app, self.settings.api_host, self.settings.api_port, stop)
+                tasks["api"] = asyncio.create_task(api, name="vqm-api")
+            if not await _start_bus(self.bus, stop, tasks):
+                return
             for name, coro in self._stage_coroutines(self._stages, stop, channel_ids).items():
                 tasks[name] = asyncio.create_task(coro, name=f"vqm-{name}")
             await _wait_stop_or_failure(stop, tasks)
@@ -166,6 +189,23 @@ class Runtime:
                 await asyncio.wait_for(self.bus.stop(), SHUTDOWN_SECONDS)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.state.stop(), SHUTDOWN_SECONDS)
+
+
+async def _start_bus(bus: Bus, stop: asyncio.Event, tasks: dict[str, asyncio.Task[None]]) -> bool:
+    """Start the bus (it waits for a broker that is not up yet); False if stopped first.
+
+    A stage already running (the API) that fails meanwhile is raised as in
+    :func:`_wait_stop_or_failure`.
+    """
+    starting = asyncio.create_task(bus.start(), name="vqm-bus-start")
+    try:
+        await _wait_stop_or_failure(stop, {**tasks, "bus": starting})
+    finally:
+        if not starting.done():
+            await bus.stop()  # makes a waiting start return
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(starting, SHUTDOWN_SECONDS)
+    return starting.done() and not stop.is_set()
 
 
 async def _wait_stop_or_failure(stop: asyncio.Event, tasks: dict[str, asyncio.Task[None]]) -> None:
