@@ -257,3 +257,7 @@ def topics_create(
             max_message_bytes=cfg.ingest.max_segment_bytes + 1024 * 1024,
         )
     )
+
+
+if __name__ == "__main__":
+    app()
