@@ -452,7 +452,10 @@ def _project(mover: _Mover, t: float, m: np.ndarray) -> tuple[float, float]:
 
 
 class TalkingRenderer(SceneRenderer):
-    """A presenter in a still shot: only the mouth (following the speech) and blinks move."""
+    """A presenter in a still shot: the mouth (following the speech), blinks, and the slight
+    sway of a live person (a pixel or two, a few seconds a cycle). Without the sway a
+    presenter who stops talking would be a still image, which no picture-based method can
+    tell from a frozen feed, and no live shot is."""
 
     grain_amplitude = 1
 
@@ -501,6 +504,10 @@ class TalkingRenderer(SceneRenderer):
                 int(self.scene.frames / self.scene.fps / 3) + 1,
             )
         )
+        sway = np.random.default_rng(rng.integers(1 << 31))  # own stream: other draws unchanged
+        self.sway_amp = sway.uniform(1.0, 2.0, 2)
+        self.sway_freq = sway.uniform(0.2, 0.4, 2)
+        self.sway_phase = sway.uniform(0, 2 * np.pi, 2)
 
     def picture(self, n: int, t: float) -> np.ndarray:
         img = self.background.copy()
@@ -515,7 +522,12 @@ class TalkingRenderer(SceneRenderer):
         cv2.ellipse(
             img, _pt(cx, cy + 0.5 * r), mouth, 0, 0, 360, (90, 20, 30), -1, cv2.LINE_AA, _SUB
         )
-        return img
+        return self._swayed(img, t)
+
+    def _swayed(self, img: np.ndarray, t: float) -> np.ndarray:
+        dx, dy = self.sway_amp * np.sin(2 * np.pi * self.sway_freq * t + self.sway_phase)
+        shift = np.float32([[1, 0, dx], [0, 1, dy]])
+        return cv2.warpAffine(img, shift, (self.w, self.h), borderMode=cv2.BORDER_REFLECT)
 
 
 class DarkRenderer(PanRenderer):
