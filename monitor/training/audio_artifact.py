@@ -1,0 +1,619 @@
+"""Train, export and evaluate the ``audio_artifact`` model (none / hum / hiss / distortion / click).
+
+    python -m monitor.training.audio_artifact train  [--out DIR] [--seed 0]
+    python -m monitor.training.audio_artifact export [--out DIR] [--models exported_models]
+    python -m monitor.training.audio_artifact eval   [--models exported_models]
+
+**Front end.** PANNs-style log-mel: 32 kHz, n_fft 1024 (periodic Hann), hop 320, centred with
+reflect padding, power spectrum, 64 Slaney mel bins over 50-14000 Hz, 10*log10 with a 1e-10
+floor. It runs *inside* the ONNX graph: the STFT is a strided Conv1d whose fixed kernels are the
+windowed DFT (only the 447 bins the mel bank uses), followed by a mel matmul. So the runtime
+passes raw samples and there is no second implementation to drift from training; the graph
+uses only Pad, Conv, Mul, Add, MatMul, Log and friends, which every ONNX Runtime provider runs.
+
+**Network.** BatchNorm over mel bins (as PANNs' ``bn0``), four conv blocks (3x3 conv, BN,
+ReLU; 2x2 average pooling), mean over frequency, max + mean over time, two linear layers.
+About 0.3 M parameters: the four classes are spectrally distinct, and the model must run on
+CPU beside decoding.
+
+**Data** (:mod:`monitor.synth.audio_defects`). Each example is one second at 48 kHz with one
+label, resampled to 32 kHz by the detector's own :func:`to_model_rate`. Splits never share a
+random stream (``default_rng([split, seed, index])``, split 0 train, 1 validation, 2 held-out)
+and held-out examples also use other content: espeak voices from ``HELDOUT_LANGUAGES`` and
+``HELDOUT_VARIANTS`` (disjoint from the training ones), a speech pool rendered from another
+seed, and songs from other music seeds. Validation (training content, fresh seeds) picks the
+epoch and the threshold; the held-out set is scored once, for the card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import multiprocessing
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, Field
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+
+from monitor.detectors.audio_artifact import MODEL_NAME, MODEL_RATE, decide, to_model_rate
+from monitor.engine import OnnxModel
+from monitor.synth import audio_defects
+from monitor.synth.audio_defects import CLASSES, MARGIN, RECIPE, labelled_window
+from monitor.synth.speech import (
+    HELDOUT_LANGUAGES,
+    HELDOUT_VARIANTS,
+    TRAIN_LANGUAGES,
+    TRAIN_VARIANTS,
+    SpeechPool,
+)
+from monitor.training.common import (
+    REPO_MODELS,
+    classification_report,
+    default_threads,
+    export_onnx,
+    seed_everything,
+    timed,
+    write_card,
+)
+
+logger = logging.getLogger(__name__)
+
+N_FFT, HOP, N_MELS, FMIN, FMAX = 1024, 320, 64, 50.0, 14_000.0
+SAMPLES = MODEL_RATE  # one second
+SPLITS = {"train": 0, "validation": 1, "heldout": 2}
+VERSION = "1.0.0"
+
+
+class TrainSettings(BaseModel):
+    """Everything that decides the weights; recorded in the model card."""
+
+    seed: int = 0
+    train_per_class: int = Field(default=2400, ge=10)
+    validation_per_class: int = Field(default=300, ge=10)
+    heldout_per_class: int = Field(default=500, ge=10)
+    speech_clips: int = Field(default=300, description="espeak clips in the training pool.")
+    heldout_speech_clips: int = Field(default=120)
+    epochs: int = 14
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    gain_jitter_db: float = Field(default=6.0, description="Random level change per example.")
+    time_budget_s: float = Field(default=1200.0, description="Stop after the epoch past this.")
+    threads: int = Field(default_factory=default_threads)
+    workers: int = Field(default=2, description="Processes generating examples.")
+
+
+# ----------------------------------------------------------------------------- front end
+
+
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney mel scale (librosa's default): linear to 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / (200.0 / 3)
+    log_region = hz >= 1000.0
+    mel[log_region] = 15.0 + np.log(hz[log_region] / 1000.0) / (np.log(6.4) / 27.0)
+    return mel
+
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    hz = mel * (200.0 / 3)
+    log_region = mel >= 15.0
+    hz[log_region] = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel[log_region] - 15.0))
+    return hz
+
+
+def mel_filterbank(
+    rate: int = MODEL_RATE,
+    n_fft: int = N_FFT,
+    n_mels: int = N_MELS,
+    fmin: float = FMIN,
+    fmax: float = FMAX,
+) -> np.ndarray:
+    """(n_mels, n_fft // 2 + 1) Slaney-normalised triangles, as ``librosa.filters.mel``."""
+    freqs = np.linspace(0, rate / 2, n_fft // 2 + 1)
+    edges = mel_to_hz(
+        np.linspace(hz_to_mel(np.array([fmin]))[0], hz_to_mel(np.array([fmax]))[0], n_mels + 2)
+    )
+    widths = np.diff(edges)
+    ramps = edges[:, None] - freqs[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    return weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+
+
+class LogMel(nn.Module):
+    """Raw 32 kHz samples (batch, samples) -> log-mel (batch, 1, frames, mels), export-friendly."""
+
+    dft: torch.Tensor
+    mel: torch.Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        mel = mel_filterbank()
+        used = np.flatnonzero(mel.sum(axis=0) > 0)
+        bins = np.arange(used[0], used[-1] + 1)
+        n = np.arange(N_FFT)
+        window = 0.5 - 0.5 * np.cos(2 * np.pi * n / N_FFT)  # periodic Hann
+        angle = 2 * np.pi * np.outer(bins, n) / N_FFT
+        kernels = np.concatenate([np.cos(angle), -np.sin(angle)]) * window
+        self.bins = len(bins)
+        self.register_buffer("dft", torch.tensor(kernels[:, None, :], dtype=torch.float32))
+        self.register_buffer("mel", torch.tensor(mel[:, bins].T, dtype=torch.float32))
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        x = F.pad(audio.unsqueeze(1), (N_FFT // 2, N_FFT // 2), mode="reflect")
+        spec = F.conv1d(x, self.dft, stride=HOP)  # (batch, 2 * bins, frames)
+        power = spec[:, : self.bins] ** 2 + spec[:, self.bins :] ** 2
+        mel = torch.matmul(power.transpose(1, 2), self.mel)  # (batch, frames, mels)
+        return (10.0 * torch.log10(torch.clamp(mel, min=1e-10))).unsqueeze(1)
+
+
+# ----------------------------------------------------------------------------- network
+
+
+class ConvBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, pool: tuple[int, int] = (2, 2)) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(F.relu(self.bn(self.conv(x))), self.pool)
+
+
+class Classifier(nn.Module):
+    """Log-mel (batch, 1, frames, mels) -> class logits."""
+
+    def __init__(self, classes: int = len(CLASSES), width: int = 32) -> None:
+        super().__init__()
+        self.bn0 = nn.BatchNorm2d(N_MELS)
+        chans = [1, width // 2, width, 2 * width, 4 * width]
+        self.blocks = nn.Sequential(
+            *(ConvBlock(a, b) for a, b in zip(chans, chans[1:], strict=False))
+        )
+        self.fc1 = nn.Linear(chans[-1], chans[-1])
+        self.fc = nn.Linear(chans[-1], classes)
+        self.dropout = nn.Dropout(0.2)
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        x = self.bn0(logmel.transpose(1, 3)).transpose(1, 3)  # normalise each mel bin
+        x = self.blocks(x).mean(dim=3)  # (batch, channels, frames)
+        x = x.amax(dim=2) + x.mean(dim=2)
+        x = self.dropout(F.relu(self.fc1(self.dropout(x))))
+        return self.fc(x)
+
+
+class AudioArtifactNet(nn.Module):
+    """What ships: raw samples in, class probabilities out."""
+
+    def __init__(self, classifier: Classifier) -> None:
+        super().__init__()
+        self.front = LogMel()
+        self.classifier = classifier
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.classifier(self.front(audio)), dim=1)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _example(args: tuple[int, int, int, str, int]) -> np.ndarray:
+    """One 32 kHz window: generated at 48 kHz with margins, resampled, margins cut."""
+    split, seed, index, label, pool_size = args
+    rng = np.random.default_rng([split, seed, index])
+    audio = labelled_window(rng, label, _pool(split, seed, pool_size))
+    x = to_model_rate(audio, audio_defects.RATE)
+    skip = int(round(MARGIN * MODEL_RATE))
+    return x[skip : skip + SAMPLES]
+
+
+_POOLS: dict[tuple[int, int], SpeechPool] = {}
+
+
+def _pool(split: int, seed: int, size: int) -> SpeechPool:
+    """Training and validation share the training voices; held-out has its own voices and
+    texts (the pool seed differs too, so no text repeats)."""
+    heldout = split == SPLITS["heldout"]
+    key = (int(heldout), seed)
+    if key not in _POOLS:
+        _POOLS[key] = SpeechPool(
+            seed=seed + (1_000_003 if heldout else 0), size=size, heldout=heldout
+        )
+    return _POOLS[key]
+
+
+def make_split(
+    split: str, per_class: int, seed: int, pool_size: int, workers: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """(windows (n, 32000) float32, labels (n,)) with classes interleaved."""
+    code = SPLITS[split]
+    labels = np.arange(per_class * len(CLASSES)) % len(CLASSES)
+    jobs = [(code, seed, i, CLASSES[c], pool_size) for i, c in enumerate(labels)]
+    _pool(code, seed, pool_size).clips()  # render once, before workers fork
+    if workers > 1:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            windows = pool.map(_example, jobs, chunksize=64)
+    else:
+        windows = [_example(job) for job in jobs]
+    return np.stack(windows).astype(np.float32), labels.astype(np.int64)
+
+
+def cached_split(
+    out_dir: Path, split: str, per_class: int, seed: int, pool_size: int, workers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    path = out_dir / f"{split}-s{seed}-n{per_class}.npz"
+    if path.exists():
+        with np.load(path) as data:
+            return data["x"], data["y"]
+    with timed(f"generate {split} ({per_class} per class)"):
+        x, y = make_split(split, per_class, seed, pool_size, workers)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(path, x=x, y=y)
+    return x, y
+
+
+def features(front: LogMel, audio: np.ndarray, batch: int = 256) -> torch.Tensor:
+    """Log-mel of every window, once: the front end has no weights to learn."""
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(audio), batch):
+            out.append(front(torch.from_numpy(audio[i : i + batch])))
+    return torch.cat(out)
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def train(out_dir: str | Path, seed: int = 0, **overrides: Any) -> dict[str, Any]:
+    """Generate data, train, keep the best epoch on validation; writes ``model.pt`` and
+    ``training.json`` into ``out_dir`` and returns the training summary."""
+    settings = TrainSettings(seed=seed, **overrides)
+    out = Path(out_dir)
+    seed_everything(settings.seed, settings.threads)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    with timed("data", timings):
+        xtr, ytr = cached_split(
+            out, "train", settings.train_per_class, seed, settings.speech_clips, settings.workers
+        )
+        xva, yva = cached_split(
+            out,
+            "validation",
+            settings.validation_per_class,
+            seed,
+            settings.speech_clips,
+            settings.workers,
+        )
+    front = LogMel()
+    with timed("features", timings):
+        ftr, fva = features(front, xtr), features(front, xva)
+    del xtr, xva
+    model = Classifier()
+    history, best = _fit(
+        model, ftr, torch.from_numpy(ytr), fva, torch.from_numpy(yva), settings, timings
+    )
+    threshold = _pick_threshold(best["probs"], yva)
+    summary = {
+        "settings": settings.model_dump(),
+        "epochs_run": len(history),
+        "best_epoch": best["epoch"],
+        "history": history,
+        "validation_threshold": threshold,
+        "timings_s": {**timings, "total": round(time.perf_counter() - started, 1)},
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    torch.save({"state": best["state"], "summary": summary}, out / "model.pt")
+    (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _fit(
+    model: Classifier,
+    ftr: torch.Tensor,
+    ytr: torch.Tensor,
+    fva: torch.Tensor,
+    yva: torch.Tensor,
+    settings: TrainSettings,
+    timings: dict[str, float],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """AdamW with a one-cycle schedule; stops early when the time budget runs out."""
+    generator = torch.Generator().manual_seed(settings.seed)
+    steps = settings.epochs * math.ceil(len(ftr) / settings.batch_size)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=settings.lr, total_steps=steps)
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"score": -1.0}
+    started = time.perf_counter()
+    for epoch in range(settings.epochs):
+        loss = _epoch(model, ftr, ytr, optimiser, schedule, settings, generator)
+        probs = _predict(model, fva)
+        report = classification_report(yva.numpy(), probs.argmax(1), CLASSES)
+        history.append(
+            {
+                "epoch": epoch,
+                "loss": round(loss, 4),
+                "validation_balanced_accuracy": report["balanced_accuracy"],
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+        logger.info(
+            "epoch %d: loss %.4f, validation balanced accuracy %.4f",
+            epoch,
+            loss,
+            report["balanced_accuracy"],
+        )
+        if report["balanced_accuracy"] >= best["score"]:
+            best = {
+                "score": report["balanced_accuracy"],
+                "epoch": epoch,
+                "probs": probs,
+                "state": {k: v.clone() for k, v in model.state_dict().items()},
+            }
+        if time.perf_counter() - started > settings.time_budget_s:
+            logger.warning("time budget spent after epoch %d of %d", epoch, settings.epochs)
+            break
+    timings["fit"] = round(time.perf_counter() - started, 1)
+    return history, best
+
+
+def _epoch(
+    model: Classifier,
+    ftr: torch.Tensor,
+    ytr: torch.Tensor,
+    optimiser: torch.optim.Optimizer,
+    schedule: Any,
+    settings: TrainSettings,
+    generator: torch.Generator,
+) -> float:
+    model.train()
+    order = torch.randperm(len(ftr), generator=generator)
+    total, count = 0.0, 0
+    for i in range(0, len(order), settings.batch_size):
+        idx = order[i : i + settings.batch_size]
+        if len(idx) < 2:
+            continue
+        x = ftr[idx]
+        # A level change is a constant shift of the log-mel: the same defect at another level.
+        gain = (
+            torch.rand(len(idx), 1, 1, 1, generator=generator) * 2 - 1
+        ) * settings.gain_jitter_db
+        x = torch.where(x > -99.0, x + gain, x)  # digital silence stays silent
+        loss = F.cross_entropy(model(x), ytr[idx])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if schedule.last_epoch + 1 < schedule.total_steps:
+            schedule.step()
+        total += float(loss.detach()) * len(idx)
+        count += len(idx)
+    return total / max(count, 1)
+
+
+def _predict(model: Classifier, feats: torch.Tensor, batch: int = 512) -> np.ndarray:
+    model.eval()
+    with torch.no_grad():
+        out = [torch.softmax(model(feats[i : i + batch]), 1) for i in range(0, len(feats), batch)]
+    return torch.cat(out).numpy()
+
+
+def _decisions(probs: np.ndarray, threshold: float) -> np.ndarray:
+    """The detector's own rule (best defect class if it reaches the threshold, else none)."""
+    return np.array([CLASSES.index(label) for label, _ in decide(probs, list(CLASSES), threshold)])
+
+
+def _pick_threshold(probs: np.ndarray, truth: np.ndarray) -> float:
+    """Threshold with the best validation balanced accuracy; ties go to the one nearest 0.5."""
+    grid = [round(t, 2) for t in np.arange(0.2, 0.91, 0.05)]
+    scores = {
+        t: classification_report(truth, _decisions(probs, t), CLASSES)["balanced_accuracy"]
+        for t in grid
+    }
+    top = max(scores.values())
+    return min((t for t, s in scores.items() if s == top), key=lambda t: abs(t - 0.5))
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def export(out_dir: str | Path, models_dir: str | Path = REPO_MODELS) -> Path:
+    """``model.pt`` from :func:`train` -> ``<models_dir>/audio_artifact.onnx`` plus a card
+    (without metrics until :func:`evaluate` runs)."""
+    out, models = Path(out_dir), Path(models_dir)
+    saved = torch.load(out / "model.pt", weights_only=False)
+    classifier = Classifier()
+    classifier.load_state_dict(saved["state"])
+    net = AudioArtifactNet(classifier).eval()
+    path = models / f"{MODEL_NAME}.onnx"
+    export_onnx(net, torch.zeros(2, SAMPLES), path, "audio", "probabilities")
+    _check_export(net, path)
+    write_card(path.with_suffix(".json"), _card(saved["summary"], metrics=None))
+    return path
+
+
+def _check_export(net: AudioArtifactNet, path: Path) -> None:
+    """ONNX Runtime must agree with torch on real examples, or the export is refused."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((3, SAMPLES)) * 0.1).astype(np.float32)
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"audio": x}
+    )[0]
+    if not np.allclose(want, got, atol=1e-4):
+        raise RuntimeError(f"ONNX and torch disagree by {np.abs(want - got).max():.2e}")
+
+
+def _card(summary: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, Any]:
+    settings = summary["settings"]
+    return {
+        "name": MODEL_NAME,
+        "version": VERSION,
+        "description": (
+            "One-second audio windows classified as none / hum / hiss / distortion / click."
+        ),
+        "inputs": [
+            {
+                "name": "audio",
+                "shape": ["batch", SAMPLES],
+                "dtype": "float32",
+                "sample_rate": MODEL_RATE,
+                "layout": "mono samples in [-1, 1]; resample 48 kHz audio with resample_poly(2, 3)",
+            }
+        ],
+        "outputs": [
+            {
+                "name": "probabilities",
+                "shape": ["batch", len(CLASSES)],
+                "dtype": "float32",
+                "meaning": "softmax over classes",
+            }
+        ],
+        "classes": list(CLASSES),
+        "thresholds": {"defect": summary["validation_threshold"]},
+        "decision": "best non-none class if its probability >= thresholds.defect, else none",
+        "front_end": {
+            "in_graph": True,
+            "rate": MODEL_RATE,
+            "n_fft": N_FFT,
+            "hop": HOP,
+            "window": "periodic hann",
+            "center": "reflect",
+            "n_mels": N_MELS,
+            "fmin": FMIN,
+            "fmax": FMAX,
+            "mel": "slaney",
+            "log": "10*log10(max(power, 1e-10))",
+        },
+        "architecture": "bn0 over mels; 4 x (conv3x3-BN-ReLU, avgpool 2x2), widths 16/32/64/128; "
+        "mean over mel, max+mean over time; FC 128-128-5",
+        "parameters": summary["parameters"],
+        "data": {
+            "generator": "monitor.synth.audio_defects.labelled_window (+ monitor.synth.speech)",
+            "recipe": RECIPE,
+            "examples": {
+                "train": settings["train_per_class"] * len(CLASSES),
+                "validation": settings["validation_per_class"] * len(CLASSES),
+                "heldout": settings["heldout_per_class"] * len(CLASSES),
+            },
+            "streams": (
+                "numpy default_rng([split, seed, index]); split 0 train, 1 validation, 2 held-out"
+            ),
+            "speech": {
+                "train_languages": TRAIN_LANGUAGES,
+                "train_variants": TRAIN_VARIANTS,
+                "heldout_languages": HELDOUT_LANGUAGES,
+                "heldout_variants": HELDOUT_VARIANTS,
+                "texts": "pseudo-words from the pool seed (train: seed, held-out: seed + 1000003)",
+            },
+            "music": "procedural songs from each example's own stream, so splits share no song",
+        },
+        "training": {
+            "seed": settings["seed"],
+            "epochs": settings["epochs"],
+            "epochs_run": summary["epochs_run"],
+            "best_epoch_on_validation": summary["best_epoch"],
+            "optimiser": "AdamW",
+            "lr": settings["lr"],
+            "weight_decay": settings["weight_decay"],
+            "schedule": "one-cycle",
+            "batch_size": settings["batch_size"],
+            "loss": "cross-entropy",
+            "augmentation": f"level +-{settings['gain_jitter_db']} dB",
+            "device": "cpu",
+            "threads": settings["threads"],
+            "timings_s": summary["timings_s"],
+            "settings": settings,
+        },
+        "heldout_metrics": metrics,
+    }
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def evaluate(
+    models_dir: str | Path = REPO_MODELS,
+    out_dir: str | Path | None = None,
+    seed: int = 0,
+    per_class: int | None = None,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Score the exported ONNX model (the shipped artifact, through the runtime engine) on the
+    held-out split; writes the metrics into the card unless ``write`` is False."""
+    models = Path(models_dir)
+    card_path = models / f"{MODEL_NAME}.json"
+    card = json.loads(card_path.read_text())
+    settings = TrainSettings(**card["training"]["settings"])
+    per_class = per_class or card["data"]["examples"]["heldout"] // len(CLASSES)
+    work = Path(out_dir) if out_dir else default_out_dir()
+    x, y = cached_split(
+        work, "heldout", per_class, seed, settings.heldout_speech_clips, settings.workers
+    )
+    model = OnnxModel(MODEL_NAME, models, providers=["CPUExecutionProvider"])
+    started = time.perf_counter()
+    probs = np.concatenate([model.run(x[i : i + 64]) for i in range(0, len(x), 64)])
+    seconds = time.perf_counter() - started
+    threshold = float(card["thresholds"]["defect"])
+    metrics = classification_report(y, _decisions(probs, threshold), CLASSES)
+    metrics.update(
+        {
+            "threshold": threshold,
+            "target_balanced_accuracy": 0.986,
+            "target_met": metrics["balanced_accuracy"] >= 0.986,
+            "cpu_ms_per_window": round(1000 * seconds / len(x), 2),
+        }
+    )
+    if write:
+        card["heldout_metrics"] = metrics
+        write_card(
+            card_path,
+            {k: v for k, v in card.items() if k not in ("created", "file", "file_size", "sha256")},
+        )
+    return metrics
+
+
+def default_out_dir() -> Path:
+    return Path.home() / ".cache" / "vqm" / "training" / MODEL_NAME
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m monitor.training.audio_artifact")
+    parser.add_argument("command", choices=["train", "export", "eval", "all"])
+    parser.add_argument("--out", type=Path, default=default_out_dir(), help="Working directory.")
+    parser.add_argument(
+        "--models", type=Path, default=REPO_MODELS, help="Where the ONNX model goes."
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--per-class", type=int, default=None, help="Training examples per class.")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    overrides = {
+        k: v for k, v in {"epochs": args.epochs, "train_per_class": args.per_class}.items() if v
+    }
+    if args.command in ("train", "all"):
+        print(json.dumps(train(args.out, args.seed, **overrides)["timings_s"]))
+    if args.command in ("export", "all"):
+        print(export(args.out, args.models))
+    if args.command in ("eval", "all"):
+        print(json.dumps(evaluate(args.models, args.out, args.seed), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
