@@ -64,8 +64,12 @@ def detect_faces(frame: np.ndarray, min_face: int = 48) -> np.ndarray:
     """Frontal faces in one luma frame, (k, 4) x, y, w, h in its pixels."""
     scale = min(1.0, _DETECT_HEIGHT / frame.shape[0])
     small = cv2.resize(frame, None, fx=scale, fy=scale) if scale < 1.0 else frame
+    # Equalising first finds faces that differ little from their background in luma.
     found = cascade().detectMultiScale(
-        small, scaleFactor=1.15, minNeighbors=4, minSize=(int(min_face * scale),) * 2
+        cv2.equalizeHist(small),
+        scaleFactor=1.1,
+        minNeighbors=4,
+        minSize=(int(min_face * scale),) * 2,
     )
     if len(found) == 0:
         return np.zeros((0, 4))
