@@ -72,8 +72,9 @@ def webhook(receiver: Receiver) -> NotificationConfig:
     )
 
 
+# Resolve at recovery (flap holds have their own tests) and retry pages quickly.
 FAST_OUTBOX = AlertingConfig(
-    outbox=OutboxConfig(backoff_base=0.2, backoff_max=1.0, poll_interval=0.1)
+    flap_window=0, outbox=OutboxConfig(backoff_base=0.2, backoff_max=1.0, poll_interval=0.1)
 )
 
 
@@ -140,6 +141,7 @@ async def test_three_processes_raise_the_one_process_alerts_black_and_freeze_and
         channels=[ChannelConfig(id="e2e", url=origin.playlist_url("e2e"))],
         ingest=IngestConfig(start="first"),
         topics=topics,
+        alerting=AlertingConfig(flap_window=0),  # resolve at recovery, as the scenario expects
     )
     cluster = cluster_factory(config)
     alert = cluster.start("alert")

@@ -35,7 +35,7 @@ def config(receiver: Receiver) -> VqmConfig:
                 "routes": [{"severities": ["critical"], "notifiers": ["hook"]}],
             }
         ),
-        alerting=AlertingConfig(outbox=RETRY),
+        alerting=AlertingConfig(outbox=RETRY, flap_window=0),  # pages the resolve at recovery
     )
 
 
