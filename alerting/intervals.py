@@ -31,6 +31,11 @@ from monitor.messages import DefectSpan
 
 # Float slack for comparisons of media times built from frame counts (49 * 0.04 + 0.04).
 _EPS = 1e-6
+# Durations are measured to the resolution of a video frame (40 ms at 25 fps) or an audio
+# window (50 ms), and AAC puts a segment's audio on a 1024-sample grid that ends ~21 ms
+# before its video: a defect that fills a 2 s segment can measure 1.98 s. Minimum durations
+# are met within this resolution, so such a defect opens with its first segment.
+DURATION_RESOLUTION = 0.05
 # A zero-length span still carries its confidence when averaging.
 _MIN_WEIGHT = 1e-3
 
@@ -226,7 +231,7 @@ class IntervalTracker:
                 )
             run.add(span)
             cursor = max(cursor, span.end)
-            if not run.opened and run.end - run.start >= self.min_duration - _EPS:
+            if not run.opened and run.end - run.start >= self.min_duration - DURATION_RESOLUTION:
                 run.opened = True
         if run is not None:
             run.clean += max(0.0, analysed_end - cursor)

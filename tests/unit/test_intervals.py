@@ -209,3 +209,16 @@ def test_a_restored_tracker_continues_the_same_defect() -> None:
 def test_bad_settings_are_refused_naming_them() -> None:
     with pytest.raises(ValueError, match="recovery=-1"):
         IntervalTracker(min_duration=1.0, recovery=-1)
+
+
+def test_a_defect_filling_a_segment_whose_audio_ends_early_opens_with_that_segment() -> None:
+    # AAC audio of the segment [32, 34) covers [31.979, 33.979): silence from 32.0 measures 1.98 s.
+    tracker = IntervalTracker(min_duration=2.0, recovery=1.0)
+    changes = tracker.feed(31.979, 33.979, [DefectSpan(start=32.0, end=33.979, confidence=1.0)])
+    assert [c.transition for c in changes] == [AlertTransition.OPENED]
+    assert changes[0].start == 32.0
+
+
+def test_a_defect_clearly_shorter_than_the_minimum_does_not_open() -> None:
+    tracker = IntervalTracker(min_duration=2.0, recovery=1.0)
+    assert tracker.feed(30.0, 32.0, [DefectSpan(start=30.1, end=32.0, confidence=1.0)]) == []
