@@ -1,0 +1,56 @@
+"""`vqm scan URL` on a VOD playlist: every segment fetched, defects at playlist times."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from monitor.synth.channel import SyntheticChannel
+from monitor.synth.defects import Defect
+from monitor.synth.hls_server import LiveHlsServer
+
+
+@pytest.fixture(scope="module")
+def vod_url() -> Iterator[str]:
+    """A VOD origin in its own thread and loop, since `vqm scan` runs its own loop."""
+    channel = SyntheticChannel(seed=8080, schedule=[Defect(kind="black", start=4.0, duration=3.0)])
+    server = LiveHlsServer({"vod": channel}, port=0, mode="vod", vod_segments=5)
+    loop = asyncio.new_event_loop()
+    ready, done = threading.Event(), asyncio.Event()
+
+    async def serve() -> None:
+        await server.start()
+        ready.set()
+        await done.wait()
+        await server.stop()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(30), "VOD origin did not start"
+    try:
+        yield server.playlist_url("vod")
+    finally:
+        loop.call_soon_threadsafe(done.set)
+        thread.join(10)
+
+
+def test_scan_of_a_vod_playlist_reports_defects_at_their_times(vod_url: str) -> None:
+    result = CliRunner().invoke(app, ["scan", vod_url, "--format", "jsonl"])
+    assert result.exit_code == 0, result.stderr
+    defects = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [d["detector"] for d in defects] == ["black"]
+    assert defects[0]["start"] == pytest.approx(4.0, abs=0.1)
+    assert defects[0]["end"] == pytest.approx(7.0, abs=0.1)
+
+
+def test_scan_of_an_unreachable_playlist_url_exits_non_zero_with_one_line() -> None:
+    result = CliRunner().invoke(app, ["scan", "http://127.0.0.1:9/nothing.m3u8"])
+    assert result.exit_code != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:")
