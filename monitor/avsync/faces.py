@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 CROP_H, CROP_W = 32, 48
-_DETECT_HEIGHT = 360
+_DETECT_HEIGHT = 240
 _CASCADE: cv2.CascadeClassifier | None = None
 
 
@@ -40,7 +40,7 @@ class Track:
 def cascade() -> cv2.CascadeClassifier:
     global _CASCADE
     if _CASCADE is None:
-        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
         _CASCADE = cv2.CascadeClassifier(path)
         if _CASCADE.empty():
             raise RuntimeError(f"cannot load the Haar face cascade {path}")
@@ -85,7 +85,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def face_tracks(
-    luma: np.ndarray, stride: int = 2, min_frames: int = 20, min_iou: float = 0.3
+    luma: np.ndarray, stride: int = 3, min_frames: int = 20, min_iou: float = 0.3
 ) -> list[Track]:
     """Tracks of faces seen on consecutive detection frames of one shot, ``min_frames`` long."""
     n = len(luma)

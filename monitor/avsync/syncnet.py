@@ -172,7 +172,7 @@ class SyncScorer:
         self.model = model
         card = model.card.thresholds
         self.min_confidence = (
-            min_confidence if min_confidence is not None else card.get("min_confidence", 0.05)
+            min_confidence if min_confidence is not None else card.get("min_confidence", 0.3)
         )
 
     def warm_up(self) -> None:
@@ -213,6 +213,6 @@ class SyncScorer:
             )
         winner = max(votes.values(), key=len)
         offset = float(np.median([o for o, _ in winner]))
-        # Confidence in [0, 1]: distance margin relative to what a clear track shows (0.3).
-        confidence = float(np.clip(np.mean([c for _, c in winner]) / 0.3, 0.0, 1.0))
+        # Confidence in [0, 1]: the distance margin against what a clear track shows (0.6).
+        confidence = float(np.clip(np.mean([c for _, c in winner]) / 0.6, 0.0, 1.0))
         return SyncEstimate(offset, confidence, "faces", f"{len(winner)} of {len(sure)} tracks")

@@ -32,6 +32,9 @@ CANVAS = 256  # the face is drawn on a square canvas, centre (128, 128), radius 
 _MARGIN = 0.8  # seconds of speech rendered beyond the clip each side, for offsets
 
 
+Rgb = tuple[int, int, int]
+
+
 @dataclass(frozen=True)
 class FaceLook:
     """Everything about a face that stays put while it talks."""
@@ -40,11 +43,12 @@ class FaceLook:
     mask: np.ndarray  # (CANVAS, CANVAS) float32 0-1, where the face (and hair) is
     mouth: tuple[float, float]  # centre on the canvas
     mouth_width: float
-    lip: tuple[int, int, int]
+    lip: Rgb
 
 
-def _color(rng: np.random.Generator, lo: tuple[int, ...], hi: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(int(rng.integers(a, b)) for a, b in zip(lo, hi, strict=True))
+def _color(rng: np.random.Generator, lo: Rgb, hi: Rgb) -> Rgb:
+    r, g, b = (int(rng.integers(a, z)) for a, z in zip(lo, hi, strict=True))
+    return r, g, b
 
 
 def drawn_face(rng: np.random.Generator) -> FaceLook:
@@ -76,7 +80,7 @@ def drawn_face(rng: np.random.Generator) -> FaceLook:
     cv2.line(img, (c, int(eye_y + 0.1 * r)), (c - 4, int(c + 0.2 * r)), shade, 3)
     cv2.line(img, (c - 8, int(c + 0.22 * r)), (c + 6, int(c + 0.22 * r)), shade, 2)
     lip = _color(rng, (120, 30, 40), (200, 100, 110))
-    img = cv2.GaussianBlur(img, (3, 3), 0)
+    img = np.asarray(cv2.GaussianBlur(img, (3, 3), 0), np.uint8)
     mouth = (float(c), float(c + rng.uniform(0.45, 0.55) * r))
     return FaceLook(img, mask.astype(np.float32) / 255.0, mouth, rng.uniform(0.22, 0.3) * r, lip)
 
@@ -99,7 +103,7 @@ def photo_face(rng: np.random.Generator) -> FaceLook:
     canvas = np.clip(canvas * gains, 0, 255).astype(np.uint8)
     mask = np.zeros((CANVAS, CANVAS), np.float32)
     cv2.ellipse(mask, (128, 120), (int(1.25 * 80), int(1.5 * 80)), 0, 0, 360, 1.0, -1)
-    mask = cv2.GaussianBlur(mask, (31, 31), 0)
+    mask = np.asarray(cv2.GaussianBlur(mask, (31, 31), 0), np.float32)
     mouth = (128.0, 128 + (146 - 114) * scale)
     lip = tuple(int(v) for v in canvas[int(mouth[1]), 128])
     return FaceLook(canvas, mask, mouth, 9.0 * scale, lip)  # type: ignore[arg-type]
@@ -137,7 +141,10 @@ def mouth_opening(speech: np.ndarray, times: np.ndarray, t0: float) -> np.ndarra
 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    top, bottom = _color(rng, (20,) * 3, (200,) * 3), _color(rng, (20,) * 3, (200,) * 3)
+    top, bottom = (
+        _color(rng, (20, 20, 20), (200, 200, 200)),
+        _color(rng, (20, 20, 20), (200, 200, 200)),
+    )
     ramp = np.linspace(0, 1, h)[:, None, None]
     bg = (1 - ramp) * np.array(top) + ramp * np.array(bottom)
     noise = cv2.resize(rng.uniform(-25, 25, (h // 16 + 1, w // 16 + 1)), (w, h))
