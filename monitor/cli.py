@@ -15,7 +15,9 @@ import typer
 
 from monitor.config import ConfigError, Settings, VqmConfig, load_config
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="vqm: live video quality monitor")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="vqm: live video quality monitor"
+)
 topics_app = typer.Typer(no_args_is_help=True, help="Kafka topic administration.")
 app.add_typer(topics_app, name="topics")
 logger = logging.getLogger("vqm")
@@ -90,7 +92,8 @@ def run(
     async def main() -> None:
         stop = asyncio.Event()
         runtime = Runtime(
-            cfg, settings.model_copy(update={"kafka_bootstrap": None, "redis_url": None}),
+            cfg,
+            settings.model_copy(update={"kafka_bootstrap": None, "redis_url": None}),
             listeners=[print_alert],
         )
         waiter = asyncio.create_task(_until_signal(stop, duration))

@@ -1,8 +1,8 @@
 """Channel configuration (YAML, strict) and deployment settings (environment, ``VQM_``).
 
-    config = load_config("channels.yaml")   # ConfigError names file, line and key
-    for channel in config.channels:
-        detectors = config.detectors_for(channel)
+config = load_config("channels.yaml")   # ConfigError names file, line and key
+for channel in config.channels:
+    detectors = config.detectors_for(channel)
 """
 
 from __future__ import annotations

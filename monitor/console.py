@@ -18,7 +18,8 @@ _VERB = {
 def format_alert(event: AlertEvent) -> str:
     a = event.alert
     when = dt.datetime.fromtimestamp(
-        a.resolved_at if event.transition is AlertTransition.RESOLVED and a.resolved_at
+        a.resolved_at
+        if event.transition is AlertTransition.RESOLVED and a.resolved_at
         else a.updated_at
     ).strftime("%H:%M:%S")
     what = a.detector + (f"/{a.label}" if a.label else "")
@@ -36,7 +37,9 @@ async def print_alert(event: AlertEvent) -> None:
 def defects_table(defects: list[Defect]) -> str:
     if not defects:
         return "no defects found"
-    header = f"{'detector':<16} {'label':<11} {'start':>9} {'end':>9} {'confidence':>10} {'offset':>8}"
+    header = (
+        f"{'detector':<16} {'label':<11} {'start':>9} {'end':>9} {'confidence':>10} {'offset':>8}"
+    )
     rows = [header, "-" * len(header)]
     for d in defects:
         offset = f"{d.offset_ms:+.0f}ms" if d.offset_ms is not None else ""

@@ -22,35 +22,51 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.segments_ingested = Counter(
-            "vqm_segments_ingested", "Segments fetched and published by ingest.", ["channel"],
+            "vqm_segments_ingested",
+            "Segments fetched and published by ingest.",
+            ["channel"],
             registry=r,
         )
         self.ingest_errors = Counter(
-            "vqm_ingest_errors", "Ingest problems by kind (http_error, timeout, ...).",
-            ["channel", "kind"], registry=r,
+            "vqm_ingest_errors",
+            "Ingest problems by kind (http_error, timeout, ...).",
+            ["channel", "kind"],
+            registry=r,
         )
         self.segments_processed = Counter(
-            "vqm_segments_processed", "Segments decoded and analysed by inference.", ["channel"],
+            "vqm_segments_processed",
+            "Segments decoded and analysed by inference.",
+            ["channel"],
             registry=r,
         )
         self.decode_errors = Counter(
             "vqm_decode_errors", "Segments that could not be decoded.", ["channel"], registry=r
         )
         self.invalid_messages = Counter(
-            "vqm_invalid_messages", "Bus messages that failed validation and were skipped.",
-            ["topic"], registry=r,
+            "vqm_invalid_messages",
+            "Bus messages that failed validation and were skipped.",
+            ["topic"],
+            registry=r,
         )
         self.processing_seconds = Histogram(
-            "vqm_processing_seconds", "Decode plus detector time per segment.",
-            ["channel", "detector"], buckets=_PROCESSING_BUCKETS, registry=r,
+            "vqm_processing_seconds",
+            "Decode plus detector time per segment.",
+            ["channel", "detector"],
+            buckets=_PROCESSING_BUCKETS,
+            registry=r,
         )
         self.detection_latency = Histogram(
-            "vqm_detection_latency_seconds", "From segment fetch to detection published.",
-            ["channel", "detector"], buckets=_LATENCY_BUCKETS, registry=r,
+            "vqm_detection_latency_seconds",
+            "From segment fetch to detection published.",
+            ["channel", "detector"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.detections = Counter(
-            "vqm_detections", "Detector results that contained a defect.",
-            ["channel", "detector"], registry=r,
+            "vqm_detections",
+            "Detector results that contained a defect.",
+            ["channel", "detector"],
+            registry=r,
         )
         self.active_alerts = Gauge(
             "vqm_active_alerts", "Alerts open now.", ["channel", "detector"], registry=r
@@ -59,33 +75,46 @@ class Metrics:
             "vqm_alerts_opened", "Alerts opened.", ["channel", "detector"], registry=r
         )
         self.channel_up = Gauge(
-            "vqm_channel_up", "1 while the channel delivers segments, 0 when down.", ["channel"],
+            "vqm_channel_up",
+            "1 while the channel delivers segments, 0 when down.",
+            ["channel"],
             registry=r,
         )
         self.ingest_up = Gauge(
             "vqm_ingest_up",
-            "1 while ingest gets segments from the origin; 0 when it fails or the playlist is stale.",
-            ["channel"], registry=r,
+            "1 while ingest gets segments from the origin; 0 when failing or stale.",
+            ["channel"],
+            registry=r,
         )
         self.last_segment_timestamp = Gauge(
-            "vqm_last_segment_timestamp_seconds", "Wall clock of the channel's latest segment.",
-            ["channel"], registry=r,
+            "vqm_last_segment_timestamp_seconds",
+            "Wall clock of the channel's latest segment.",
+            ["channel"],
+            registry=r,
         )
         self.model_info = Gauge(
-            "vqm_model_info", "Loaded models; value 1.", ["model", "version", "provider"],
+            "vqm_model_info",
+            "Loaded models; value 1.",
+            ["model", "version", "provider"],
             registry=r,
         )
         self.notifications_delivered = Counter(
-            "vqm_notifications_delivered", "Alert transitions a receiver accepted.",
-            ["notifier"], registry=r,
+            "vqm_notifications_delivered",
+            "Alert transitions a receiver accepted.",
+            ["notifier"],
+            registry=r,
         )
         self.notification_failures = Counter(
-            "vqm_notification_failures", "Failed sends, by whether they will be retried.",
-            ["notifier", "retriable"], registry=r,
+            "vqm_notification_failures",
+            "Failed sends, by whether they will be retried.",
+            ["notifier", "retriable"],
+            registry=r,
         )
         self.notifications_dropped = Counter(
-            "vqm_notifications_dropped", "Entries given up (refused, too old, unknown notifier).",
-            ["notifier", "reason"], registry=r,
+            "vqm_notifications_dropped",
+            "Entries given up (refused, too old, unknown notifier).",
+            ["notifier", "reason"],
+            registry=r,
         )
         self.outbox_pending = Gauge(
             "vqm_outbox_pending", "Notifier deliveries waiting to be sent.", registry=r
@@ -93,5 +122,6 @@ class Metrics:
         self.alerting_errors = Counter(
             "vqm_alerting_errors",
             "Failures inside alerting that it carried on after (listener, tick, outbox).",
-            ["where"], registry=r,
+            ["where"],
+            registry=r,
         )

@@ -63,9 +63,11 @@ def scan(source: str, config: VqmConfig | None = None, chunk_seconds: float = 2.
     detectors = [build(c) for c in config.detectors_for_defaults().values()]
     for detector in detectors:
         detector.warm_up()
-    chunks = _playlist_chunks(source, config, detectors) if is_url(source) and _is_playlist(
-        source
-    ) else _file_chunks(source, detectors, chunk_seconds)
+    chunks = (
+        _playlist_chunks(source, config, detectors)
+        if is_url(source) and _is_playlist(source)
+        else _file_chunks(source, detectors, chunk_seconds)
+    )
     results = _analyse(chunks, detectors)
     return _intervals(results, detectors)
 

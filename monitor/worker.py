@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from monitor.bus import Bus, Record, Topics
+from monitor.bus import Bus, Record
 from monitor.config import VqmConfig
 from monitor.detectors.base import Detector
 from monitor.detectors.registry import build
@@ -149,8 +149,8 @@ class SegmentAnalyzer:
 class InferenceWorker:
     """Consumes ``topics.segments``, publishes ``topics.detections``.
 
-        worker = InferenceWorker(config, bus, metrics)
-        await worker.run(stop)   # returns within about a second of stop.set()
+    worker = InferenceWorker(config, bus, metrics)
+    await worker.run(stop)   # returns within about a second of stop.set()
     """
 
     def __init__(
@@ -189,7 +189,9 @@ class InferenceWorker:
         analysis = await asyncio.to_thread(self.analyzer.analyse, segment)
         if analysis.error is not None:
             logger.warning(
-                "channel %s segment %d does not decode: %s", segment.channel_id, segment.seq,
+                "channel %s segment %d does not decode: %s",
+                segment.channel_id,
+                segment.seq,
                 analysis.error,
             )
             await self._publish_event(segment, analysis.error)
@@ -210,4 +212,6 @@ class InferenceWorker:
             seq=segment.seq,
             url=segment.uri or None,
         )
-        await self._bus.publish(self._topics.stream_events, segment.channel_id, encode_message(event))
+        await self._bus.publish(
+            self._topics.stream_events, segment.channel_id, encode_message(event)
+        )

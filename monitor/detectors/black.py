@@ -28,7 +28,9 @@ class BlackConfig(DetectorConfig):
         default=0.98, gt=0, le=1, description="Share of pixels that must be under it."
     )
     max_bright_excess: float = Field(
-        default=0.08, gt=0, lt=1,
+        default=0.08,
+        gt=0,
+        lt=1,
         description="99.9th-percentile luma may exceed black level by at most this share.",
     )
 
@@ -38,7 +40,9 @@ def black_levels(full_range: bool) -> tuple[float, float]:
     return (0.0, 255.0) if full_range else (16.0, 235.0)
 
 
-def black_scores(luma: np.ndarray, full_range: bool, config: BlackConfig) -> tuple[np.ndarray, np.ndarray]:
+def black_scores(
+    luma: np.ndarray, full_range: bool, config: BlackConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Per frame: (is_black, share of pixels under the threshold)."""
     black, white = black_levels(full_range)
     span = white - black

@@ -8,7 +8,8 @@ from counting as frozen. The threshold is noise-aware: grain or noise refreshed 
 moves every block a little, and so does a pan; they differ in time: noise does not
 accumulate (frames two apart differ as much as neighbours, ``d2 = d1``) while motion does
 (``d2 = 2 * d1``). So ``2 * d1 - d2`` of the median block measures the noise floor, and the
-threshold rises by it; local motion (a talking mouth) leaves the median block near zero. Black frames are left to the black detector.
+threshold rises by it; local motion (a talking mouth) leaves the median block near zero.
+Black frames are left to the black detector.
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ from monitor.messages import DefectSpan
 class FreezeConfig(DetectorConfig):
     type: Literal["freeze"] = "freeze"
     downscale: int = Field(default=4, ge=1, le=16, description="Average this many pixels a side.")
-    grid: int = Field(default=16, ge=1, le=64, description="Blocks per side for the worst-block test.")
+    grid: int = Field(
+        default=16, ge=1, le=64, description="Blocks per side for the worst-block test."
+    )
     threshold: float = Field(
         default=0.5, gt=0, description="Largest block mean absolute difference (luma codes)."
     )
     min_run: float = Field(
-        default=0.3, ge=0,
+        default=0.3,
+        ge=0,
         description="Still runs shorter than this are ignored unless they touch a segment edge.",
     )
     noise_factor: float = Field(
@@ -111,7 +115,9 @@ class FreezeDetector(Detector):
         return a == edges[0] or b == edges[1] or (b - a) / fps >= self.config.min_run
 
     def threshold(self, small: np.ndarray) -> float:
-        return self.config.threshold + self.config.noise_factor * noise_floor(small, self.config.grid)
+        return self.config.threshold + self.config.noise_factor * noise_floor(
+            small, self.config.grid
+        )
 
     def detect(self, segment: DecodedSegment) -> list[DefectSpan]:
         if len(segment.video_times) < 2:

@@ -27,5 +27,7 @@ def spans_from_flags(
         if b - a < min_items:
             continue
         conf = float(np.clip(np.mean(confidence[a:b]), 0.0, 1.0))
-        out.append(DefectSpan(start=float(times[a]), end=float(times[b - 1] + step), confidence=conf))
+        out.append(
+            DefectSpan(start=float(times[a]), end=float(times[b - 1] + step), confidence=conf)
+        )
     return out

@@ -51,8 +51,20 @@ def run_baseline(path: str, origin: float, settings: BaselineSettings | None = N
     if ffmpeg is None:
         raise FfmpegMissing("ffmpeg is not installed (Debian package 'ffmpeg')")
     video, audio = (settings or BaselineSettings()).filters()
-    cmd = [ffmpeg, "-hide_banner", "-nostats", "-i", path, "-vf", video, "-af", audio,
-           "-f", "null", "-"]
+    cmd = [
+        ffmpeg,
+        "-hide_banner",
+        "-nostats",
+        "-i",
+        path,
+        "-vf",
+        video,
+        "-af",
+        audio,
+        "-f",
+        "null",
+        "-",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"ffmpeg failed on {path}: {proc.stderr.strip().splitlines()[-1:]}")

@@ -121,7 +121,8 @@ def table(totals: dict[str, dict[str, Score]], count: int) -> str:
         f"Labelled set: {count} generated clips of {CLIP_SECONDS:.0f} s "
         f"(seeds {FIRST_SEED}-{FIRST_SEED + count - 1}); event-level scoring.",
         "",
-        "| detector | vqm P | vqm R | vqm F1 | FFmpeg P | FFmpeg R | FFmpeg F1 | false alerts on clean clips (vqm / FFmpeg) |",
+        "| detector | vqm P | vqm R | vqm F1 | FFmpeg P | FFmpeg R | FFmpeg F1 "
+        "| false alerts on clean clips (vqm / FFmpeg) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for det in DETECTORS:
@@ -143,10 +144,24 @@ def main(clips: int = 24, out: Path | None = None) -> dict[str, dict[str, Score]
             for miss in totals[system][det].misses:
                 print(f"  {system}: {miss}")
     if out is not None:
-        out.write_text(json.dumps({
-            s: {d: {"precision": v.precision, "recall": v.recall, "f1": v.f1, "tp": v.tp,
-                    "fp": v.fp, "fn": v.fn, "false_on_clean": v.false_on_clean}
-                for d, v in per.items()}
-            for s, per in totals.items()
-        }, indent=2))
+        out.write_text(
+            json.dumps(
+                {
+                    s: {
+                        d: {
+                            "precision": v.precision,
+                            "recall": v.recall,
+                            "f1": v.f1,
+                            "tp": v.tp,
+                            "fp": v.fp,
+                            "fn": v.fn,
+                            "false_on_clean": v.false_on_clean,
+                        }
+                        for d, v in per.items()
+                    }
+                    for s, per in totals.items()
+                },
+                indent=2,
+            )
+        )
     return totals

@@ -70,8 +70,12 @@ async def test_black_and_freeze_are_alerted_on_time_and_resolved_and_nothing_els
     stop.set()
     await asyncio.wait_for(task, 15)
 
-    opened = {e.alert.detector: (t, e.alert) for t, e in events if e.transition is AlertTransition.OPENED}
-    resolved = {e.alert.detector: e.alert for _, e in events if e.transition is AlertTransition.RESOLVED}
+    opened = {
+        e.alert.detector: (t, e.alert) for t, e in events if e.transition is AlertTransition.OPENED
+    }
+    resolved = {
+        e.alert.detector: e.alert for _, e in events if e.transition is AlertTransition.RESOLVED
+    }
     assert set(opened) == {"black", "freeze"}, [(e.transition, e.alert) for _, e in events]
     for name, (start, end) in (("black", BLACK), ("freeze", FREEZE)):
         wall, alert = opened[name]

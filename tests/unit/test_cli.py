@@ -69,7 +69,9 @@ def test_scan_of_a_missing_file_exits_non_zero_with_one_line(tmp_path: Path) -> 
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'absent.ts'}: no such file"]
 
 
-def test_scan_of_a_truncated_recording_reports_what_it_could_decode(black_clip: Path, tmp_path: Path) -> None:
+def test_scan_of_a_truncated_recording_reports_what_it_could_decode(
+    black_clip: Path, tmp_path: Path
+) -> None:
     cut = tmp_path / "cut.ts"
     data = black_clip.read_bytes()
     cut.write_bytes(data[: len(data) * 2 // 3])  # ends mid-packet, after the black

@@ -33,8 +33,13 @@ def test_a_segment_round_trips_with_its_raw_payload() -> None:
 
 def test_a_detection_round_trips_with_its_spans() -> None:
     msg = DetectionMessage(
-        channel_id="news", seq=3, detector="audio_artifact", media_start=6.0, media_end=8.0,
-        spans=[DefectSpan(start=6.5, end=7.5, confidence=0.9, label="hum")], fetched_at=1.0,
+        channel_id="news",
+        seq=3,
+        detector="audio_artifact",
+        media_start=6.0,
+        media_end=8.0,
+        spans=[DefectSpan(start=6.5, end=7.5, confidence=0.9, label="hum")],
+        fetched_at=1.0,
     )
     assert decode_message(encode_message(msg), DetectionMessage) == msg
     assert msg.idempotency_key == "news:3:audio_artifact"
@@ -118,9 +123,16 @@ def test_an_unknown_detector_in_a_config_is_an_error_naming_it(tmp_path: Path) -
 def test_channel_overrides_replace_file_defaults_which_replace_plugin_defaults() -> None:
     config = VqmConfig.model_validate(
         {
-            "detectors": [{"type": "black", "min_duration": 5.0}, {"type": "silence", "enabled": False}],
+            "detectors": [
+                {"type": "black", "min_duration": 5.0},
+                {"type": "silence", "enabled": False},
+            ],
             "channels": [
-                {"id": "a", "url": "http://x/a.m3u8", "detectors": [{"type": "black", "min_duration": 1.0}]},
+                {
+                    "id": "a",
+                    "url": "http://x/a.m3u8",
+                    "detectors": [{"type": "black", "min_duration": 1.0}],
+                },
                 {"id": "b", "url": "http://x/b.m3u8"},
             ],
         }
@@ -132,6 +144,4 @@ def test_channel_overrides_replace_file_defaults_which_replace_plugin_defaults()
 
 def test_duplicate_channel_ids_are_rejected() -> None:
     with pytest.raises(ValueError, match="duplicate"):
-        VqmConfig.model_validate(
-            {"channels": [{"id": "a", "url": "u"}, {"id": "a", "url": "v"}]}
-        )
+        VqmConfig.model_validate({"channels": [{"id": "a", "url": "u"}, {"id": "a", "url": "v"}]})

@@ -14,13 +14,19 @@ FPS = 25
 H, W = 180, 320
 
 
-def textured(rng: np.random.Generator, n: int, motion: float = 3.0, base: float = 110) -> np.ndarray:
+def textured(
+    rng: np.random.Generator, n: int, motion: float = 3.0, base: float = 110
+) -> np.ndarray:
     """Frames of a smooth texture that pans ``motion`` pixels per frame, with grain."""
     y, x = np.mgrid[0:H, 0:W].astype(np.float32)
     frames = []
     for i in range(n):
         shift = i * motion
-        img = base + 40 * np.sin((x + shift) / 9.0) * np.cos(y / 7.0) + 20 * np.sin((x + y + shift) / 23.0)
+        img = (
+            base
+            + 40 * np.sin((x + shift) / 9.0) * np.cos(y / 7.0)
+            + 20 * np.sin((x + y + shift) / 23.0)
+        )
         img += rng.normal(0, 2.0, img.shape)
         frames.append(np.clip(img, 16, 235))
     return np.stack(frames).astype(np.uint8)
@@ -100,7 +106,11 @@ def test_black_is_not_also_reported_as_freeze() -> None:
 
 def speech_like(rng: np.random.Generator, seconds: float, level_db: float) -> np.ndarray:
     t = np.arange(int(seconds * 48_000)) / 48_000
-    carrier = np.sin(2 * np.pi * 180 * t) + 0.5 * np.sin(2 * np.pi * 720 * t) + 0.05 * rng.normal(size=t.size)
+    carrier = (
+        np.sin(2 * np.pi * 180 * t)
+        + 0.5 * np.sin(2 * np.pi * 720 * t)
+        + 0.05 * rng.normal(size=t.size)
+    )
     envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)  # syllables, never fully closed
     signal = carrier * envelope
     signal *= 10 ** (level_db / 20) / np.sqrt(np.mean(signal**2))
@@ -129,12 +139,17 @@ def test_silence_in_one_channel_only_is_not_silence(rng: np.random.Generator) ->
 
 def test_detectors_return_nothing_for_a_segment_without_their_media() -> None:
     empty = DecodedSegment()
-    for detector in (BlackDetector(BlackConfig()), FreezeDetector(FreezeConfig()),
-                     SilenceDetector(SilenceConfig())):
+    for detector in (
+        BlackDetector(BlackConfig()),
+        FreezeDetector(FreezeConfig()),
+        SilenceDetector(SilenceConfig()),
+    ):
         assert detector.detect(empty) == []
 
 
-def test_a_frozen_picture_under_fresh_film_grain_is_still_a_freeze(rng: np.random.Generator) -> None:
+def test_a_frozen_picture_under_fresh_film_grain_is_still_a_freeze(
+    rng: np.random.Generator,
+) -> None:
     still = textured(rng, 1)[0].astype(np.float32)
     luma = np.stack([np.clip(still + rng.normal(0, 3.0, still.shape), 0, 255) for _ in range(50)])
     spans = FreezeDetector(FreezeConfig()).detect(segment(luma.astype(np.uint8)))

@@ -44,13 +44,17 @@ async def test_each_segment_gets_one_detection_per_enabled_detector(
     config = VqmConfig(channels=[ChannelConfig(id="c", url="http://unused/c.m3u8")])
     bus = MemoryBus()
     for seq in (0, 1):
-        segment = SegmentMessage(channel_id="c", seq=seq, duration=2.0, payload=channel.segment_bytes(seq))
+        segment = SegmentMessage(
+            channel_id="c", seq=seq, duration=2.0, payload=channel.segment_bytes(seq)
+        )
         await bus.publish(config.topics.segments, "c", encode_message(segment))
     worker = InferenceWorker(config, bus, metrics)
     detectors = {d.key for d in worker.analyzer.detectors("c")}
     await _run_until(bus, worker, config.topics.detections, 2 * len(detectors))
     consumer = bus.consumer([config.topics.detections], "check")
-    found = [decode_message(r.value, DetectionMessage) for r in await consumer.getmany(timeout_ms=10)]
+    found = [
+        decode_message(r.value, DetectionMessage) for r in await consumer.getmany(timeout_ms=10)
+    ]
     assert sorted((d.seq, d.detector) for d in found) == sorted(
         (s, k) for s in (0, 1) for k in detectors
     )
@@ -80,6 +84,9 @@ async def test_a_garbage_segment_gives_a_decode_error_event_and_the_next_segment
     detections = await bus.consumer([config.topics.detections], "check").getmany(timeout_ms=10)
     assert {decode_message(r.value, DetectionMessage).seq for r in detections} == {1}
     assert metrics.registry.get_sample_value("vqm_decode_errors_total", {"channel": "c"}) == 1
-    assert metrics.registry.get_sample_value(
-        "vqm_invalid_messages_total", {"topic": config.topics.segments}
-    ) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "vqm_invalid_messages_total", {"topic": config.topics.segments}
+        )
+        == 1
+    )
