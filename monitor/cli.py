@@ -45,7 +45,9 @@ def _load(path: Path) -> VqmConfig:
 
 
 def _settings(**overrides: object) -> Settings:
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment, with the command-line options that were given."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**given)  # type: ignore[arg-type]  # pydantic validates each value
 
 
 async def _until_signal(main: asyncio.Event, duration: float | None) -> None:

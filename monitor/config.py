@@ -96,6 +96,7 @@ class VqmConfig(StrictModel):
     def detectors_for(self, channel: ChannelConfig) -> dict[str, DetectorConfig]:
         """Plugin defaults, overlaid by the file's defaults, overlaid by the channel's."""
         merged = self.detectors_for_defaults()
+        override: DetectorConfig
         for override in channel.detectors:
             merged[override.type] = override
         return {k: v for k, v in merged.items() if v.enabled}
@@ -103,6 +104,7 @@ class VqmConfig(StrictModel):
     def detectors_for_defaults(self) -> dict[str, DetectorConfig]:
         """Plugin defaults overlaid by the file's defaults (for scans and unknown channels)."""
         merged = default_configs()
+        override: DetectorConfig
         for override in self.detectors:
             merged[override.type] = override
         return {k: v for k, v in merged.items() if v.enabled}

@@ -10,6 +10,7 @@ import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import av
 import numpy as np
@@ -207,11 +208,13 @@ def _refuse_non_media(
 
 
 def _frames(
-    container: av.container.InputContainer, streams: list[av.stream.Stream]
+    container: av.container.InputContainer, streams: list[Any]
 ) -> Iterator[av.VideoFrame | av.AudioFrame]:
     for packet in container.demux(*streams):
         try:
-            yield from packet.decode()
+            for frame in packet.decode():
+                if isinstance(frame, av.VideoFrame | av.AudioFrame):
+                    yield frame
         except av.InvalidDataError as exc:
             # Damaged packets are what a monitor exists to see: keep the rest of the segment.
             logger.debug("skipping undecodable packet: %s", exc)
@@ -245,7 +248,7 @@ def _luma(frame: av.VideoFrame) -> np.ndarray:
     """The Y plane without stride padding; converts only when the frame is not planar YUV."""
     if frame.format.name in ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "nv12"):
         plane = frame.planes[0]
-        buf = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+        buf = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size)
         return buf[:, : frame.width].copy()
     return frame.to_ndarray(format="gray")
 

@@ -33,7 +33,7 @@ class Message(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1  # SCHEMA_VERSION; a Literal so other versions are refused
     channel_id: str = Field(min_length=1, description="Channel identifier; the bus key.")
 
 

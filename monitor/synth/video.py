@@ -526,7 +526,7 @@ class TalkingRenderer(SceneRenderer):
 
     def _swayed(self, img: np.ndarray, t: float) -> np.ndarray:
         dx, dy = self.sway_amp * np.sin(2 * np.pi * self.sway_freq * t + self.sway_phase)
-        shift = np.float32([[1, 0, dx], [0, 1, dy]])
+        shift = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
         return cv2.warpAffine(img, shift, (self.w, self.h), borderMode=cv2.BORDER_REFLECT)
 
 
