@@ -248,7 +248,9 @@ def _luma(frame: av.VideoFrame) -> np.ndarray:
     """The Y plane without stride padding; converts only when the frame is not planar YUV."""
     if frame.format.name in ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "nv12"):
         plane = frame.planes[0]
-        buf = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size)
+        buf = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(
+            plane.height, plane.line_size
+        )
         return buf[:, : frame.width].copy()
     return frame.to_ndarray(format="gray")
 
