@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.metrics import Metrics
+
+if TYPE_CHECKING:
+    from tests.receiver import Receiver
 
 
 @pytest.fixture
@@ -24,3 +30,20 @@ def free_port() -> int:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A local HTTP receiver (pager, webhook, Alertmanager stand-in) on a free port."""
+    from tests.receiver import Receiver
+
+    rx = Receiver()
+    await rx.start()
+    yield rx
+    await rx.stop()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as c:
+        yield c

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,7 @@ from monitor.synth.hls_server import LiveHlsServer
 from tests.conftest import free_port
 from tests.integration.conftest import wait_for
 from tests.integration.processes import Cluster, make_topics, read_topic
-from tests.unit.test_notifiers import Receiver
+from tests.receiver import Receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -76,14 +76,6 @@ def webhook(receiver: Receiver) -> NotificationConfig:
 FAST_OUTBOX = AlertingConfig(
     flap_window=0, outbox=OutboxConfig(backoff_base=0.2, backoff_max=1.0, poll_interval=0.1)
 )
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rx = Receiver()
-    await rx.start()
-    yield rx
-    await rx.stop()
 
 
 @pytest.fixture

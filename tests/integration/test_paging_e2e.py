@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -18,7 +17,7 @@ from monitor.config import ChannelConfig, Settings, VqmConfig
 from monitor.messages import DefectSpan, DetectionMessage, encode_message
 from monitor.pipeline import Runtime
 from tests.conftest import free_port
-from tests.unit.test_notifiers import Receiver
+from tests.receiver import Receiver
 
 SECRET = "paging-e2e-shared-secret"
 RETRY = OutboxConfig(backoff_base=0.2, backoff_max=1.0, poll_interval=0.1)
@@ -79,14 +78,6 @@ class Running:
     async def detect(self, seq: int, defective: bool) -> None:
         topic = self.runtime.config.topics.detections
         await self.bus.publish(topic, "news", encode_message(black(seq, defective)))
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rx = Receiver()
-    await rx.start()
-    yield rx
-    await rx.stop()
 
 
 async def until(condition: object, timeout: float) -> None:

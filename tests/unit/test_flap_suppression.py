@@ -4,10 +4,8 @@ a defect that keeps coming back is one alert and one page; a silenced one pages 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 from prometheus_client import CollectorRegistry
 
 from alerting.config import AlertingConfig
@@ -19,8 +17,8 @@ from monitor.config import ChannelConfig, VqmConfig
 from monitor.messages import DefectSpan, DetectionMessage
 from monitor.metrics import Metrics
 from monitor.state import MemoryStateStore
+from tests.receiver import Receiver
 from tests.unit.test_alert_engine import Clock, Recorder
-from tests.unit.test_notifiers import Receiver
 
 T0 = 1_700_000_000.0
 FLAP_WINDOW = 30.0
@@ -106,20 +104,6 @@ class Paged:
         while await self.outbox.pending():
             assert asyncio.get_running_loop().time() < deadline, "outbox never drained"
             await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rx = Receiver()
-    await rx.start()
-    yield rx
-    await rx.stop()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as c:
-        yield c
 
 
 def pages(receiver: Receiver) -> list[tuple[str, str]]:

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
-
 import httpx
 import pytest
 from pydantic import ValidationError
@@ -29,6 +23,7 @@ from alerting.notifiers import (
 )
 from alerting.notifiers.base import rfc3339
 from tests.conftest import free_port
+from tests.receiver import Receiver
 
 OPENED_AT = 1_714_564_800.0  # 2024-05-01T12:00:00Z
 SECRET = "s3cret-shared-with-the-receiver"
@@ -60,82 +55,6 @@ def resolved(alert: Alert | None = None) -> AlertEvent:
         update={"state": AlertState.RESOLVED, "resolved_at": OPENED_AT + 80.5}
     )
     return AlertEvent(transition=AlertTransition.RESOLVED, alert=alert)
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class Receiver:
-    """A local HTTP/1.1 server that records requests and answers scripted statuses.
-
-    ``statuses`` are used one per request, then ``default_status``; ``accepted`` holds the
-    requests answered 2xx. Start it late to play a receiver that refuses connections.
-    """
-
-    port: int = field(default_factory=free_port)
-    statuses: list[int] = field(default_factory=list)
-    default_status: int = 202
-    requests: list[Request] = field(default_factory=list)
-    accepted: list[Request] = field(default_factory=list)
-    _server: asyncio.Server | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-            method, path, _ = head[0].split(" ", 2)
-            headers = {k.lower(): v.strip() for k, v in (h.split(":", 1) for h in head[1:] if h)}
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            request = Request(method, path, headers, body)
-            status = self.statuses.pop(0) if self.statuses else self.default_status
-            self.requests.append(request)
-            if 200 <= status < 300:
-                self.accepted.append(request)
-            reply = b'{"status":"ok"}'
-            writer.write(
-                f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(reply)}\r\nConnection: close\r\n\r\n".encode() + reply
-            )
-            await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rx = Receiver()
-    await rx.start()
-    yield rx
-    await rx.stop()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as c:
-        yield c
 
 
 def mock_client(handler: object) -> httpx.AsyncClient:

@@ -5,33 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
-import pytest
 from prometheus_client import CollectorRegistry
 
 from alerting.models import AlertEvent, AlertTransition
 from alerting.notifiers import NotificationConfig, Router, build_notifiers
 from alerting.outbox import NS_DELIVERED, NS_PENDING, Outbox, OutboxConfig, OutboxMetrics
 from monitor.state import MemoryStateStore
-from tests.unit.test_notifiers import Receiver, make_alert, opened, resolved
+from tests.receiver import Receiver
+from tests.unit.test_notifiers import make_alert, opened, resolved
 
 FAST = OutboxConfig(backoff_base=0.02, backoff_max=0.1, poll_interval=0.02)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rx = Receiver()
-    await rx.start()
-    yield rx
-    await rx.stop()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as c:
-        yield c
 
 
 def pagerduty_router(receiver: Receiver, client: httpx.AsyncClient) -> Router:

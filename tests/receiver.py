@@ -1,0 +1,72 @@
+"""A local HTTP receiver standing in for Alertmanager, PagerDuty, Slack or a webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.conftest import free_port
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """A local HTTP/1.1 server that records requests and answers scripted statuses.
+
+    ``statuses`` are used one per request, then ``default_status``; ``accepted`` holds the
+    requests answered 2xx. Start it late to play a receiver that refuses connections.
+    """
+
+    port: int = field(default_factory=free_port)
+    statuses: list[int] = field(default_factory=list)
+    default_status: int = 202
+    requests: list[Request] = field(default_factory=list)
+    accepted: list[Request] = field(default_factory=list)
+    _server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+            method, path, _ = head[0].split(" ", 2)
+            headers = {k.lower(): v.strip() for k, v in (h.split(":", 1) for h in head[1:] if h)}
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            request = Request(method, path, headers, body)
+            status = self.statuses.pop(0) if self.statuses else self.default_status
+            self.requests.append(request)
+            if 200 <= status < 300:
+                self.accepted.append(request)
+            reply = b'{"status":"ok"}'
+            writer.write(
+                f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(reply)}\r\nConnection: close\r\n\r\n".encode() + reply
+            )
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
