@@ -7,11 +7,8 @@ ends a newer alert of the same channel and detector.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any, Literal
 
-import httpx
 from pydantic import Field
 
 from alerting.models import Alert, AlertEvent, AlertTransition
@@ -41,16 +38,6 @@ class AlertmanagerNotifier(HttpNotifier):
     """POSTs alerts to Alertmanager's v2 API."""
 
     config: AlertmanagerConfig
-
-    def __init__(
-        self,
-        name: str,
-        config: AlertmanagerConfig,
-        client: httpx.AsyncClient,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(name, config, client)
-        self.clock = clock
 
     async def send(self, event: AlertEvent) -> None:
         await self.post(f"{self.url}/api/v2/alerts", json=[self.payload(event)])

@@ -14,6 +14,8 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -71,9 +73,16 @@ class Notifier(abc.ABC):
 class HttpNotifier(Notifier):
     """A notifier that POSTs through the one shared ``httpx.AsyncClient``."""
 
-    def __init__(self, name: str, config: NotifierConfig, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: NotifierConfig,
+        client: httpx.AsyncClient,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__(name)
         self.config = config
+        self.clock = clock  # wall clock for timestamps in payloads; injectable for tests
         self.url = str(config.url).rstrip("/")
         self.timeout = config.timeout
         self.client = client

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
-from collections.abc import Callable
 from typing import Literal
 
-import httpx
 from pydantic import Field, SecretStr
 
 from alerting.models import AlertEvent
@@ -39,16 +36,6 @@ class WebhookNotifier(HttpNotifier):
     """POSTs each event as JSON, signed with the shared secret."""
 
     config: WebhookConfig
-
-    def __init__(
-        self,
-        name: str,
-        config: WebhookConfig,
-        client: httpx.AsyncClient,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(name, config, client)
-        self.clock = clock
 
     async def send(self, event: AlertEvent) -> None:
         body = event.model_dump_json().encode()
