@@ -85,7 +85,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def face_tracks(
-    luma: np.ndarray, stride: int = 3, min_frames: int = 20, min_iou: float = 0.3
+    luma: np.ndarray, stride: int = 3, min_frames: int = 30, min_iou: float = 0.3
 ) -> list[Track]:
     """Tracks of faces seen on consecutive detection frames of one shot, ``min_frames`` long."""
     n = len(luma)

@@ -97,6 +97,15 @@ def test_scan_reports_the_offset_of_a_clip_with_audio_delayed_200_ms(tmp_path: P
     assert found[-1].end - found[0].start >= 8.0
 
 
+def test_clean_synthetic_channel_content_scans_without_av_sync_defects(tmp_path: Path) -> None:
+    from monitor.synth.channel import write_clip
+
+    clip = tmp_path / "clean.ts"
+    write_clip(clip, 12.0, seed=12, scenes=["talking", "studio"])
+    assert AvSyncConfig().enabled
+    assert [d for d in scan(str(clip)) if d.detector == "av_sync"] == []
+
+
 SHIPPED = (default_model_dir() / "av_sync.onnx").exists()
 
 
@@ -115,3 +124,20 @@ def test_the_face_model_measures_a_held_out_talking_head_within_one_frame() -> N
         estimate = detector.measure(clip.segment())
         misses += estimate.offset_ms is None or abs(estimate.offset_ms - offset) > 40.0
     assert misses <= 1
+
+
+@pytest.mark.skipif(not SHIPPED, reason="the av_sync model is not shipped in this tree")
+def test_scan_measures_a_talking_head_with_audio_delayed_200_ms_on_its_mouth(
+    tmp_path: Path,
+) -> None:
+    from monitor.synth import speech
+    from monitor.synth.talking_head import write_talking_head
+
+    if not speech.available():
+        pytest.skip("espeak-ng is not installed")
+    clip = tmp_path / "late_talker.ts"
+    pool = speech.SpeechPool(seed=200, size=4, heldout=True)
+    write_talking_head(clip, 8.0, offset_ms=200.0, seed=1, heldout=True, pool=pool)
+    [found] = [d for d in scan(str(clip)) if d.detector == "av_sync"]
+    assert found.offset_ms == pytest.approx(200.0, abs=40.0)
+    assert (found.start, found.end) == (0.0, pytest.approx(8.0, abs=0.2))
