@@ -114,6 +114,10 @@ def scan(
         OutputFormat | None, typer.Option("--format", help="jsonl or table (default on a tty).")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML with detector settings.")] = None,
+    enable: Annotated[
+        list[str] | None,
+        typer.Option("--enable", help="Also run a detector that is off by default (repeatable)."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Log level for stderr.")] = "WARNING",
 ) -> None:
     """Check a recording and print the defects found."""
@@ -122,6 +126,11 @@ def scan(
 
     _setup_logging(log_level)
     cfg = _load(config) if config else VqmConfig()
+    try:
+        cfg = cfg.with_enabled(enable or [])
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     if not is_url(source) and not Path(source).exists():
         typer.echo(f"error: {source}: no such file", err=True)
         raise typer.Exit(1)

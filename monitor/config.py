@@ -19,7 +19,7 @@ from alerting.models import Severity
 from alerting.notifiers.routing import NotificationConfig
 from monitor.bus import Topics
 from monitor.detectors.base import DetectorConfig
-from monitor.detectors.registry import config_union, default_configs
+from monitor.detectors.registry import config_union, default_configs, detector_class
 
 __all__ = ["Severity"]  # re-exported: alerting.models defines it for the notifier configs
 
@@ -108,6 +108,15 @@ class VqmConfig(StrictModel):
         for override in self.detectors:
             merged[override.type] = override
         return {k: v for k, v in merged.items() if v.enabled}
+
+    def with_enabled(self, names: list[str]) -> VqmConfig:
+        """A copy with the named detectors enabled, keeping any settings the file gave them."""
+        given = {d.type: d for d in self.detectors}
+        for name in names:
+            detector_class(name)  # an unknown name is an error naming the known ones
+            base = given.get(name) or default_configs()[name]
+            given[name] = base.model_copy(update={"enabled": True})
+        return self.model_copy(update={"detectors": list(given.values())})
 
     def channel(self, channel_id: str) -> ChannelConfig:
         for channel in self.channels:

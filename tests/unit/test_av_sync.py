@@ -102,8 +102,14 @@ def test_clean_synthetic_channel_content_scans_without_av_sync_defects(tmp_path:
 
     clip = tmp_path / "clean.ts"
     write_clip(clip, 12.0, seed=12, scenes=["talking", "studio"])
-    assert AvSyncConfig().enabled
-    assert [d for d in scan(str(clip)) if d.detector == "av_sync"] == []
+    config = VqmConfig().with_enabled(["av_sync"])
+    assert [d for d in scan(str(clip), config) if d.detector == "av_sync"] == []
+
+
+def test_av_sync_is_off_until_a_channel_or_a_scan_turns_it_on() -> None:
+    assert not AvSyncConfig().enabled
+    assert "av_sync" not in VqmConfig().detectors_for_defaults()
+    assert "av_sync" in VqmConfig().with_enabled(["av_sync"]).detectors_for_defaults()
 
 
 SHIPPED = (default_model_dir() / "av_sync.onnx").exists()
@@ -138,6 +144,7 @@ def test_scan_measures_a_talking_head_with_audio_delayed_200_ms_on_its_mouth(
     clip = tmp_path / "late_talker.ts"
     pool = speech.SpeechPool(seed=200, size=4, heldout=True)
     write_talking_head(clip, 8.0, offset_ms=200.0, seed=1, heldout=True, pool=pool)
-    [found] = [d for d in scan(str(clip)) if d.detector == "av_sync"]
+    config = VqmConfig().with_enabled(["av_sync"])
+    [found] = [d for d in scan(str(clip), config) if d.detector == "av_sync"]
     assert found.offset_ms == pytest.approx(200.0, abs=40.0)
     assert (found.start, found.end) == (0.0, pytest.approx(8.0, abs=0.2))

@@ -86,3 +86,9 @@ def test_run_with_a_bad_config_names_the_file_line_and_key(tmp_path: Path) -> No
     result = runner.invoke(app, ["run", "--config", str(path), "--duration", "1"])
     assert result.exit_code == 2
     assert f"{path}:4" in result.stderr and "colour" in result.stderr
+
+
+def test_scan_enable_names_an_unknown_detector_in_its_error(black_clip: Path) -> None:
+    result = runner.invoke(app, ["scan", str(black_clip), "--enable", "sparkle"])
+    assert result.exit_code == 2
+    assert "sparkle" in result.stderr and "black" in result.stderr
