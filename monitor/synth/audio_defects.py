@@ -5,6 +5,7 @@ Clean material (the "none" class, and what every defect is laid over):
 - speech: real espeak-ng speech (:mod:`monitor.synth.speech`), quiet to loud;
 - music: procedural songs: additive-synth chords, bass and melody, kick/snare/hat percussion;
 - speech over a music bed; ambience (low rumble, distant babble, birdsong);
+- the synthetic live channel's own sound (:mod:`monitor.synth.audio`), so the demo is clean;
 - transient passages (claps, knocks, drum hits over near-silence), the hard negatives for click;
 - quiet passages and digital silence; loud passages peaking near full scale but never clipped,
   the hard negatives for distortion.
@@ -36,6 +37,9 @@ from typing import Any
 import numpy as np
 from scipy.signal import butter, sosfilt
 
+from monitor.synth.audio import RATE as CHANNEL_RATE
+from monitor.synth.audio import render_audio
+from monitor.synth.scenes import ScenePlan
 from monitor.synth.speech import SpeechPool
 
 logger = logging.getLogger(__name__)
@@ -51,14 +55,16 @@ RECIPE: dict[str, Any] = {
     "window_s": WINDOW,
     "defect_cover_s": [0.5, 1.0],
     "content_mix": {
-        "speech": 0.30,
-        "music": 0.28,
-        "speech_over_music": 0.10,
+        "speech": 0.22,
+        "music": 0.20,
+        "channel": 0.22,
+        "speech_over_music": 0.08,
         "ambience": 0.10,
         "transients": 0.10,
-        "silence": 0.04,
-        "quiet_speech_or_music": 0.08,
+        "silence": 0.03,
+        "quiet_speech_or_music": 0.05,
     },
+    "channel_plan_seeds": {"train": [0, 100_000], "heldout": [100_000_000, 100_100_000]},
     "programme_rms_dbfs": {"normal": [-32, -14], "quiet": [-52, -36], "loud_peak": [0.89, 0.99]},
     "click": {
         "per_second": [1, 20],
@@ -356,6 +362,8 @@ def programme(
         bed = music(rng, seconds, rate)
         voice = pool.excerpt(rng, seconds, rate).astype(np.float64)
         audio = voice / (rms(voice) or 1) + bed / (rms(bed) or 1) * db_to_amp(-rng.uniform(8, 25))
+    elif kind == "channel":
+        return channel_sound(rng, seconds, pool.heldout, rate), kind
     elif kind == "ambience":
         return _set_rms(ambience(rng, seconds, pool, rate), rng.uniform(-55, -30)), kind
     elif kind == "transients":
@@ -370,6 +378,21 @@ def programme(
     else:
         raise ValueError(f"unknown programme kind {kind!r}")
     return _level(rng, audio), kind
+
+
+def channel_sound(
+    rng: np.random.Generator, seconds: float, heldout: bool, rate: int = RATE
+) -> np.ndarray:
+    """The synthetic live channel's own programme (:mod:`monitor.synth.audio`: formant speech,
+    tonal music, quiet passages over room tone) at its own level +-6 dB, so the demo channel
+    and the end-to-end tests are clean to this model too. Held-out plans use other seeds."""
+    if rate != CHANNEL_RATE:
+        raise ValueError(f"the channel synthesizer renders at {CHANNEL_RATE} Hz")
+    low, high = RECIPE["channel_plan_seeds"]["heldout" if heldout else "train"]
+    plan = ScenePlan(seed=int(rng.integers(low, high)), fps=25)
+    start = int(rng.integers(0, 300 * rate))
+    mono = render_audio(plan, start, int(round(seconds * rate))).mean(axis=0).astype(np.float64)
+    return _under_full_scale(mono * db_to_amp(rng.uniform(-6, 6)))
 
 
 def _level(rng: np.random.Generator, audio: np.ndarray) -> np.ndarray:
