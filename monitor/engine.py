@@ -156,6 +156,14 @@ def _fits(card: list[int | str], shape: tuple[int, ...]) -> bool:
     )
 
 
+_LOADED: dict[str, tuple[str, str]] = {}
+
+
+def loaded_models() -> dict[str, tuple[str, str]]:
+    """``{name: (version, provider)}`` of every model this process has loaded."""
+    return dict(_LOADED)
+
+
 class OnnxModel:
     """One ONNX model checked against its card, on the best provider this machine has.
 
@@ -181,6 +189,7 @@ class OnnxModel:
         self._session = self._open(data, choose_providers(providers), threads)
         _check_inputs(self.path, self._session, self.card)
         self._input = self.card.inputs[0]
+        _LOADED[name] = (self.version, self.provider)  # for /readyz and vqm_model_info
         logger.info("loaded %s %s on %s", name, self.version, self.provider)
 
     def _open(self, data: bytes, providers: list[str], threads: int) -> ort.InferenceSession:

@@ -22,6 +22,7 @@ from monitor.bus import Bus, Record
 from monitor.config import VqmConfig
 from monitor.detectors.base import Detector
 from monitor.detectors.registry import build
+from monitor.engine import loaded_models
 from monitor.media import DecodedSegment, DecodeError, DecodeNeeds, decode_bytes
 from monitor.messages import (
     DetectionMessage,
@@ -165,6 +166,7 @@ class InferenceWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         await asyncio.to_thread(self.analyzer.warm_up)
+        self._announce_models()
         self.ready = True
         consumer = self._bus.consumer([self._topics.segments], self._group)
         try:
@@ -178,6 +180,11 @@ class InferenceWorker:
         finally:
             self.ready = False
             await consumer.stop()
+
+    def _announce_models(self) -> None:
+        """``vqm_model_info`` (and so /readyz) names each model the warm-up loaded."""
+        for name, (version, provider) in loaded_models().items():
+            self._metrics.model_info.labels(model=name, version=version, provider=provider).set(1)
 
     async def _handle(self, record: Record) -> None:
         try:

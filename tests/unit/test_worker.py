@@ -90,3 +90,22 @@ async def test_a_garbage_segment_gives_a_decode_error_event_and_the_next_segment
         )
         == 1
     )
+
+
+async def test_models_loaded_at_warm_up_are_announced_in_model_info(metrics: Metrics) -> None:
+    config = VqmConfig(channels=[ChannelConfig(id="c", url="http://unused/c.m3u8")]).with_enabled(
+        ["audio_artifact"]
+    )
+    worker = InferenceWorker(config, MemoryBus(), metrics)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    for _ in range(200):
+        if worker.ready:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    infos = {s.labels["model"]: s for f in metrics.model_info.collect() for s in f.samples}
+    assert "audio_artifact" in infos  # models of other tests in this process may be there too
+    assert infos["audio_artifact"].labels["provider"] == "CPUExecutionProvider"
+    assert infos["audio_artifact"].value == 1
