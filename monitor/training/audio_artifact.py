@@ -42,10 +42,18 @@ from pydantic import BaseModel, Field
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from monitor.detectors.audio_artifact import MODEL_NAME, MODEL_RATE, decide, to_model_rate
+from monitor.detectors.audio_artifact import (
+    MODEL_NAME,
+    MODEL_RATE,
+    cut_windows,
+    decide,
+    to_model_rate,
+)
 from monitor.engine import OnnxModel
 from monitor.synth import audio_defects
+from monitor.synth.audio import render_audio
 from monitor.synth.audio_defects import CLASSES, MARGIN, RECIPE, labelled_window
+from monitor.synth.scenes import ScenePlan
 from monitor.synth.speech import (
     HELDOUT_LANGUAGES,
     HELDOUT_VARIANTS,
@@ -68,7 +76,7 @@ logger = logging.getLogger(__name__)
 N_FFT, HOP, N_MELS, FMIN, FMAX = 1024, 320, 64, 50.0, 14_000.0
 SAMPLES = MODEL_RATE  # one second
 SPLITS = {"train": 0, "validation": 1, "heldout": 2}
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 
 
 class TrainSettings(BaseModel):
@@ -555,6 +563,15 @@ def _card(summary: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, 
             "settings": settings,
         },
         "heldout_metrics": metrics,
+        "limitations": [
+            "A bass note held steady for a whole second reads as hum now and then: at the "
+            "front end's resolution (mel bins ~54 Hz wide below 1 kHz) it is the same picture "
+            "as mains hum. See heldout_metrics.synthetic_channel_flagged_windows.",
+            "Stereo is mixed to mono first, so a defect in one channel only is 6 dB weaker.",
+            "One label per window: two defects at once are reported as the stronger one.",
+            "Trained and scored on synthetic defects over synthetic and espeak-ng programme; "
+            "not yet scored on real broadcast recordings.",
+        ],
     }
 
 
@@ -585,6 +602,7 @@ def evaluate(
     seconds = time.perf_counter() - started
     threshold = float(card["thresholds"]["defect"])
     metrics = classification_report(y, _decisions(probs, threshold), CLASSES)
+    metrics["synthetic_channel_flagged_windows"] = channel_false_alarms(model, threshold)
     metrics.update(
         {
             "threshold": threshold,
@@ -593,13 +611,32 @@ def evaluate(
             "cpu_ms_per_window": round(1000 * seconds / len(x), 2),
         }
     )
+    if not metrics["target_met"]:
+        metrics["note"] = (
+            f"balanced accuracy {metrics['balanced_accuracy']} is below the 0.986 target; "
+            "most errors are none <-> hum over music with sustained bass"
+        )
     if write:
         card["heldout_metrics"] = metrics
         write_card(
             card_path,
-            {k: v for k, v in card.items() if k not in ("created", "file", "file_size", "sha256")},
+            {k: v for k, v in card.items() if k not in ("file", "file_size", "sha256")},
         )
     return metrics
+
+
+def channel_false_alarms(model: OnnxModel, threshold: float, plans: int = 5) -> float:
+    """Share of one-second windows (hop 0.5 s) flagged over 60 s of each of ``plans``
+    held-out synthetic channel plans: clean programme, so every flag is a false alarm."""
+    low = RECIPE["channel_plan_seeds"]["heldout"][0]
+    flagged = total = 0
+    for seed in range(low + 500_000, low + 500_000 + plans):
+        audio = render_audio(ScenePlan(seed=seed, fps=25), 0, 60 * audio_defects.RATE)
+        windows = cut_windows(to_model_rate(audio, audio_defects.RATE), MODEL_RATE, 0.5)
+        labels = decide(model.run(windows.batch), model.classes, threshold)
+        flagged += sum(label != "none" for label, _ in labels)
+        total += len(labels)
+    return round(flagged / total, 4)
 
 
 def default_out_dir() -> Path:
