@@ -41,7 +41,12 @@ NONE = "none"
 
 class AudioArtifactConfig(DetectorConfig):
     type: Literal["audio_artifact"] = "audio_artifact"
-    enabled: bool = Field(default=False, description="Run this detector on the channel.")
+    enabled: bool = Field(
+        default=False,
+        description="Run this detector on the channel. Off by default: model 1.1.0 still flags "
+        "about one window in ten of the synthetic channel's clean music as hum (see the model "
+        "card's limitations), which would open alerts on clean channels.",
+    )
     min_duration: float = Field(
         default=1.0, ge=0.0, description="Seconds a defect must last before an alert opens."
     )
