@@ -50,8 +50,12 @@ class AudioArtifactConfig(DetectorConfig):
     min_duration: float = Field(
         default=1.0, ge=0.0, description="Seconds a defect must last before an alert opens."
     )
-    threshold: float = Field(
-        default=0.5, gt=0.0, lt=1.0, description="Probability a defect class needs to be flagged."
+    threshold: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="Probability a defect class needs to be flagged; default: the model card's "
+        "'defect' threshold, chosen on the validation split.",
     )
     hop: float = Field(
         default=0.5, gt=0.0, le=WINDOW_SECONDS, description="Seconds between one-second windows."
@@ -186,6 +190,11 @@ class AudioArtifactDetector(Detector):
             self.model_version = model.version  # type: ignore[misc]
         return model
 
+    def threshold(self, model: OnnxModel) -> float:
+        if self.config.threshold is not None:
+            return self.config.threshold
+        return model.card.thresholds.get("defect", 0.5)
+
     def warm_up(self) -> None:
         self.model().warm_up()
 
@@ -196,7 +205,7 @@ class AudioArtifactDetector(Detector):
         mono = to_model_rate(segment.audio, segment.audio_rate)
         windows = cut_windows(mono, MODEL_RATE, self.config.hop)
         probs = self._probabilities(model, windows.batch)
-        labels = decide(probs, model.classes, self.config.threshold)
+        labels = decide(probs, model.classes, self.threshold(model))
         lo, hi = window_bounds(windows.starts, mono.size / MODEL_RATE)
         return merge_windows(labels, lo, hi, segment.audio_start)
 

@@ -178,3 +178,13 @@ def test_the_synthetic_channel_is_flagged_at_most_5_percent_of_the_time() -> Non
             flagged += sum(s.end - s.start for s in spans)
             total += 6.0
     assert flagged <= 0.05 * total, f"{flagged:.2f} s of {total:.0f} s flagged"
+
+
+def test_the_detector_uses_the_cards_validated_threshold_unless_configured() -> None:
+    from monitor.detectors.audio_artifact import AudioArtifactConfig, AudioArtifactDetector
+
+    default = AudioArtifactDetector(AudioArtifactConfig(enabled=True))
+    model = default.model()
+    assert default.threshold(model) == model.card.thresholds["defect"]
+    configured = AudioArtifactDetector(AudioArtifactConfig(enabled=True, threshold=0.8))
+    assert configured.threshold(model) == 0.8
