@@ -11,6 +11,7 @@ from pydantic import Field, TypeAdapter
 from monitor.detectors.base import Detector, DetectorConfig
 
 _REGISTRY: dict[str, type[Detector]] = {}
+_PLUGINS_LOADED = False
 
 
 def register(cls: type[Detector]) -> type[Detector]:
@@ -22,16 +23,22 @@ def register(cls: type[Detector]) -> type[Detector]:
 
 
 def _load_plugins() -> None:
+    global _PLUGINS_LOADED
     import monitor.detectors as pkg
 
     for info in pkgutil.iter_modules(pkg.__path__):
         if info.name not in ("base", "registry"):
             importlib.import_module(f"monitor.detectors.{info.name}")
+    _PLUGINS_LOADED = True
 
 
 def detector_types() -> dict[str, type[Detector]]:
-    """Every registered plugin by key (imports the plugin modules on first use)."""
-    if not _REGISTRY:
+    """Every registered plugin by key (imports the plugin modules on first use).
+
+    Loading is tracked apart from registration: a plugin module imported directly (a test,
+    a training script) registers itself, and the others must still be found.
+    """
+    if not _PLUGINS_LOADED:
         _load_plugins()
     return dict(_REGISTRY)
 

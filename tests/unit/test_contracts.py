@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,18 @@ def test_channel_overrides_replace_file_defaults_which_replace_plugin_defaults()
 def test_duplicate_channel_ids_are_rejected() -> None:
     with pytest.raises(ValueError, match="duplicate"):
         VqmConfig.model_validate({"channels": [{"id": "a", "url": "u"}, {"id": "a", "url": "v"}]})
+
+
+def test_every_plugin_is_known_even_when_one_plugin_module_was_imported_first() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import json, monitor.detectors.silence\n"
+        "from monitor.detectors.registry import detector_types\n"
+        "print(json.dumps(sorted(detector_types())))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert {"black", "freeze", "silence", "audio_artifact", "av_sync"} <= set(
+        json.loads(out.stdout)
+    )
