@@ -214,7 +214,19 @@ def evaluate(
 
         eval_signal(clips=clips, out=out)
         return
-    _training_module(name).main(["eval"])
+    _evaluation_module(name).main(["eval"])
+
+
+def _evaluation_module(name: str):  # type: ignore[no-untyped-def]
+    """The torch-free evaluation of a model when it has one, else its training module."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"monitor.training.{name}_data")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"monitor.training.{name}_data":
+            raise
+    return _training_module(name)
 
 
 def _training_module(name: str):  # type: ignore[no-untyped-def]

@@ -111,7 +111,8 @@ class VqmConfig(StrictModel):
 
     def with_enabled(self, names: list[str]) -> VqmConfig:
         """A copy with the named detectors enabled, keeping any settings the file gave them."""
-        given = {d.type: d for d in self.detectors}
+        configs: list[DetectorConfig] = list(self.detectors)
+        given = {d.type: d for d in configs}
         for name in names:
             detector_class(name)  # an unknown name is an error naming the known ones
             base = given.get(name) or default_configs()[name]

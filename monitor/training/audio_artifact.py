@@ -31,40 +31,37 @@ import argparse
 import json
 import logging
 import math
-import multiprocessing
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from monitor.detectors.audio_artifact import (
     MODEL_NAME,
     MODEL_RATE,
-    cut_windows,
-    decide,
-    to_model_rate,
 )
-from monitor.engine import OnnxModel
-from monitor.synth import audio_defects
-from monitor.synth.audio import render_audio
-from monitor.synth.audio_defects import CLASSES, MARGIN, RECIPE, labelled_window
-from monitor.synth.scenes import ScenePlan
+from monitor.synth.audio_defects import CLASSES, RECIPE
 from monitor.synth.speech import (
     HELDOUT_LANGUAGES,
     HELDOUT_VARIANTS,
     TRAIN_LANGUAGES,
     TRAIN_VARIANTS,
-    SpeechPool,
+)
+from monitor.training.audio_artifact_data import (
+    SAMPLES,
+    TrainSettings,
+    _decisions,
+    cached_split,
+    default_out_dir,
+    evaluate,
 )
 from monitor.training.common import (
     REPO_MODELS,
     classification_report,
-    default_threads,
     export_onnx,
     seed_everything,
     timed,
@@ -74,28 +71,7 @@ from monitor.training.common import (
 logger = logging.getLogger(__name__)
 
 N_FFT, HOP, N_MELS, FMIN, FMAX = 1024, 320, 64, 50.0, 14_000.0
-SAMPLES = MODEL_RATE  # one second
-SPLITS = {"train": 0, "validation": 1, "heldout": 2}
 VERSION = "1.1.0"
-
-
-class TrainSettings(BaseModel):
-    """Everything that decides the weights; recorded in the model card."""
-
-    seed: int = 0
-    train_per_class: int = Field(default=2400, ge=10)
-    validation_per_class: int = Field(default=300, ge=10)
-    heldout_per_class: int = Field(default=500, ge=10)
-    speech_clips: int = Field(default=300, description="espeak clips in the training pool.")
-    heldout_speech_clips: int = Field(default=120)
-    epochs: int = 18
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    gain_jitter_db: float = Field(default=6.0, description="Random level change per example.")
-    time_budget_s: float = Field(default=1200.0, description="Stop after the epoch past this.")
-    threads: int = Field(default_factory=default_threads)
-    workers: int = Field(default=2, description="Processes generating examples.")
 
 
 # ----------------------------------------------------------------------------- front end
@@ -228,61 +204,6 @@ class AudioArtifactNet(nn.Module):
 
 
 # ----------------------------------------------------------------------------- data
-
-
-def _example(args: tuple[int, int, int, str, int]) -> np.ndarray:
-    """One 32 kHz window: generated at 48 kHz with margins, resampled, margins cut."""
-    split, seed, index, label, pool_size = args
-    rng = np.random.default_rng([split, seed, index])
-    audio = labelled_window(rng, label, _pool(split, seed, pool_size))
-    x = to_model_rate(audio, audio_defects.RATE)
-    skip = int(round(MARGIN * MODEL_RATE))
-    return x[skip : skip + SAMPLES]
-
-
-_POOLS: dict[tuple[int, int], SpeechPool] = {}
-
-
-def _pool(split: int, seed: int, size: int) -> SpeechPool:
-    """Training and validation share the training voices; held-out has its own voices and
-    texts (the pool seed differs too, so no text repeats)."""
-    heldout = split == SPLITS["heldout"]
-    key = (int(heldout), seed)
-    if key not in _POOLS:
-        _POOLS[key] = SpeechPool(
-            seed=seed + (1_000_003 if heldout else 0), size=size, heldout=heldout
-        )
-    return _POOLS[key]
-
-
-def make_split(
-    split: str, per_class: int, seed: int, pool_size: int, workers: int = 1
-) -> tuple[np.ndarray, np.ndarray]:
-    """(windows (n, 32000) float32, labels (n,)) with classes interleaved."""
-    code = SPLITS[split]
-    labels = np.arange(per_class * len(CLASSES)) % len(CLASSES)
-    jobs = [(code, seed, i, CLASSES[c], pool_size) for i, c in enumerate(labels)]
-    _pool(code, seed, pool_size).clips()  # render once, before workers fork
-    if workers > 1:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            windows = pool.map(_example, jobs, chunksize=64)
-    else:
-        windows = [_example(job) for job in jobs]
-    return np.stack(windows).astype(np.float32), labels.astype(np.int64)
-
-
-def cached_split(
-    out_dir: Path, split: str, per_class: int, seed: int, pool_size: int, workers: int
-) -> tuple[np.ndarray, np.ndarray]:
-    path = out_dir / f"{split}-s{seed}-n{per_class}.npz"
-    if path.exists():
-        with np.load(path) as data:
-            return data["x"], data["y"]
-    with timed(f"generate {split} ({per_class} per class)"):
-        x, y = make_split(split, per_class, seed, pool_size, workers)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(path, x=x, y=y)
-    return x, y
 
 
 def features(front: LogMel, audio: np.ndarray, batch: int = 256) -> torch.Tensor:
@@ -431,11 +352,6 @@ def _predict(model: Classifier, feats: torch.Tensor, batch: int = 512) -> np.nda
     return torch.cat(out).numpy()
 
 
-def _decisions(probs: np.ndarray, threshold: float) -> np.ndarray:
-    """The detector's own rule (best defect class if it reaches the threshold, else none)."""
-    return np.array([CLASSES.index(label) for label, _ in decide(probs, list(CLASSES), threshold)])
-
-
 def _pick_threshold(probs: np.ndarray, truth: np.ndarray) -> float:
     """Threshold with the best validation balanced accuracy; ties go to the one nearest 0.5."""
     grid = [round(t, 2) for t in np.arange(0.2, 0.91, 0.05)]
@@ -576,71 +492,6 @@ def _card(summary: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, 
 
 
 # ----------------------------------------------------------------------------- evaluate
-
-
-def evaluate(
-    models_dir: str | Path = REPO_MODELS,
-    out_dir: str | Path | None = None,
-    seed: int = 0,
-    per_class: int | None = None,
-    write: bool = True,
-) -> dict[str, Any]:
-    """Score the exported ONNX model (the shipped artifact, through the runtime engine) on the
-    held-out split; writes the metrics into the card unless ``write`` is False."""
-    models = Path(models_dir)
-    card_path = models / f"{MODEL_NAME}.json"
-    card = json.loads(card_path.read_text())
-    settings = TrainSettings(**card["training"]["settings"])
-    per_class = per_class or card["data"]["examples"]["heldout"] // len(CLASSES)
-    work = Path(out_dir) if out_dir else default_out_dir()
-    x, y = cached_split(
-        work, "heldout", per_class, seed, settings.heldout_speech_clips, settings.workers
-    )
-    model = OnnxModel(MODEL_NAME, models, providers=["CPUExecutionProvider"])
-    started = time.perf_counter()
-    probs = np.concatenate([model.run(x[i : i + 64]) for i in range(0, len(x), 64)])
-    seconds = time.perf_counter() - started
-    threshold = float(card["thresholds"]["defect"])
-    metrics = classification_report(y, _decisions(probs, threshold), CLASSES)
-    metrics["synthetic_channel_flagged_windows"] = channel_false_alarms(model, threshold)
-    metrics.update(
-        {
-            "threshold": threshold,
-            "target_balanced_accuracy": 0.986,
-            "target_met": metrics["balanced_accuracy"] >= 0.986,
-            "cpu_ms_per_window": round(1000 * seconds / len(x), 2),
-        }
-    )
-    if not metrics["target_met"]:
-        metrics["note"] = (
-            f"balanced accuracy {metrics['balanced_accuracy']} is below the 0.986 target; "
-            "most errors are none <-> hum over music with sustained bass"
-        )
-    if write:
-        card["heldout_metrics"] = metrics
-        write_card(
-            card_path,
-            {k: v for k, v in card.items() if k not in ("file", "file_size", "sha256")},
-        )
-    return metrics
-
-
-def channel_false_alarms(model: OnnxModel, threshold: float, plans: int = 5) -> float:
-    """Share of one-second windows (hop 0.5 s) flagged over 60 s of each of ``plans``
-    held-out synthetic channel plans: clean programme, so every flag is a false alarm."""
-    low = RECIPE["channel_plan_seeds"]["heldout"][0]
-    flagged = total = 0
-    for seed in range(low + 500_000, low + 500_000 + plans):
-        audio = render_audio(ScenePlan(seed=seed, fps=25), 0, 60 * audio_defects.RATE)
-        windows = cut_windows(to_model_rate(audio, audio_defects.RATE), MODEL_RATE, 0.5)
-        labels = decide(model.run(windows.batch), model.classes, threshold)
-        flagged += sum(label != "none" for label, _ in labels)
-        total += len(labels)
-    return round(flagged / total, 4)
-
-
-def default_out_dir() -> Path:
-    return Path.home() / ".cache" / "vqm" / "training" / MODEL_NAME
 
 
 def main(argv: list[str] | None = None) -> int:

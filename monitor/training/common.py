@@ -1,7 +1,9 @@
 """What every learned model's training shares: seeding, metrics, ONNX export, model cards.
 
 Training needs the ``train`` extra (torch); nothing under ``monitor`` outside this package may
-import it. A model leaves training as ``exported_models/<name>.onnx`` plus ``<name>.json``, the
+import it, and this module imports it only inside the functions that train or export, so the
+metrics and model-card helpers also serve evaluations on machines without torch. A model
+leaves training as ``exported_models/<name>.onnx`` plus ``<name>.json``, the
 card that :class:`monitor.engine.OnnxModel` checks on every load.
 """
 
@@ -16,12 +18,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from monitor.engine import sha256_of
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +34,8 @@ REPO_MODELS = Path(__file__).resolve().parents[2] / "exported_models"
 
 def seed_everything(seed: int, threads: int | None = None) -> None:
     """Same seed, same weights: Python, numpy and torch seeded; torch kept to ``threads``."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -103,6 +109,8 @@ def export_onnx(
     opset: int = 17,
 ) -> None:
     """Export with a dynamic batch dimension (TorchScript exporter: no extra dependencies)."""
+    import torch
+
     module.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
