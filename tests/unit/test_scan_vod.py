@@ -54,3 +54,71 @@ def test_scan_of_an_unreachable_playlist_url_exits_non_zero_with_one_line() -> N
     assert result.exit_code != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:")
+
+
+@pytest.fixture(scope="module")
+def fmp4_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An fMP4 HLS (EXT-X-MAP init segment) written by FFmpeg, served statically."""
+    import functools
+    import http.server
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg (Debian package 'ffmpeg') is not installed")
+    root = tmp_path_factory.mktemp("fmp4")
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "10",
+            "-vf",
+            "drawbox=enable='between(t,4,7)':color=black:t=fill",
+            "-c:v",
+            "libx264",
+            "-g",
+            "50",
+            "-c:a",
+            "aac",
+            "-f",
+            "hls",
+            "-hls_time",
+            "2",
+            "-hls_playlist_type",
+            "vod",
+            "-hls_segment_type",
+            "fmp4",
+            str(root / "index.m3u8"),
+        ],
+        check=True,
+        timeout=120,
+    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/index.m3u8"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_scan_of_an_fmp4_playlist_decodes_each_segment_with_its_init_section(fmp4_url: str) -> None:
+    result = CliRunner().invoke(app, ["scan", fmp4_url, "--format", "jsonl"])
+    assert result.exit_code == 0, result.stderr
+    defects = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [d["detector"] for d in defects] == ["black"]
+    assert defects[0]["start"] == pytest.approx(4.0, abs=0.1)
+    assert defects[0]["end"] == pytest.approx(7.0, abs=0.1)
