@@ -199,7 +199,7 @@ async def _start_bus(bus: Bus, stop: asyncio.Event, tasks: dict[str, asyncio.Tas
     """
     starting = asyncio.create_task(bus.start(), name="vqm-bus-start")
     try:
-        await _wait_stop_or_failure(stop, {**tasks, "bus": starting})
+        await _wait_stop_or_failure(stop, {**tasks, "bus": starting}, until=starting)
     finally:
         if not starting.done():
             await bus.stop()  # makes a waiting start return
@@ -208,16 +208,35 @@ async def _start_bus(bus: Bus, stop: asyncio.Event, tasks: dict[str, asyncio.Tas
     return starting.done() and not stop.is_set()
 
 
-async def _wait_stop_or_failure(stop: asyncio.Event, tasks: dict[str, asyncio.Task[None]]) -> None:
+async def _wait_stop_or_failure(
+    stop: asyncio.Event,
+    tasks: dict[str, asyncio.Task[None]],
+    until: asyncio.Task[None] | None = None,
+) -> None:
+    """Return when ``stop`` is set or ``until`` has finished; raise when a task fails.
+
+    A stage that returns normally (ingest at the end of a VOD playlist) is logged and the
+    others carry on: the segments it published still have to be analysed and alerted.
+    """
+    running = dict(tasks)
     stopper = asyncio.create_task(stop.wait())
     try:
-        done, _ = await asyncio.wait([stopper, *tasks.values()], return_when="FIRST_COMPLETED")
+        while not stop.is_set():
+            done, _ = await asyncio.wait(
+                [stopper, *running.values()], return_when="FIRST_COMPLETED"
+            )
+            for name, task in list(running.items()):
+                if task not in done:
+                    continue
+                del running[name]
+                if not task.cancelled() and task.exception() is not None:
+                    logger.error("stage %s failed: %s", name, task.exception())
+                    raise RuntimeError(f"stage {name} failed") from task.exception()
+                if task is until:
+                    return
+                logger.info("stage %s finished; the others carry on", name)
     finally:
         stopper.cancel()
-    for name, task in tasks.items():
-        if task in done and not task.cancelled() and task.exception() is not None:
-            logger.error("stage %s failed: %s", name, task.exception())
-            raise RuntimeError(f"stage {name} failed") from task.exception()
 
 
 async def _drain(tasks: dict[str, asyncio.Task[None]]) -> None:

@@ -161,3 +161,29 @@ def test_every_plugin_is_known_even_when_one_plugin_module_was_imported_first() 
     assert {"black", "freeze", "silence", "audio_artifact", "av_sync"} <= set(
         json.loads(out.stdout)
     )
+
+
+async def test_a_stage_that_finishes_leaves_the_others_running_until_stop() -> None:
+    from monitor.pipeline import _wait_stop_or_failure
+
+    stop = asyncio.Event()
+    finished = asyncio.create_task(asyncio.sleep(0))
+    still_running = asyncio.create_task(stop.wait())
+    waiter = asyncio.create_task(_wait_stop_or_failure(stop, {"a": finished, "b": still_running}))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()  # "a" ending did not end the process
+    stop.set()
+    await asyncio.wait_for(waiter, 1)
+
+
+async def test_a_failing_stage_stops_the_process_with_its_name() -> None:
+    from monitor.pipeline import _wait_stop_or_failure
+
+    async def broken() -> None:
+        raise OSError("disk gone")
+
+    stop = asyncio.Event()
+    other = asyncio.create_task(stop.wait())
+    with pytest.raises(RuntimeError, match="stage ingest failed"):
+        await _wait_stop_or_failure(stop, {"ingest": asyncio.create_task(broken()), "b": other})
+    other.cancel()
