@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -122,3 +123,17 @@ def test_scan_of_an_fmp4_playlist_decodes_each_segment_with_its_init_section(fmp
     assert [d["detector"] for d in defects] == ["black"]
     assert defects[0]["start"] == pytest.approx(4.0, abs=0.1)
     assert defects[0]["end"] == pytest.approx(7.0, abs=0.1)
+
+
+def test_vqm_run_on_a_vod_playlist_alerts_its_black_before_the_channel_ends(
+    fmp4_url: str, tmp_path: Path
+) -> None:
+    from tests.conftest import free_port
+
+    config = tmp_path / "channels.yaml"
+    config.write_text(f"channels:\n  - id: vod\n    url: {fmp4_url}\nalerting:\n  flap_window: 0\n")
+    args = ["run", "--config", str(config), "--port", str(free_port()), "--duration", "8"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert [(words[1], words[3]) for words in lines] == [("OPEN", "black"), ("RESOLVED", "black")]
