@@ -159,6 +159,15 @@ def _fits(card: list[int | str], shape: tuple[int, ...]) -> bool:
 _LOADED: dict[str, tuple[str, str]] = {}
 
 
+def shipped_version(name: str) -> str | None:
+    """The shipped card's version, so detections can name a model before it is loaded."""
+    try:
+        card = json.loads((default_model_dir() / f"{name}.json").read_text())
+        return str(card["version"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def loaded_models() -> dict[str, tuple[str, str]]:
     """``{name: (version, provider)}`` of every model this process has loaded."""
     return dict(_LOADED)

@@ -13,7 +13,6 @@ The model is loaded once per process and model directory, on first use or in ``w
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -27,7 +26,7 @@ from scipy.signal import resample_poly
 
 from monitor.detectors.base import Detector, DetectorConfig
 from monitor.detectors.registry import register
-from monitor.engine import ModelLoadError, OnnxModel, default_model_dir
+from monitor.engine import ModelLoadError, OnnxModel, default_model_dir, shipped_version
 from monitor.media import DecodedSegment, DecodeNeeds
 from monitor.messages import DefectSpan
 
@@ -156,15 +155,6 @@ def shared_model(model_dir: str | Path | None = None) -> OnnxModel:
         return _MODELS[key]
 
 
-def _shipped_version() -> str | None:
-    """The shipped card's version, so detections name the model before it is loaded."""
-    try:
-        card = json.loads((default_model_dir() / f"{MODEL_NAME}.json").read_text())
-        return str(card["version"])
-    except (OSError, ValueError, KeyError):
-        return None
-
-
 @register
 class AudioArtifactDetector(Detector):
     """Flags windows whose audio the model classes as click, hum, hiss or distortion."""
@@ -173,7 +163,7 @@ class AudioArtifactDetector(Detector):
     config_class = AudioArtifactConfig
     needs = DecodeNeeds(luma=False, audio=True)
     model_name = MODEL_NAME
-    model_version = _shipped_version()
+    model_version = shipped_version(MODEL_NAME)
     config: AudioArtifactConfig
 
     def __init__(self, config: DetectorConfig, model_dir: str | Path | None = None) -> None:

@@ -24,7 +24,6 @@ its card) the face path is skipped with one warning and the onset path still run
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Literal
@@ -42,7 +41,7 @@ from monitor.avsync.result import (
 )
 from monitor.detectors.base import Detector, DetectorConfig
 from monitor.detectors.registry import register
-from monitor.engine import default_model_dir
+from monitor.engine import default_model_dir, shipped_version
 from monitor.media import DecodedSegment, DecodeNeeds
 from monitor.messages import DefectSpan
 
@@ -101,14 +100,6 @@ def cut(segment: DecodedSegment, start: float, end: float) -> DecodedSegment:
     )
 
 
-def _shipped_version() -> str | None:
-    try:
-        card = json.loads((default_model_dir() / f"{MODEL_NAME}.json").read_text())
-        return str(card["version"])
-    except (OSError, ValueError, KeyError):
-        return None
-
-
 @register
 class AvSyncDetector(Detector):
     """Flags windows whose sound leads or lags the picture beyond the BT.1359 limits."""
@@ -117,7 +108,7 @@ class AvSyncDetector(Detector):
     config_class = AvSyncConfig
     needs = DecodeNeeds(luma=True, rgb=False, audio=True)
     model_name = MODEL_NAME
-    model_version = _shipped_version()
+    model_version = shipped_version(MODEL_NAME)
     config: AvSyncConfig
 
     def __init__(self, config: DetectorConfig, model_dir: str | Path | None = None) -> None:
