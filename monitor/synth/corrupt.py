@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 
 from monitor.synth.scenes import SceneSpec
@@ -55,6 +56,8 @@ class ClipSpec:
     damage: float = 0.5  # share of GOPs whose stream is damaged (0 = a clean clip)
     crf: int = 26
     slices: int = 1
+    overlay: str = "none"  # hard negative drawn over the scene: one of OVERLAYS
+    family: int = 0  # overlay variant: 0 for training content, 1 only in the held-out split
 
 
 @dataclass
@@ -76,8 +79,9 @@ def render(spec: ClipSpec) -> tuple[list[np.ndarray], list[str]]:
     rng = np.random.default_rng(spec.seed + 7919)
     frames: list[np.ndarray] = []
     kinds: list[str] = []
+    painter = _OverlayPainter(spec, video.width, video.height)
     for i in range(spec.frames):
-        yuv = video.frame(i)
+        yuv = painter.draw(video.frame(i), i)
         if spec.grain > 0:
             luma = yuv[: spec.height].astype(np.float32)
             luma += rng.normal(0.0, spec.grain, luma.shape).astype(np.float32)
@@ -129,9 +133,11 @@ def damage(packets: Sequence[av.Packet], spec: ClipSpec) -> list[bytes | None]:
 
 
 def _hurt(data: bytes, rng: np.random.Generator) -> bytes | None:
-    kind = rng.choice(["overwrite", "drop_run", "lose"], p=[0.5, 0.35, 0.15])
+    kind = rng.choice(["overwrite", "drop_run", "lose", "lose_slice"], p=[0.4, 0.3, 0.1, 0.2])
     if kind == "lose" or len(data) < 40:
         return None
+    if kind == "lose_slice":
+        return lose_slice(data, rng)
     buf = bytearray(data)
     start = int(rng.integers(16, len(buf) - 8))
     run = int(rng.integers(1, max(2, min(256, len(buf) - start))))
@@ -140,6 +146,34 @@ def _hurt(data: bytes, rng: np.random.Generator) -> bytes | None:
     else:
         del buf[start : start + run]
     return bytes(buf)
+
+
+_NAL_SLICE = 1
+
+
+def slice_units(data: bytes) -> list[tuple[int, int]]:
+    """``(start, end)`` byte spans, start code included, of the coded slices of a packet."""
+    starts = []
+    i = data.find(b"\x00\x00\x01")
+    while i >= 0:
+        starts.append(i - 1 if i > 0 and data[i - 1] == 0 else i)
+        i = data.find(b"\x00\x00\x01", i + 3)
+    spans = []
+    for k, s in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(data)
+        header = data.find(b"\x00\x00\x01", s) + 3
+        if header < end and data[header] & 0x1F == _NAL_SLICE:
+            spans.append((s, end))
+    return spans
+
+
+def lose_slice(data: bytes, rng: np.random.Generator) -> bytes | None:
+    """One slice of the picture never arrives (a packet is lost whole if it has one slice)."""
+    spans = slice_units(data)
+    if len(spans) < 2:
+        return None
+    s, e = spans[int(rng.integers(len(spans)))]
+    return data[:s] + data[e:]
 
 
 def decode(payloads: Sequence[bytes | None], count: int) -> np.ndarray:
@@ -189,6 +223,109 @@ def region_labels(clean: np.ndarray, damaged: np.ndarray) -> np.ndarray:
     return diff.mean(axis=(2, 4)) > REGION_THRESHOLD
 
 
+OVERLAYS = ("none", "noise", "text", "confetti", "water")
+
+
+class _OverlayPainter:
+    """Hard negatives drawn over the scene before encoding: what signal processing takes for
+    blocks. ``noise`` is strong per-frame noise, ``text`` dense sharp captions and a ticker,
+    ``confetti`` hundreds of small fast pieces, ``water`` a rippling, sparkling surface.
+    ``family`` 1 draws other fonts, shapes and ripple scales than family 0.
+    """
+
+    def __init__(self, spec: ClipSpec, width: int, height: int) -> None:
+        self.kind, self.family, self.w, self.h = spec.overlay, spec.family, width, height
+        if spec.overlay not in OVERLAYS:
+            raise ValueError(f"unknown overlay {spec.overlay!r}; known: {', '.join(OVERLAYS)}")
+        rng = np.random.default_rng([spec.seed, 0x0BE7])
+        self.seed = int(rng.integers(0, 2**31))
+        self.strength = float(rng.uniform(0.0, 1.0))
+        n = int(rng.integers(80, 300))
+        self.pieces = np.column_stack(
+            [
+                rng.uniform(0, width, n),
+                rng.uniform(0, 2 * height, n),
+                rng.uniform(2.0, 8.0, n) * height / 192,
+                rng.uniform(1.5, 4.0, n) * height / 192,
+                rng.uniform(0, np.pi, n),
+            ]
+        )
+        self.colors = rng.integers(0, 256, (n, 3))
+        self.water_top = int(height * rng.uniform(0.3, 0.6))
+        fonts = (
+            (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX)
+            if spec.family == 0
+            else (cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_PLAIN)
+        )
+        self.font = fonts[int(rng.integers(len(fonts)))]
+        letters = list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .:%+-")
+        self.lines = [
+            "".join(rng.choice(letters, int(rng.integers(14, 30))))
+            for _ in range(int(rng.integers(3, 7)))
+        ]
+        self.ticker = "".join(rng.choice(letters, 80))
+        self.text_scale = float(rng.uniform(0.3, 0.55)) * height / 192
+
+    def draw(self, yuv: np.ndarray, index: int) -> np.ndarray:
+        if self.kind == "none":
+            return yuv
+        if self.kind == "noise":
+            amp = int(6 + 14 * self.strength)
+            noise = np.random.default_rng([self.seed, index]).integers(
+                -amp, amp + 1, (self.h, self.w), dtype=np.int16
+            )
+            yuv[: self.h] = np.clip(yuv[: self.h] + noise, 16, 235).astype(np.uint8)
+            return yuv
+        rgb = cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)
+        {"text": self._text, "confetti": self._confetti, "water": self._water}[self.kind](
+            rgb, index
+        )
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+
+    def _text(self, rgb: np.ndarray, index: int) -> None:
+        s = self.text_scale
+        step = int(24 * s + 6)
+        y0 = int(self.h * 0.15) + step
+        cv2.rectangle(
+            rgb, (8, y0 - step), (int(self.w * 0.8), y0 + step * len(self.lines)), (10, 20, 60), -1
+        )
+        for k, line in enumerate(self.lines):
+            cv2.putText(
+                rgb, line, (12, y0 + k * step), self.font, s, (250, 250, 250), 1, cv2.LINE_8
+            )
+        bar = int(self.h * 0.9)
+        cv2.rectangle(rgb, (0, bar - int(12 * s + 6)), (self.w, self.h), (200, 20, 20), -1)
+        shift = (index * 4) % (self.w * 2)
+        cv2.putText(rgb, self.ticker, (self.w - shift, bar + 4), self.font, s, (255, 255, 0), 1)
+
+    def _confetti(self, rgb: np.ndarray, index: int) -> None:
+        t = index / FPS
+        for (x, y, v, r, a), color in zip(self.pieces, self.colors, strict=True):
+            yy = (y + v * index) % (2 * self.h) - self.h / 2
+            xx = x + 6 * np.sin(3 * t + a)
+            c = tuple(int(k) for k in color)
+            if self.family == 0:
+                dx, dy = r * np.cos(a + 4 * t), r * np.sin(a + 4 * t)
+                quad = np.array(
+                    [[xx - dx, yy - dy], [xx + dy, yy - dx], [xx + dx, yy + dy], [xx - dy, yy + dx]]
+                )
+                cv2.fillConvexPoly(rgb, quad.astype(np.int32), c)
+            else:
+                cv2.circle(rgb, (int(xx), int(yy)), max(1, int(r * 0.7)), c, -1)
+
+    def _water(self, rgb: np.ndarray, index: int) -> None:
+        top = self.water_top
+        yy, xx = np.mgrid[0 : self.h - top, 0 : self.w].astype(np.float32)
+        t = index / FPS
+        a, b = (3.0, 9.0) if self.family == 0 else (2.0, 5.5)
+        a, b = a * self.h / 192, b * self.h / 192
+        phase = np.sin(xx / a + 3.1 * t) * np.cos(yy / b - 2.3 * t)
+        phase += 0.5 * np.sin((xx + yy) / (a * 0.7) + 4 * t)
+        base = np.array([20, 70, 110], np.float32) + 25 * np.sin(yy[..., None] / 40.0)
+        water = base + 30 * phase[..., None] + (phase > 1.15)[..., None] * 120.0
+        rgb[top:] = np.clip(water, 0, 255).astype(np.uint8)
+
+
 def corrupted_clip(spec: ClipSpec) -> CorruptedClip:
     frames, kinds = render(spec)
     packets = encode(frames, spec)
@@ -214,8 +351,9 @@ def split_specs(split: str, clips: int, frames: int = 48) -> Iterator[ClipSpec]:
     """Clip recipes of a split; seeds and scene mixes never overlap between splits.
 
     train: one kind per clip (TRAIN_KINDS); validation: VALIDATION_MIXES; heldout:
-    HELDOUT_MIXES (cuts the other splits never show, and dark shots). Grain, quality, slices
-    and damage rate vary per clip; about one clip in six is left undamaged.
+    HELDOUT_MIXES (cuts the other splits never show, and dark shots). Grain, quality, slices,
+    overlay, size and damage rate vary per clip; about one clip in six is left undamaged.
+    Held-out overlays are drawn from another family (fonts, confetti shapes, ripple scales).
     """
     base = _SEED_BASE[split]
     for i in range(clips):
@@ -234,4 +372,48 @@ def split_specs(split: str, clips: int, frames: int = 48) -> Iterator[ClipSpec]:
             damage=0.0 if i % 6 == 5 else float(rng.uniform(0.4, 0.9)),
             crf=int(rng.integers(20, 32)),
             slices=int(rng.choice([1, 2, 4])),
+            overlay=str(rng.choice(OVERLAYS, p=[0.45, 0.15, 0.15, 0.125, 0.125])),
+            family=1 if split == "heldout" else 0,
+            # a third of the clips at 640x352: the same macroblocks over smoother content
+            width=640 if i % 3 == 2 else 320,
+            height=352 if i % 3 == 2 else 192,
         )
+
+
+def corrupt_stream(
+    src: str,
+    dst: str,
+    start: float,
+    end: float,
+    seed: int = 0,
+    every: int = 2,
+) -> int:
+    """Copy the MPEG-TS file ``src`` to ``dst``, damaging every ``every``-th non-key video
+    packet whose time is in ``[start, end)``; returns how many were damaged.
+
+    End-to-end tests use it: the damage then reaches a detector through the same demuxer and
+    decoder the monitor runs on air.
+    """
+    rng = np.random.default_rng(seed)
+    damaged = 0
+    with av.open(src) as inp, av.open(dst, "w", format="mpegts") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        seen = 0
+        for packet in inp.demux():
+            if packet.size == 0 or packet.stream.index not in streams:
+                continue
+            data: bytes | None = bytes(packet)
+            t = float(packet.pts * packet.time_base) if packet.pts is not None else -1.0
+            if packet.stream.type == "video" and not packet.is_keyframe and start <= t < end:
+                seen += 1
+                if seen % every == 0:
+                    data = _hurt(data, rng)  # type: ignore[arg-type]
+                    damaged += 1
+            if data is None:
+                continue
+            copy = av.Packet(data)
+            copy.pts, copy.dts, copy.time_base = packet.pts, packet.dts, packet.time_base
+            copy.is_keyframe = packet.is_keyframe
+            copy.stream = streams[packet.stream.index]
+            out.mux(copy)
+    return damaged
