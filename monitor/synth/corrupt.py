@@ -376,8 +376,16 @@ def split_specs(split: str, clips: int, frames: int = 48) -> Iterator[ClipSpec]:
             family=1 if split == "heldout" else 0,
             # a third of the clips at 640x352: the same macroblocks over smoother content
             width=640 if i % 3 == 2 else 320,
-            height=352 if i % 3 == 2 else 192,
+            height=_height(i % 3 == 2, scenes),
         )
+
+
+def _height(large: bool, scenes: tuple[str, ...]) -> int:
+    """352 or 192 lines; night shots need 360 or 256, since their canvas is 1.3x the height
+    and must stay even for 4:2:0."""
+    if "dark" in scenes:
+        return 360 if large else 256
+    return 352 if large else 192
 
 
 def corrupt_stream(
