@@ -239,9 +239,13 @@ class OnnxModel:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """The first output for one batch; the batch must match the card's fixed dims."""
+        return self.run_all(batch)[0]
+
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Every output, in the card's order, for models with more than one (map and head)."""
         batch = np.ascontiguousarray(batch, dtype=self._input.dtype)
         if not _fits(self._input.shape, batch.shape):
             fixed = [d if isinstance(d, int) else "any" for d in self._input.shape]
             raise ValueError(f"{self.name}: batch shape {batch.shape}, expected {fixed}")
         outputs = self._session.run(None, {self._input.name: batch})
-        return np.asarray(outputs[0])
+        return [np.asarray(o) for o in outputs]
