@@ -168,8 +168,20 @@ def offset_from_distances(dists: np.ndarray, fps: float) -> tuple[float, float]:
 class SyncScorer:
     """Face tracks of a window scored by the model, aggregated by majority vote."""
 
-    def __init__(self, model: SyncNetModel, min_confidence: float | None = None) -> None:
+    def __init__(
+        self,
+        model: SyncNetModel,
+        min_confidence: float | None = None,
+        learned_faces: faces.LearnedFaces | None | bool = True,
+    ) -> None:
         self.model = model
+        # The learned face detector beside the model (``face_detector.onnx``) adds the faces
+        # the Haar cascades miss; False leaves it out, None when it is not shipped.
+        self.learned_faces = (
+            faces.shared_learned(model.path.parent)
+            if learned_faces is True
+            else learned_faces or None
+        )
         card = model.card.thresholds
         self.min_confidence = (
             min_confidence if min_confidence is not None else card.get("min_confidence", 0.3)
@@ -184,7 +196,7 @@ class SyncScorer:
             return []
         mel = log_mel(window.audio, window.audio_rate)
         out = []
-        for track in faces.face_tracks(window.luma):
+        for track in faces.face_tracks(window.luma, learned=self.learned_faces):
             crops = faces.mouth_crops(window.luma, track)
             times = window.video_times[track.first : track.first + track.frames]
             dists = track_distances(self.model, crops, mel, times - window.audio_start, window.fps)

@@ -11,12 +11,12 @@ tracks, or whose tracks tie, falls back to audio onsets against visual change
 nothing, so alerting joins out-of-sync windows into one alert like any other defect.
 
 Off by default, on per channel (``detectors: [{type: av_sync, enabled: true}]``) or per scan
-(``vqm scan --enable av_sync``): on held-out talking heads it gives a result in 85 % of
-windows (the face detector misses the rest) against a 90 % target, the synthetic channel's
-own presenters measure 21-44 ms of lead against the 45 ms limit, and the live path sees one
-2 s segment at a time rather than a 4 s window. Paging on that would not be trustworthy yet.
-The face path costs about 0.1 s of CPU per second of media (Haar every third frame, at most
-240 lines); set ``faces: false`` for the onset path alone (a few ms per window).
+(``vqm scan --enable av_sync``): the held-out talking-head targets are met, but the
+synthetic channel's own presenters measure 21-44 ms of lead against the 45 ms limit, and the
+live path sees one 2 s segment at a time rather than a 4 s window. Paging on that would not
+be trustworthy yet. The face path costs about 0.1-0.2 s of CPU per second of media (Haar
+every third frame, at most 240 lines, plus the small learned face detector); set
+``faces: false`` for the onset path alone (a few ms per window).
 
 The model is loaded once per process on first use; without it (not shipped, or refused by
 its card) the face path is skipped with one warning and the onset path still runs.
