@@ -224,7 +224,7 @@ def music(rng: np.random.Generator, seconds: float, rate: int = RATE) -> np.ndar
     n = int(round(seconds * rate))
     beat = 60.0 / rng.uniform(70, 160)
     scale = _SCALES[str(rng.choice(list(_SCALES)))]
-    root = int(rng.integers(40, 56))  # bass stays above C2 (65 Hz): below it notes resemble hum
+    root = int(rng.integers(40, 56))
     out = np.zeros(n)
     start = -rng.uniform(0, 2 * beat)
     bright = rng.uniform(1.2, 3.0)
@@ -239,10 +239,10 @@ def music(rng: np.random.Generator, seconds: float, rate: int = RATE) -> np.ndar
             for note in notes:
                 _add_tone(out, rng, _midi_hz(note), t, length, 0.3, bright, rate)
         if parts[1]:
-            bass = _midi_hz(max(root + scale[degree] - 12, 36))
-            # Plucked: a bass held for a whole second at a steady level is, at the front
-            # end's 50 Hz resolution, the same picture as mains hum.
-            _add_tone(out, rng, bass, t, length, 0.5, 1.5, rate, decay=(0.1, 0.6))
+            # Down to A1 (55 Hz), plucked or held: the model's mains comb tells a bass
+            # note off a 50 or 60 Hz multiple from hum, which the mel bins alone cannot.
+            bass = _midi_hz(max(root + scale[degree] - 12, 33))
+            _add_tone(out, rng, bass, t, length, 0.5, 1.5, rate, decay=(0.1, 2.0))
         t += length
     if parts[2]:
         _melody(rng, out, scale, root + 24, beat, start, rate)

@@ -11,9 +11,14 @@ windowed DFT (only the 447 bins the mel bank uses), followed by a mel matmul. So
 passes raw samples and there is no second implementation to drift from training; the graph
 uses only Pad, Conv, Mul, Add, MatMul, Log and friends, which every ONNX Runtime provider runs.
 
+**Mains comb.** Also in the graph (:class:`MainsComb`): the level at each 50 and 60 Hz
+harmonic and 1-8 Hz beside it, over the whole second, because the mel bins cannot tell hum
+from a steady bass note and the exact mains multiples can.
+
 **Network.** BatchNorm over mel bins (as PANNs' ``bn0``), four conv blocks (3x3 conv, BN,
 ReLU, the last two doubled; 2x2 average pooling), the four remaining frequency bands kept
-apart, max + mean over time, two linear layers. About 0.35 M parameters: the model must run on
+apart, max + mean over time, joined with the mains comb through one linear layer, two linear
+layers. About 0.35 M parameters: the model must run on
 CPU beside decoding.
 
 **Data** (:mod:`monitor.synth.audio_defects`). Each example is one second at 48 kHz with one
@@ -71,7 +76,13 @@ from monitor.training.common import (
 logger = logging.getLogger(__name__)
 
 N_FFT, HOP, N_MELS, FMIN, FMAX = 1024, 320, 64, 50.0, 14_000.0
-VERSION = "1.1.0"
+VERSION = "1.2.0"
+# The mains comb: power at each mains harmonic and beside it, with 1 Hz resolution.
+MAINS = (50.0, 60.0)
+HARMONICS = 8
+OFFSETS = (-8.0, -6.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
+DECIMATE, LOWPASS_TAPS, LOWPASS_HZ = 16, 257, 700.0
+COMB_FEATURES = len(MAINS) * HARMONICS * len(OFFSETS)
 
 
 # ----------------------------------------------------------------------------- front end
@@ -141,6 +152,49 @@ class LogMel(nn.Module):
         return (10.0 * torch.log10(torch.clamp(mel, min=1e-10))).unsqueeze(1)
 
 
+class MainsComb(nn.Module):
+    """Raw 32 kHz samples (batch, samples) -> (batch, 2 * 8 * 13): the level of each 50 and
+    60 Hz harmonic (1-8) and of the frequencies 1-8 Hz beside it, in dB relative to the mean
+    of its row, over the whole second (1 Hz resolution).
+
+    Why: below 1 kHz a mel bin is ~54 Hz wide, so to the log-mel a steady bass note and mains
+    hum are the same picture. Mains hum sits *exactly* on multiples of 50 or 60 Hz; a bass
+    note at a musical pitch (55, 61.7, 98 Hz...) does not. Runs in the graph like the log-mel:
+    a low-pass strided convolution down to 2 kHz, a Hann window, a DFT at 208 frequencies as
+    one matrix product.
+    """
+
+    lowpass: torch.Tensor
+    dft: torch.Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        rate = MODEL_RATE / DECIMATE
+        n = MODEL_RATE // DECIMATE
+        k = np.arange(LOWPASS_TAPS) - LOWPASS_TAPS // 2
+        taps = np.sinc(2 * LOWPASS_HZ / MODEL_RATE * k) * np.hamming(LOWPASS_TAPS)
+        freqs = np.array(
+            [m * h + o for m in MAINS for h in range(1, HARMONICS + 1) for o in OFFSETS]
+        )
+        t = np.arange(n) / rate
+        window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+        angle = 2 * np.pi * np.outer(t, freqs)
+        kernels = np.concatenate([np.cos(angle), -np.sin(angle)], axis=1) * window[:, None]
+        self.samples, self.freqs = n, len(freqs)
+        self.register_buffer(
+            "lowpass", torch.tensor(taps / taps.sum(), dtype=torch.float32)[None, None]
+        )
+        self.register_buffer("dft", torch.tensor(kernels, dtype=torch.float32))
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        low = F.conv1d(audio.unsqueeze(1), self.lowpass, stride=DECIMATE, padding=LOWPASS_TAPS // 2)
+        spec = torch.matmul(low[:, 0, : self.samples], self.dft)  # (batch, 2 * freqs)
+        power = spec[:, : self.freqs] ** 2 + spec[:, self.freqs :] ** 2
+        db = 10.0 * torch.log10(torch.clamp(power, min=1e-10))
+        rows = db.reshape(-1, len(MAINS) * HARMONICS, len(OFFSETS))  # batch stays dynamic
+        return (rows - rows.mean(dim=2, keepdim=True)).flatten(1)  # level-free peak shapes
+
+
 # ----------------------------------------------------------------------------- network
 
 
@@ -178,15 +232,18 @@ class Classifier(nn.Module):
             *(ConvBlock(a, b, d) for a, b, d in zip(chans, chans[1:], doubles, strict=False))
         )
         bands = N_MELS // 2 ** len(doubles)
-        self.fc1 = nn.Linear(chans[-1] * bands, 128)
+        self.comb = nn.Sequential(
+            nn.BatchNorm1d(COMB_FEATURES), nn.Linear(COMB_FEATURES, 64), nn.ReLU()
+        )
+        self.fc1 = nn.Linear(chans[-1] * bands + 64, 128)
         self.fc = nn.Linear(128, classes)
         self.dropout = nn.Dropout(0.2)
 
-    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+    def forward(self, logmel: torch.Tensor, comb: torch.Tensor) -> torch.Tensor:
         x = self.bn0(logmel.transpose(1, 3)).transpose(1, 3)  # normalise each mel bin
         x = self.blocks(x)  # (batch, channels, frames, bands)
         x = x.permute(0, 1, 3, 2).flatten(1, 2)  # (batch, channels * bands, frames)
-        x = x.amax(dim=2) + x.mean(dim=2)
+        x = torch.cat([x.amax(dim=2) + x.mean(dim=2), self.comb(comb)], dim=1)
         x = self.dropout(F.relu(self.fc1(self.dropout(x))))
         return self.fc(x)
 
@@ -197,22 +254,29 @@ class AudioArtifactNet(nn.Module):
     def __init__(self, classifier: Classifier) -> None:
         super().__init__()
         self.front = LogMel()
+        self.mains = MainsComb()
         self.classifier = classifier
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.classifier(self.front(audio)), dim=1)
+        return torch.softmax(self.classifier(self.front(audio), self.mains(audio)), dim=1)
 
 
 # ----------------------------------------------------------------------------- data
 
 
-def features(front: LogMel, audio: np.ndarray, batch: int = 256) -> torch.Tensor:
-    """Log-mel of every window, once: the front end has no weights to learn."""
-    out = []
+Features = tuple[torch.Tensor, torch.Tensor]  # (log-mel, mains comb) of each window
+
+
+def features(front: LogMel, audio: np.ndarray, batch: int = 256) -> Features:
+    """Log-mel and mains comb of every window, once: neither has weights to learn."""
+    mains = MainsComb()
+    mels, combs = [], []
     with torch.no_grad():
         for i in range(0, len(audio), batch):
-            out.append(front(torch.from_numpy(audio[i : i + batch])))
-    return torch.cat(out)
+            x = torch.from_numpy(audio[i : i + batch])
+            mels.append(front(x))
+            combs.append(mains(x))
+    return torch.cat(mels), torch.cat(combs)
 
 
 # ----------------------------------------------------------------------------- train
@@ -263,16 +327,16 @@ def train(out_dir: str | Path, seed: int = 0, **overrides: Any) -> dict[str, Any
 
 def _fit(
     model: Classifier,
-    ftr: torch.Tensor,
+    ftr: Features,
     ytr: torch.Tensor,
-    fva: torch.Tensor,
+    fva: Features,
     yva: torch.Tensor,
     settings: TrainSettings,
     timings: dict[str, float],
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """AdamW with a one-cycle schedule; stops early when the time budget runs out."""
     generator = torch.Generator().manual_seed(settings.seed)
-    steps = settings.epochs * math.ceil(len(ftr) / settings.batch_size)
+    steps = settings.epochs * math.ceil(len(ftr[0]) / settings.batch_size)
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
@@ -314,7 +378,7 @@ def _fit(
 
 def _epoch(
     model: Classifier,
-    ftr: torch.Tensor,
+    ftr: Features,
     ytr: torch.Tensor,
     optimiser: torch.optim.Optimizer,
     schedule: Any,
@@ -322,19 +386,19 @@ def _epoch(
     generator: torch.Generator,
 ) -> float:
     model.train()
-    order = torch.randperm(len(ftr), generator=generator)
+    order = torch.randperm(len(ftr[0]), generator=generator)
     total, count = 0.0, 0
     for i in range(0, len(order), settings.batch_size):
         idx = order[i : i + settings.batch_size]
         if len(idx) < 2:
             continue
-        x = ftr[idx]
+        x, comb = ftr[0][idx], ftr[1][idx]
         # A level change is a constant shift of the log-mel: the same defect at another level.
         gain = (
             torch.rand(len(idx), 1, 1, 1, generator=generator) * 2 - 1
         ) * settings.gain_jitter_db
         x = torch.where(x > -99.0, x + gain, x)  # digital silence stays silent
-        loss = F.cross_entropy(model(x), ytr[idx])
+        loss = F.cross_entropy(model(x, comb), ytr[idx])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -345,10 +409,14 @@ def _epoch(
     return total / max(count, 1)
 
 
-def _predict(model: Classifier, feats: torch.Tensor, batch: int = 512) -> np.ndarray:
+def _predict(model: Classifier, feats: Features, batch: int = 512) -> np.ndarray:
     model.eval()
+    mel, comb = feats
     with torch.no_grad():
-        out = [torch.softmax(model(feats[i : i + batch]), 1) for i in range(0, len(feats), batch)]
+        out = [
+            torch.softmax(model(mel[i : i + batch], comb[i : i + batch]), 1)
+            for i in range(0, len(mel), batch)
+        ]
     return torch.cat(out).numpy()
 
 
@@ -436,10 +504,23 @@ def _card(summary: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, 
             "fmax": FMAX,
             "mel": "slaney",
             "log": "10*log10(max(power, 1e-10))",
+            "mains_comb": {
+                "in_graph": True,
+                "why": "mel bins are ~54 Hz wide below 1 kHz: a steady bass note and mains hum "
+                "look alike; hum sits exactly on 50 or 60 Hz multiples, a note does not",
+                "mains_hz": list(MAINS),
+                "harmonics": HARMONICS,
+                "offsets_hz": list(OFFSETS),
+                "lowpass": f"{LOWPASS_TAPS}-tap Hamming-windowed sinc at {LOWPASS_HZ:g} Hz, "
+                f"decimated by {DECIMATE} to {MODEL_RATE // DECIMATE} Hz",
+                "spectrum": "Hann window over the whole second, DFT at each frequency "
+                "(1 Hz resolution); dB, minus the mean of its harmonic's row",
+            },
         },
         "architecture": "bn0 over mels; 4 conv blocks (3x3 conv-BN-ReLU, doubled in blocks 3-4; "
         "avgpool 2x2), widths 16/32/64/128; 4 mel bands kept apart, max+mean over time; "
-        "FC 512-128-5; softmax",
+        "mains comb (208 values) through BN and FC 208-64 joined to the 512 pooled "
+        "features; FC 576-128-5; softmax",
         "parameters": summary["parameters"],
         "data": {
             "generator": "monitor.synth.audio_defects.labelled_window (+ monitor.synth.speech)",
@@ -480,9 +561,9 @@ def _card(summary: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, 
         },
         "heldout_metrics": metrics,
         "limitations": [
-            "A bass note held steady for a whole second reads as hum now and then: at the "
-            "front end's resolution (mel bins ~54 Hz wide below 1 kHz) it is the same picture "
-            "as mains hum. See heldout_metrics.synthetic_channel_flagged_windows.",
+            "A bass note within 1-2 Hz of a 50 or 60 Hz multiple (G1 at 49 Hz, A#1 at "
+            "58.3 Hz, G2 at 98 Hz) held for a whole second is as close to hum as the mains "
+            "comb can resolve. See heldout_metrics.synthetic_channel_flagged_windows.",
             "Stereo is mixed to mono first, so a defect in one channel only is 6 dB weaker.",
             "One label per window: two defects at once are reported as the stronger one.",
             "Trained and scored on synthetic defects over synthetic and espeak-ng programme; "
