@@ -81,6 +81,14 @@ def shared_model(name: str, model_dir: str | Path | None = None) -> OnnxModel:
         return _MODELS[key]
 
 
+def whole_regions(region_prob: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The map over whole 32x32 regions only. A 360-line picture has a last row of 8 lines
+    (1080 lines: 24) that the network sees mostly as padding; the model was trained and
+    scored on whole regions, and on clean channel pictures that sliver lit up."""
+    rows, cols = max(1, height // REGION), max(1, width // REGION)
+    return region_prob[:, :, :rows, :cols]
+
+
 def corrupted_share(region_prob: np.ndarray, threshold: float) -> np.ndarray:
     """Per frame, the share of regions at or above ``threshold`` ((N, 1, h, w) -> (N,))."""
     return (region_prob >= threshold).reshape(len(region_prob), -1).mean(axis=1)
@@ -146,6 +154,7 @@ class BlockCorruptionDetector(Detector):
             return []
         picks = np.arange(0, len(segment.video_times), self.config.stride)
         region, head = self.scores(segment.rgb[picks])
+        region = whole_regions(region, *segment.rgb.shape[1:3])
         flags, confidence = self.decide(region, head)
         step = self.config.stride * segment.frame_duration
         spans = spans_from_flags(flags, segment.video_times[picks], step, confidence)
@@ -153,4 +162,10 @@ class BlockCorruptionDetector(Detector):
         return [s.model_copy(update={"end": min(s.end, end)}) for s in spans]
 
 
-__all__ = ["BlockCorruptionConfig", "BlockCorruptionDetector", "corrupted_share", "shared_model"]
+__all__ = [
+    "BlockCorruptionConfig",
+    "BlockCorruptionDetector",
+    "corrupted_share",
+    "shared_model",
+    "whole_regions",
+]

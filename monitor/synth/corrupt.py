@@ -3,11 +3,13 @@
 A clip of synthetic content is encoded once; its bitstream is then damaged the way a lossy
 network damages it (random bytes overwritten and byte runs dropped inside non-key packets,
 whole packets lost), and decoded with FFmpeg's own error concealment. The clean decode of the
-same stream is the reference: a 32x32 region is *corrupted* when the mean absolute luma
-difference between the damaged and the clean decode over it is above ``REGION_THRESHOLD``
-codes, and a frame is corrupted when more than ``AREA_THRESHOLD`` of its regions are. So the
-labels describe real concealment artifacts, not painted-on blocks, and compression noise of
-the clean stream is never called corruption::
+same stream is the reference, compared the way a viewer sees it (:func:`region_labels`): at
+the scale of 8x8 blocks, so a fine texture the decoder drew a few pixels off (water, a crowd)
+is not called corrupted, and against the clean pictures a few frames back too, so a lost frame
+that merely repeats the previous picture is not called corrupted either. A frame is corrupted
+when more than ``AREA_THRESHOLD`` of its regions are. So the labels describe real, visible
+concealment artifacts, not painted-on blocks, and compression noise of the clean stream is
+never called corruption::
 
     clip = corrupted_clip(ClipSpec(seed=3, scenes=("crowd",), frames=48))
     clip.damaged.shape      # (48, 192, 320, 3) uint8 RGB, what the decoder showed
@@ -37,7 +39,11 @@ from monitor.synth.video import ChannelVideo, ScenePlan
 logger = logging.getLogger(__name__)
 
 REGION = 32
-REGION_THRESHOLD = 6.0  # mean |clean - damaged| luma codes over a region
+BLOCK = 8  # labels compare 8x8 block means: the scale at which concealment errors show
+REGION_THRESHOLD = 6.0  # mean |clean - damaged| block-mean luma codes over a region
+BLOCK_THRESHOLD = 12.0  # an 8x8 block this far off the clean one is plainly wrong...
+BLOCKS_VISIBLE = 2  # ...and two such blocks in a region make a fault a viewer sees
+HOLD_FRAMES = 3  # a damaged picture equal to one of the 3 clean pictures before it is a repeat
 AREA_THRESHOLD = 0.07  # share of corrupted regions that makes a corrupted frame
 FPS = 25
 GOP = 12
@@ -214,13 +220,36 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
 
 
+def block_means(rgb: np.ndarray) -> np.ndarray:
+    """(N, H/8, W/8) mean luma of each 8x8 block over the whole 32x32 regions of the picture."""
+    y = luma(rgb.astype(np.float32))
+    n, h, w = y.shape
+    h, w = h // REGION * REGION, w // REGION * REGION
+    return y[:, :h, :w].reshape(n, h // BLOCK, BLOCK, w // BLOCK, BLOCK).mean(axis=(2, 4))
+
+
 def region_labels(clean: np.ndarray, damaged: np.ndarray) -> np.ndarray:
-    """(N, H/32, W/32) bool: mean |clean - damaged| luma over the region > threshold."""
-    diff = np.abs(luma(clean.astype(np.float32)) - luma(damaged.astype(np.float32)))
-    n, h, w = diff.shape
-    rh, rw = h // REGION, w // REGION
-    diff = diff[:, : rh * REGION, : rw * REGION].reshape(n, rh, REGION, rw, REGION)
-    return diff.mean(axis=(2, 4)) > REGION_THRESHOLD
+    """(N, H/32, W/32) bool: regions whose damage a viewer sees.
+
+    Pictures are compared as 8x8 block means, so fine texture the decoder drew a few pixels
+    off (ripples, grain) does not count. A region differs from a clean picture when its 16
+    blocks are off by more than ``REGION_THRESHOLD`` luma codes on average, or when
+    ``BLOCKS_VISIBLE`` of them are off by more than ``BLOCK_THRESHOLD`` (a wrong macroblock in
+    an otherwise right region). It is corrupted when it differs from the clean decode of its
+    own frame and from each of the ``HOLD_FRAMES`` clean pictures before it: a lost frame
+    that shows the previous picture again is a stutter, not blocks.
+    """
+    seen, ref = block_means(damaged), block_means(clean)
+    per = REGION // BLOCK
+    corrupted = np.ones((len(seen), seen.shape[1] // per, seen.shape[2] // per), bool)
+    for k in range(HOLD_FRAMES + 1):
+        earlier = ref if k == 0 else np.concatenate([np.repeat(ref[:1], k, axis=0), ref[:-k]])
+        error = np.abs(seen - earlier)
+        n, bh, bw = error.shape
+        error = error.reshape(n, bh // per, per, bw // per, per)
+        wrong_blocks = (error > BLOCK_THRESHOLD).sum(axis=(2, 4))
+        corrupted &= (error.mean(axis=(2, 4)) > REGION_THRESHOLD) | (wrong_blocks >= BLOCKS_VISIBLE)
+    return corrupted
 
 
 OVERLAYS = ("none", "noise", "text", "confetti", "water")
@@ -230,7 +259,8 @@ class _OverlayPainter:
     """Hard negatives drawn over the scene before encoding: what signal processing takes for
     blocks. ``noise`` is strong per-frame noise, ``text`` dense sharp captions and a ticker,
     ``confetti`` hundreds of small fast pieces, ``water`` a rippling, sparkling surface.
-    ``family`` 1 draws other fonts, shapes and ripple scales than family 0.
+    ``family`` 1 draws other fonts, shapes (round confetti) and ripple scales than family 0,
+    whose clips vary shape (quads, triangles, streamers) and ripple scale and speed.
     """
 
     def __init__(self, spec: ClipSpec, width: int, height: int) -> None:
@@ -265,6 +295,17 @@ class _OverlayPainter:
         ]
         self.ticker = "".join(rng.choice(letters, 80))
         self.text_scale = float(rng.uniform(0.3, 0.55)) * height / 192
+        # Family 0 varies its shapes and scales per clip, so a model learns "many small moving
+        # things" rather than one style; drawn last, so family 1 clips keep their random stream.
+        self.shape, self.ripple = "quad", (3.0, 9.0, 3.1, 2.3)
+        if spec.family == 0:
+            self.shape = str(rng.choice(["quad", "triangle", "streamer"]))
+            self.ripple = (
+                float(rng.uniform(2.6, 4.5)),
+                float(rng.uniform(6.5, 12.0)),
+                float(rng.uniform(2.0, 4.5)),
+                float(rng.uniform(1.5, 3.5)),
+            )
 
     def draw(self, yuv: np.ndarray, index: int) -> np.ndarray:
         if self.kind == "none":
@@ -304,22 +345,34 @@ class _OverlayPainter:
             yy = (y + v * index) % (2 * self.h) - self.h / 2
             xx = x + 6 * np.sin(3 * t + a)
             c = tuple(int(k) for k in color)
-            if self.family == 0:
-                dx, dy = r * np.cos(a + 4 * t), r * np.sin(a + 4 * t)
-                quad = np.array(
-                    [[xx - dx, yy - dy], [xx + dy, yy - dx], [xx + dx, yy + dy], [xx - dy, yy + dx]]
-                )
-                cv2.fillConvexPoly(rgb, quad.astype(np.int32), c)
-            else:
+            if self.family == 1:
                 cv2.circle(rgb, (int(xx), int(yy)), max(1, int(r * 0.7)), c, -1)
+                continue
+            dx, dy = r * np.cos(a + 4 * t), r * np.sin(a + 4 * t)
+            if self.shape == "quad":
+                pts = [
+                    [xx - dx, yy - dy],
+                    [xx + dy, yy - dx],
+                    [xx + dx, yy + dy],
+                    [xx - dy, yy + dx],
+                ]
+            elif self.shape == "triangle":
+                pts = [[xx - dx, yy - dy], [xx + dy, yy - dx], [xx + dx * 0.3, yy + dy * 1.2]]
+            else:  # a thin twisting streamer
+                pts = [
+                    [xx - 2 * dx, yy - 2 * dy],
+                    [xx + 2 * dx, yy + 2 * dy],
+                    [xx + 2 * dx + 1, yy + 2 * dy + 1],
+                ]
+            cv2.fillConvexPoly(rgb, np.array(pts).astype(np.int32), c)
 
     def _water(self, rgb: np.ndarray, index: int) -> None:
         top = self.water_top
         yy, xx = np.mgrid[0 : self.h - top, 0 : self.w].astype(np.float32)
         t = index / FPS
-        a, b = (3.0, 9.0) if self.family == 0 else (2.0, 5.5)
+        a, b, u, v = self.ripple if self.family == 0 else (2.0, 5.5, 3.1, 2.3)
         a, b = a * self.h / 192, b * self.h / 192
-        phase = np.sin(xx / a + 3.1 * t) * np.cos(yy / b - 2.3 * t)
+        phase = np.sin(xx / a + u * t) * np.cos(yy / b - v * t)
         phase += 0.5 * np.sin((xx + yy) / (a * 0.7) + 4 * t)
         base = np.array([20, 70, 110], np.float32) + 25 * np.sin(yy[..., None] / 40.0)
         water = base + 30 * phase[..., None] + (phase > 1.15)[..., None] * 120.0

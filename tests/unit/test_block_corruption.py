@@ -12,7 +12,9 @@ from monitor.detectors.block_corruption import (
     MODEL_NAMES,
     BlockCorruptionConfig,
     BlockCorruptionDetector,
+    corrupted_share,
     shared_model,
+    whole_regions,
 )
 from monitor.detectors.registry import parse_detector_config
 from monitor.engine import default_model_dir
@@ -98,3 +100,13 @@ def test_scan_reports_block_corruption_where_a_high_motion_stream_was_damaged_an
     assert all(d.start >= 2.0 and d.end <= 4.3 for d in found)
     assert any(d.start < 3.0 and d.end > 3.5 for d in found)
     assert not [d for d in scan(str(clean), config) if d.detector == "block_corruption"]
+
+
+def test_partial_edge_regions_do_not_count_towards_the_corrupted_share() -> None:
+    """360 lines make 12 map rows, the last one 8 lines of picture: it is left out."""
+    region = np.zeros((1, 1, 12, 20), np.float32)
+    region[:, :, 11, :] = 1.0  # the sliver row, all "corrupted"
+    kept = whole_regions(region, 360, 640)
+    assert kept.shape == (1, 1, 11, 20)
+    assert corrupted_share(kept, 0.5)[0] == 0.0
+    assert whole_regions(region, 352, 640).shape == (1, 1, 11, 20)

@@ -56,3 +56,41 @@ def test_splits_share_neither_seeds_nor_scene_mixes() -> None:
             assert not seeds[a] & seeds[b]
             assert not mixes[a] & mixes[b]
     assert any(s.damage == 0.0 for s in splits["heldout"])  # clean clips are held out too
+
+
+def _moving(frames: int = 5, h: int = 64, w: int = 96) -> np.ndarray:
+    """Smooth content that moves 3 px a frame, so consecutive pictures differ."""
+    y, x = np.mgrid[0:h, 0:w]
+    out = [
+        np.repeat((128 + 80 * np.sin((x + 3 * i) / 9.0) * np.cos(y / 11.0))[..., None], 3, 2)
+        for i in range(frames)
+    ]
+    return np.stack(out).astype(np.uint8)
+
+
+def test_a_repeated_picture_is_a_stutter_not_corruption() -> None:
+    clean = _moving()
+    damaged = clean.copy()
+    damaged[3] = clean[2]  # frame 3 was lost: the player shows frame 2 again
+    assert not region_labels(clean, damaged).any()
+
+
+def test_fine_texture_drawn_a_few_pixels_off_is_not_corruption() -> None:
+    base = _moving().astype(int) // 2
+    stripes = np.arange(96) // 2 % 2 * 60  # 2 px stripes: a ripple-like fine texture
+    clean = (base + stripes[None, None, :, None]).astype(np.uint8)
+    damaged = clean.copy()
+    # The texture drawn 2 px off in the last frame: every pixel 60 codes wrong, the same
+    # 8x8 means, and nothing a viewer could tell from a clean picture.
+    damaged[4] = (base[4] + np.roll(stripes, 2)[None, :, None]).astype(np.uint8)
+    assert np.abs(damaged[4].astype(int) - clean[4]).mean() > 50
+    assert not region_labels(clean, damaged).any()
+
+
+def test_a_wrong_macroblock_marks_its_region() -> None:
+    clean = _moving()
+    damaged = clean.copy()
+    damaged[4, 32:48, 40:56] = (128, 128, 128) if clean[4, 40, 48, 0] < 100 else (0, 0, 0)
+    labels = region_labels(clean, damaged)
+    assert labels[4].sum() >= 1 and not labels[:4].any()
+    assert labels[4, 1, 1] or labels[4, 1, 0]
