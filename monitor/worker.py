@@ -1,7 +1,8 @@
 """The inference worker: segments in, detections out.
 
 Each segment is decoded once (in a thread, so the event loop keeps serving the API and the
-bus), handed to every enabled detector of its channel, and one :class:`DetectionMessage` per
+bus; segments of different channels from one poll side by side), handed to every enabled
+detector of its channel, and one :class:`DetectionMessage` per
 detector is published; the first of them carries a small JPEG of one frame for the status
 wall. The consumer commits only after every detection of the batch was
 acknowledged, so a crash replays the batch and downstream dedup absorbs the repeats.
@@ -174,8 +175,7 @@ class InferenceWorker:
                 records = await consumer.getmany(timeout_ms=1000, max_records=8)
                 if not records:
                     continue
-                for record in records:
-                    await self._handle(record)
+                await self._handle_poll(records)
                 await consumer.commit()
         finally:
             self.ready = False
@@ -185,6 +185,20 @@ class InferenceWorker:
         """``vqm_model_info`` (and so /readyz) names each model the warm-up loaded."""
         for name, (version, provider) in loaded_models().items():
             self._metrics.model_info.labels(model=name, version=version, provider=provider).set(1)
+
+    async def _handle_poll(self, records: list[Record]) -> None:
+        """Channels side by side, each channel's segments in order: their decodes overlap,
+        and the learned detectors' model calls join into shared batches
+        (:mod:`monitor.batching`)."""
+        by_channel: dict[str, list[Record]] = {}
+        for record in records:
+            by_channel.setdefault(record.key, []).append(record)
+
+        async def in_order(channel_records: list[Record]) -> None:
+            for record in channel_records:
+                await self._handle(record)
+
+        await asyncio.gather(*(in_order(rs) for rs in by_channel.values()))
 
     async def _handle(self, record: Record) -> None:
         try:

@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import Field
 from scipy.signal import resample_poly
 
+from monitor.batching import shared_batcher
 from monitor.detectors.base import Detector, DetectorConfig
 from monitor.detectors.registry import register
 from monitor.engine import ModelLoadError, OnnxModel, default_model_dir, shipped_version
@@ -201,7 +202,8 @@ class AudioArtifactDetector(Detector):
 
     def _probabilities(self, model: OnnxModel, batch: np.ndarray) -> np.ndarray:
         size = self.config.batch_size
-        parts = [model.run(batch[i : i + size]) for i in range(0, len(batch), size)]
+        batcher = shared_batcher(model)  # joins the windows of concurrent channels
+        parts = [batcher.run(batch[i : i + size]) for i in range(0, len(batch), size)]
         return np.concatenate(parts)
 
 

@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from monitor.batching import shared_batcher
 from monitor.detectors.base import Detector, DetectorConfig
 from monitor.detectors.registry import register
 from monitor.detectors.spans import spans_from_flags
@@ -127,12 +128,12 @@ class BlockCorruptionDetector(Detector):
 
     def scores(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(region probabilities (N, 1, h, w), frame probabilities (N,)) for RGB frames."""
-        model = self.model()
+        batcher = shared_batcher(self.model())  # joins frames of concurrent channels
         maps, heads = [], []
         size = self.config.batch_size
         for i in range(0, len(rgb), size):
             x = rgb[i : i + size].transpose(0, 3, 1, 2).astype(np.float32)
-            region, frame = model.run_all(x)
+            region, frame = batcher.run_all(x)
             maps.append(region)
             heads.append(frame[:, 0])
         return np.concatenate(maps), np.concatenate(heads)

@@ -109,3 +109,29 @@ async def test_models_loaded_at_warm_up_are_announced_in_model_info(metrics: Met
     assert "audio_artifact" in infos  # models of other tests in this process may be there too
     assert infos["audio_artifact"].labels["provider"] == "CPUExecutionProvider"
     assert infos["audio_artifact"].value == 1
+
+
+async def test_channels_of_one_poll_are_analysed_side_by_side_each_in_order(
+    channel: SyntheticChannel, metrics: Metrics
+) -> None:
+    config = VqmConfig(
+        channels=[ChannelConfig(id=c, url=f"http://unused/{c}.m3u8") for c in ("a", "b")]
+    )
+    bus = MemoryBus()
+    for seq in (0, 1, 2):
+        for c in ("a", "b"):
+            segment = SegmentMessage(
+                channel_id=c, seq=seq, duration=2.0, payload=channel.segment_bytes(seq)
+            )
+            await bus.publish(config.topics.segments, c, encode_message(segment))
+    worker = InferenceWorker(config, bus, metrics)
+    per_segment = len(worker.analyzer.detectors("a"))
+    await _run_until(bus, worker, config.topics.detections, 6 * per_segment)
+    consumer = bus.consumer([config.topics.detections], "check")
+    found = [
+        decode_message(r.value, DetectionMessage)
+        for r in await consumer.getmany(timeout_ms=10, max_records=1000)
+    ]
+    for c in ("a", "b"):
+        seqs = [d.seq for d in found if d.channel_id == c]
+        assert seqs == sorted(seqs) and set(seqs) == {0, 1, 2}
