@@ -3,19 +3,21 @@ each reported where it was put and nowhere else."""
 
 from __future__ import annotations
 
-from fractions import Fraction
+import asyncio
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
 
+from monitor.bus import MemoryBus
 from monitor.config import VqmConfig
 from monitor.engine import default_model_dir
+from monitor.messages import DetectionMessage, SegmentMessage, decode_message, encode_message
+from monitor.metrics import Metrics
 from monitor.scan import scan
-from monitor.synth.audio_defects import db_to_amp, hum
-from monitor.synth.channel import write_clip
+from monitor.synth.channel import SyntheticChannel, write_clip
 from monitor.synth.corrupt import corrupt_stream
+from monitor.worker import InferenceWorker
+from tests.media_edits import add_hum
 
 pytestmark = pytest.mark.skipif(
     not all(
@@ -27,35 +29,6 @@ pytestmark = pytest.mark.skipif(
 
 CORRUPT = (2.2, 3.0)  # damaged packets; the concealment lasts until the IDR at 4 s
 HUM = (5.0, 7.0)
-
-
-def add_hum(src: Path, dst: Path, start: float, end: float, level_db: float = -26.0) -> None:
-    """Copy ``src`` to ``dst`` with 50 Hz mains hum mixed into its sound over [start, end):
-    video packets are copied untouched, the sound is decoded, mixed and encoded again."""
-    with av.open(str(src)) as inp:
-        rate = inp.streams.audio[0].rate
-        layout = inp.streams.audio[0].layout.name
-        pcm = np.concatenate(
-            [f.to_ndarray().reshape(-1, f.samples) for f in inp.decode(audio=0)], axis=1
-        )
-    rng = np.random.default_rng(50)
-    n0, n1 = int(start * rate), int(end * rate)
-    mains = hum(rng, n1 - n0, rate, "pure") * db_to_amp(level_db)
-    pcm = pcm.astype(np.float32)
-    pcm[:, n0:n1] += mains.astype(np.float32)
-    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mpegts") as out:
-        video = out.add_stream_from_template(inp.streams.video[0])
-        sound = out.add_stream("aac", rate=rate, layout=layout)
-        for packet in inp.demux(video=0):
-            if packet.size:
-                packet.stream = video
-                out.mux(packet)
-        for i in range(0, pcm.shape[1], 1024):
-            chunk = np.ascontiguousarray(pcm[:, i : i + 1024])
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
-            frame.sample_rate, frame.pts, frame.time_base = rate, i, Fraction(1, rate)
-            out.mux(sound.encode(frame))
-        out.mux(sound.encode(None))
 
 
 def test_scan_reports_damaged_pictures_and_hum_at_the_times_they_were_put_there(
@@ -83,3 +56,59 @@ def test_scan_reports_damaged_pictures_and_hum_at_the_times_they_were_put_there(
     assert any(d.start < 5.5 and d.end > 6.5 for d in hums), hums
     others = [d for d in found if d.detector == "audio_artifact" and d.label != "hum"]
     assert not others, others
+
+
+async def test_the_live_worker_emits_both_learned_detectors_spans_per_segment(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    """The inference worker, as `vqm run` runs it: 2 s segments of a channel, one damaged
+    (2.2-3.0 s) and two carrying hum (5-7 s); the detections carry the spans, at channel time."""
+    channel = SyntheticChannel(seed=88_002, scenes=["high_motion"])
+    payloads = []
+    for seq in range(4):
+        path = tmp_path / f"{seq}.ts"
+        path.write_bytes(channel.segment_bytes(seq))
+        edited = tmp_path / f"{seq}-edited.ts"
+        if seq == 1:
+            assert corrupt_stream(str(path), str(edited), *CORRUPT, seed=1, every=2) > 0
+        elif seq in (2, 3):
+            add_hum(path, edited, *HUM)
+        else:
+            edited = path
+        payloads.append(edited.read_bytes())
+    detectors = [
+        {"type": "block_corruption", "enabled": True},
+        {"type": "audio_artifact", "enabled": True},
+    ]
+    config = VqmConfig.model_validate(
+        {"channels": [{"id": "c", "url": "http://unused/c.m3u8"}], "detectors": detectors}
+    )
+    bus = MemoryBus()
+    for seq, payload in enumerate(payloads):
+        message = SegmentMessage(channel_id="c", seq=seq, duration=2.0, payload=payload)
+        await bus.publish(config.topics.segments, "c", encode_message(message))
+    worker = InferenceWorker(config, bus, metrics)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    expected = 4 * len(worker.analyzer.detectors("c"))
+    for _ in range(600):
+        if bus.size(config.topics.detections) >= expected:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    consumer = bus.consumer([config.topics.detections], "check")
+    found = [
+        decode_message(r.value, DetectionMessage)
+        for r in await consumer.getmany(timeout_ms=10, max_records=1000)
+    ]
+    spans = {
+        name: [s for d in found if d.detector == name for s in d.spans]
+        for name in ("block_corruption", "audio_artifact")
+    }
+    assert spans["block_corruption"] and all(
+        s.start >= 2.0 and s.end <= 4.3 for s in spans["block_corruption"]
+    ), spans
+    hums = [s for s in spans["audio_artifact"] if s.label == "hum"]
+    assert hums and all(s.start >= HUM[0] - 0.6 and s.end <= HUM[1] + 0.6 for s in hums), spans
+    assert all(s.label == "hum" for s in spans["audio_artifact"]), spans
