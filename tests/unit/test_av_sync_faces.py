@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -65,15 +67,17 @@ def test_replayed_training_boxes_match_what_haar_finds_on_the_same_clip() -> Non
     from monitor.training.face_detector import talking_head_boxes
 
     default = (faces.CascadePass("haarcascade_frontalface_default.xml", "equalise", 4),)
+    # Two drawn faces, and the photograph where scikit-image (the train extra) is installed.
+    seeds = (201, 204) + ((208,) if importlib.util.find_spec("skimage") else ())
     matched = 0
-    for seed in (201, 204, 208):  # two drawn faces and the photograph
+    for seed in seeds:
         clip = talking_head(seed, 1.0, fps=25, pool=_Noise())  # type: ignore[arg-type]
         boxes = talking_head_boxes(seed, 1.0, 25, False, _Noise())
         assert boxes.shape == (25, 4)
         for i in (0, 12, 24):
             found = faces.detect_faces(clip.luma[i], passes=default)
             matched += max((faces.iou(boxes[i], f) for f in found), default=0.0) > 0.6
-    assert matched >= 7
+    assert matched >= 3 * len(seeds) - 2
 
 
 @pytest.mark.skipif(not LEARNED_SHIPPED, reason="the face detector is not shipped in this tree")
