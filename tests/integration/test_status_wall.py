@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -85,6 +86,7 @@ class Browser:
             "about:blank",
             preexec_fn=child_fds,
             pass_fds=(3, 4),
+            start_new_session=True,  # its own process group: close() ends every helper
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
@@ -132,8 +134,10 @@ class Browser:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.send("Browser.close"), 5)
+        # Renderer and utility processes outlive a killed browser process and keep writing
+        # into the profile, which then cannot be removed: end the whole group.
         with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
         await self.proc.wait()
         os.close(self._out)
         os.close(self._in)
@@ -158,7 +162,8 @@ def black(channel: str, seq: int, defective: bool, thumbnail: str | None) -> Det
 async def browser() -> AsyncIterator[Browser]:
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (Debian package 'chromium')")
-    with tempfile.TemporaryDirectory(prefix="vqm-chromium-") as profile:
+    # ignore_cleanup_errors: a crash reporter may still flush a file as the group dies.
+    with tempfile.TemporaryDirectory(prefix="vqm-chromium-", ignore_cleanup_errors=True) as profile:
         started = await Browser.start(profile)
         try:
             yield started
