@@ -19,8 +19,9 @@ import hashlib
 import importlib.resources
 import json
 import logging
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import onnxruntime as ort
@@ -249,3 +250,27 @@ class OnnxModel:
             raise ValueError(f"{self.name}: batch shape {batch.shape}, expected {fixed}")
         outputs = self._session.run(None, {self._input.name: batch})
         return [np.asarray(o) for o in outputs]
+
+
+_SHARED: dict[tuple[type, str, str], OnnxModel] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+M = TypeVar("M", bound=OnnxModel)
+
+
+@overload
+def shared_model(name: str, model_dir: str | Path | None = None) -> OnnxModel: ...
+@overload
+def shared_model(name: str, model_dir: str | Path | None, kind: type[M]) -> M: ...
+def shared_model(
+    name: str, model_dir: str | Path | None = None, kind: type[OnnxModel] = OnnxModel
+) -> OnnxModel:
+    """The process's one loaded copy of model ``name`` from ``model_dir`` (default: shipped),
+    as ``kind`` (an :class:`OnnxModel` subclass with extra methods, e.g. the sync model):
+    every channel's detector of a kind shares one session and its memory."""
+    key = (kind, name, str(Path(model_dir) if model_dir else default_model_dir()))
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = kind(name, key[2])
+        return _SHARED[key]

@@ -16,12 +16,12 @@ is inconclusive and the detector falls back to onsets.
 from __future__ import annotations
 
 import math
-import threading
 from pathlib import Path
 
 import numpy as np
 from scipy.signal import resample_poly
 
+from monitor import engine
 from monitor.avsync import faces
 from monitor.avsync.onsets import refine_peak
 from monitor.avsync.result import (
@@ -31,7 +31,7 @@ from monitor.avsync.result import (
     inconclusive,
     verdict,
 )
-from monitor.engine import OnnxModel, default_model_dir
+from monitor.engine import OnnxModel
 from monitor.media import DecodedSegment
 
 MODEL_NAME = "av_sync"
@@ -119,17 +119,9 @@ class SyncNetModel(OnnxModel):
         )
 
 
-_MODELS: dict[str, SyncNetModel] = {}
-_LOCK = threading.Lock()
-
-
 def shared_model(model_dir: str | Path | None = None) -> SyncNetModel:
     """The process's one loaded copy of the model from ``model_dir`` (default: shipped)."""
-    key = str(Path(model_dir) if model_dir else default_model_dir())
-    with _LOCK:
-        if key not in _MODELS:
-            _MODELS[key] = SyncNetModel(MODEL_NAME, key)
-        return _MODELS[key]
+    return engine.shared_model(MODEL_NAME, model_dir, SyncNetModel)
 
 
 def track_distances(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,6 +23,7 @@ import numpy as np
 from pydantic import Field
 from scipy.signal import resample_poly
 
+from monitor import engine
 from monitor.batching import shared_batcher
 from monitor.detectors.base import Detector, DetectorConfig
 from monitor.detectors.registry import register
@@ -143,17 +143,9 @@ def merge_windows(
     return spans
 
 
-_MODELS: dict[str, OnnxModel] = {}
-_LOCK = threading.Lock()
-
-
 def shared_model(model_dir: str | Path | None = None) -> OnnxModel:
     """The process's one loaded copy of the model from ``model_dir`` (default: shipped)."""
-    key = str(Path(model_dir) if model_dir else default_model_dir())
-    with _LOCK:
-        if key not in _MODELS:
-            _MODELS[key] = OnnxModel(MODEL_NAME, key)
-        return _MODELS[key]
+    return engine.shared_model(MODEL_NAME, model_dir)
 
 
 @register

@@ -15,7 +15,6 @@ Off by default until its model is shipped and it stays silent on clean channel c
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Literal
 
@@ -26,7 +25,7 @@ from monitor.batching import shared_batcher
 from monitor.detectors.base import Detector, DetectorConfig
 from monitor.detectors.registry import register
 from monitor.detectors.spans import spans_from_flags
-from monitor.engine import OnnxModel, default_model_dir, shipped_version
+from monitor.engine import OnnxModel, default_model_dir, shared_model, shipped_version
 from monitor.media import DecodedSegment, DecodeNeeds
 from monitor.messages import DefectSpan
 
@@ -67,19 +66,6 @@ class BlockCorruptionConfig(DetectorConfig):
         default=5, ge=1, le=250, description="Analyse every Nth frame (CPU cost falls with it)."
     )
     batch_size: int = Field(default=4, ge=1, le=64, description="Frames per model call.")
-
-
-_MODELS: dict[tuple[str, str], OnnxModel] = {}
-_LOCK = threading.Lock()
-
-
-def shared_model(name: str, model_dir: str | Path | None = None) -> OnnxModel:
-    """The process's one loaded copy of model ``name`` from ``model_dir`` (default: shipped)."""
-    key = (name, str(Path(model_dir) if model_dir else default_model_dir()))
-    with _LOCK:
-        if key not in _MODELS:
-            _MODELS[key] = OnnxModel(name, key[1])
-        return _MODELS[key]
 
 
 def whole_regions(region_prob: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.engine import ModelLoadError, OnnxModel, choose_providers, default_model_dir
+from monitor.engine import (
+    ModelLoadError,
+    OnnxModel,
+    choose_providers,
+    default_model_dir,
+    shared_model,
+)
 
 NAME = "audio_artifact"
 
@@ -93,3 +99,14 @@ def _edit_card(directory: Path, **fields: object) -> None:
     card = json.loads(path.read_text())
     card.update(fields)
     path.write_text(json.dumps(card))
+
+
+def test_a_model_is_loaded_once_per_process_per_name_directory_and_kind(model_copy: Path) -> None:
+    class Flavoured(OnnxModel):
+        pass
+
+    shipped = shared_model(NAME)
+    assert shared_model(NAME, default_model_dir()) is shipped
+    assert shared_model(NAME, model_copy) is not shipped
+    flavoured = shared_model(NAME, None, Flavoured)
+    assert isinstance(flavoured, Flavoured) and flavoured is shared_model(NAME, None, Flavoured)
