@@ -443,7 +443,8 @@ def export(out_dir: str | Path, models_dir: str | Path = REPO_MODELS) -> Path:
     classifier.load_state_dict(saved["state"])
     net = AudioArtifactNet(classifier).eval()
     path = models / f"{MODEL_NAME}.onnx"
-    export_onnx(net, torch.zeros(2, SAMPLES), path, "audio", "probabilities")
+    batch = {0: "batch"}
+    export_onnx(net, (torch.zeros(2, SAMPLES),), path, {"audio": batch}, {"probabilities": batch})
     _check_export(net, path)
     write_card(path.with_suffix(".json"), _card(saved["summary"], metrics=None))
     return path

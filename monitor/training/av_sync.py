@@ -41,11 +41,11 @@ from monitor.avsync.syncnet import (
     audio_windows,
     log_mel,
 )
+from monitor.training.common import REPO_MODELS, read_json
 
 logger = logging.getLogger(__name__)
 
 NAME = "av_sync"
-REPO_MODELS = Path(__file__).resolve().parents[2] / "exported_models"
 WORK = Path.home() / ".cache" / "vqm" / "av_sync"
 SETTINGS: dict[str, Any] = {
     "train_clips": 150,
@@ -215,42 +215,26 @@ def train(settings: dict[str, Any]) -> None:
 def export(settings: dict[str, Any], out_dir: Path = REPO_MODELS) -> None:
     import torch
 
-    from monitor.training.common import _check_onnx, write_card
+    from monitor.training.common import export_onnx, write_card
 
     model = build_model(settings["embedding"])
     model.load_state_dict(torch.load(WORK / "model.pt"))
-    model.eval()
-    path = out_dir / f"{NAME}.onnx"
     video = torch.zeros(1, CONTEXT_FRAMES, faces.CROP_H, faces.CROP_W)
     audio = torch.zeros(1, 1, MEL_BANDS, MEL_FRAMES)
-    with torch.no_grad():
-        torch.onnx.export(
-            model,
-            (video, audio),
-            str(path),
-            input_names=["video", "audio"],
-            output_names=["video_embedding", "audio_embedding"],
-            dynamic_axes={
-                "video": {0: "video_batch"},
-                "audio": {0: "audio_batch"},
-                "video_embedding": {0: "video_batch"},
-                "audio_embedding": {0: "audio_batch"},
-            },
-            opset_version=17,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    _check_onnx(path)
+    export_onnx(
+        model,
+        (video, audio),
+        out_dir / f"{NAME}.onnx",
+        {"video": {0: "video_batch"}, "audio": {0: "audio_batch"}},
+        {"video_embedding": {0: "video_batch"}, "audio_embedding": {0: "audio_batch"}},
+    )
     write_card(out_dir / f"{NAME}.json", card(settings))
 
 
 def card(settings: dict[str, Any], metrics: dict[str, Any] | None = None) -> dict[str, Any]:
-    trained = (
-        json.loads((WORK / "train.json").read_text()) if (WORK / "train.json").exists() else {}
-    )
-    previous = REPO_MODELS / f"{NAME}.json"
-    if metrics is None and previous.exists():
-        metrics = json.loads(previous.read_text()).get("metrics")
+    trained = read_json(WORK / "train.json")
+    if metrics is None:  # keep the shipped card's figures until the next evaluation
+        metrics = read_json(REPO_MODELS / f"{NAME}.json").get("metrics")
     return {
         "name": NAME,
         "version": "0.1.0",

@@ -102,13 +102,17 @@ def classification_report(
 
 def export_onnx(
     module: torch.nn.Module,
-    example: torch.Tensor,
+    examples: tuple[torch.Tensor, ...],
     path: Path,
-    input_name: str,
-    output_name: str,
+    inputs: dict[str, dict[int, str]],
+    outputs: dict[str, dict[int, str]],
     opset: int = 17,
 ) -> None:
-    """Export with a dynamic batch dimension (TorchScript exporter: no extra dependencies)."""
+    """Export in eval mode (TorchScript exporter: no extra dependencies) and check the file.
+
+    ``inputs`` and ``outputs`` name the graph's tensors in order, each with its dynamic
+    dimensions, e.g. ``{"audio": {0: "batch"}}``.
+    """
     import torch
 
     module.eval()
@@ -116,16 +120,22 @@ def export_onnx(
     with torch.no_grad():
         torch.onnx.export(
             module,
-            (example,),
+            examples,
             str(path),
-            input_names=[input_name],
-            output_names=[output_name],
-            dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_axes={**inputs, **outputs},
             opset_version=opset,
             do_constant_folding=True,
             dynamo=False,
         )
     _check_onnx(path)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``, or an empty one when there is no such file (a card or a
+    training record not written yet)."""
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _check_onnx(path: Path) -> None:

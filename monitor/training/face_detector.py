@@ -41,11 +41,11 @@ from monitor.avsync.faces import (
     LEARNED_STRIDE,
     learned_input,
 )
+from monitor.training.common import REPO_MODELS, read_json
 
 logger = logging.getLogger(__name__)
 
 NAME = "face_detector"
-REPO_MODELS = Path(__file__).resolve().parents[2] / "exported_models"
 WORK = Path.home() / ".cache" / "vqm" / "face_detector"
 INPUT_HEIGHT = LEARNED_HEIGHT
 STRIDE = LEARNED_STRIDE
@@ -338,35 +338,24 @@ def train(settings: dict[str, Any]) -> None:
 def export(settings: dict[str, Any], out_dir: Path = REPO_MODELS) -> None:
     import torch
 
-    from monitor.training.common import _check_onnx, write_card
+    from monitor.training.common import export_onnx, write_card
 
     model = build_model()
     model.load_state_dict(torch.load(WORK / "model.pt"))
-    model.eval()
-    path = out_dir / f"{NAME}.onnx"
-    with torch.no_grad():
-        torch.onnx.export(
-            model,
-            (torch.zeros(1, 1, INPUT_HEIGHT, 160),),
-            str(path),
-            input_names=["luma"],
-            output_names=["grid"],
-            dynamic_axes={"luma": {0: "batch", 3: "width"}, "grid": {0: "batch", 3: "cells"}},
-            opset_version=17,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    _check_onnx(path)
+    export_onnx(
+        model,
+        (torch.zeros(1, 1, INPUT_HEIGHT, 160),),
+        out_dir / f"{NAME}.onnx",
+        {"luma": {0: "batch", 3: "width"}},
+        {"grid": {0: "batch", 3: "cells"}},
+    )
     write_card(out_dir / f"{NAME}.json", card(settings))
 
 
 def card(settings: dict[str, Any], metrics: dict[str, Any] | None = None) -> dict[str, Any]:
-    trained = (
-        json.loads((WORK / "train.json").read_text()) if (WORK / "train.json").exists() else {}
-    )
-    previous = REPO_MODELS / f"{NAME}.json"
-    if metrics is None and previous.exists():
-        metrics = json.loads(previous.read_text()).get("metrics")
+    trained = read_json(WORK / "train.json")
+    if metrics is None:  # keep the shipped card's figures until the next evaluation
+        metrics = read_json(REPO_MODELS / f"{NAME}.json").get("metrics")
     return {
         "name": NAME,
         "version": "0.1.0",
