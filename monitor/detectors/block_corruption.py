@@ -113,7 +113,8 @@ class BlockCorruptionDetector(Detector):
         self.model().run_all(np.zeros((1, 3, 2 * REGION, 2 * REGION), np.float32))
 
     def scores(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(region probabilities (N, 1, h, w), frame probabilities (N,)) for RGB frames."""
+        """(region probabilities (N, 1, h, w) over whole regions, frame probabilities (N,))
+        for RGB frames (N, H, W, 3)."""
         batcher = shared_batcher(self.model())  # joins frames of concurrent channels
         maps, heads = [], []
         size = self.config.batch_size
@@ -122,7 +123,7 @@ class BlockCorruptionDetector(Detector):
             region, frame = batcher.run_all(x)
             maps.append(region)
             heads.append(frame[:, 0])
-        return np.concatenate(maps), np.concatenate(heads)
+        return whole_regions(np.concatenate(maps), *rgb.shape[1:3]), np.concatenate(heads)
 
     def decide(self, region: np.ndarray, head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(flags, confidence) per frame under the configured decision."""
@@ -141,7 +142,6 @@ class BlockCorruptionDetector(Detector):
             return []
         picks = np.arange(0, len(segment.video_times), self.config.stride)
         region, head = self.scores(segment.rgb[picks])
-        region = whole_regions(region, *segment.rgb.shape[1:3])
         flags, confidence = self.decide(region, head)
         step = self.config.stride * segment.frame_duration
         spans = spans_from_flags(flags, segment.video_times[picks], step, confidence)

@@ -35,11 +35,13 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from monitor.detectors.block_corruption import whole_regions
 from monitor.synth.corrupt import (
     AREA_THRESHOLD,
     BLOCK,
@@ -53,12 +55,12 @@ from monitor.synth.corrupt import (
     corrupted_clip,
     split_specs,
 )
+from monitor.training.common import REPO_MODELS
 
 logger = logging.getLogger(__name__)
 
 MODELS = {"full": "block_corruption", "light": "block_corruption_light"}
 VERSIONS = {"full": "1.0.0", "light": "1.1.0"}  # light 1.1: visible-damage labels, 2 rounds
-REPO_MODELS = Path(__file__).resolve().parents[2] / "exported_models"
 CROP = (192, 320)
 FRAMES = 48
 CLIPS = {"train": 1200, "validation": 60, "heldout": 120}
@@ -203,20 +205,28 @@ def frame_metrics(truth: np.ndarray, flagged: np.ndarray) -> dict[str, float]:
     }
 
 
-def map_share(region_prob: np.ndarray, threshold: float) -> np.ndarray:
-    """Corrupted share of each frame's area: regions at or above ``threshold``."""
-    return (region_prob >= threshold).reshape(len(region_prob), -1).mean(axis=1)
-
-
 def choose_threshold(
     scores: np.ndarray, truth: np.ndarray, clean_scores: np.ndarray, candidates: np.ndarray
 ) -> float:
     """Best F1 on validation among thresholds with at most ``MAX_FPR`` on the clean set;
     when none qualifies, the one with the fewest clean false positives."""
+    return _best_rule(candidates, truth, lambda t: scores > t, lambda t: clean_scores > t)
+
+
+def _best_rule(
+    candidates: np.ndarray,
+    truth: np.ndarray,
+    flagged: Callable[[float], np.ndarray],
+    clean_flagged: Callable[[float], np.ndarray],
+) -> float:
+    """The candidate whose rule (``flagged(t)`` on validation, ``clean_flagged(t)`` on the
+    validation clean set) has the best F1 with at most ``MAX_FPR`` clean false positives, or
+    failing that the fewest clean false positives."""
     best, best_key = float(candidates[0]), (-1.0, -1.0)
     for t in candidates:
-        fpr = float((clean_scores > t).mean()) if len(clean_scores) else 0.0
-        f1 = frame_metrics(truth, scores > t)["f1"]
+        clean = clean_flagged(float(t))
+        fpr = float(clean.mean()) if len(clean) else 0.0
+        f1 = frame_metrics(truth, flagged(float(t)))["f1"]
         key = (1.0, f1) if fpr <= MAX_FPR else (0.0, -fpr)
         if key > best_key:
             best, best_key = float(t), key
@@ -268,7 +278,8 @@ def concat(groups: dict[str, dict], key: str) -> np.ndarray:
 
 
 def onnx_scores(model: Any, groups: dict[str, dict], batch: int = 16) -> tuple[list, np.ndarray]:
-    """(region maps per frame, head probabilities) in :func:`concat` order."""
+    """(region maps per frame over whole regions, head probabilities) in :func:`concat`
+    order."""
     maps: list[np.ndarray] = []
     heads: list[np.ndarray] = []
     for g in groups.values():
@@ -277,7 +288,7 @@ def onnx_scores(model: Any, groups: dict[str, dict], batch: int = 16) -> tuple[l
             for i in range(0, len(rgb), batch):
                 x = rgb[i : i + batch].transpose(0, 3, 1, 2).astype(np.float32)
                 region, frame = model.run_all(x)
-                maps.extend(region[:, 0])
+                maps.extend(whole_regions(region, *x.shape[2:])[:, 0])  # as the detector does
                 heads.append(frame[:, 0])
     return maps, np.concatenate(heads)
 
@@ -293,11 +304,6 @@ def _map_region_labels(groups: dict[str, dict]) -> list[np.ndarray]:
         for clip in np.unique(g["clip"]):
             out.extend(g["regions"][g["clip"] == clip])
     return out
-
-
-def _crop_map(m: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """The network's map over the whole-region cells the labels have (partial edges dropped)."""
-    return m[: labels.shape[0], : labels.shape[1]]
 
 
 def evaluate(models_dir: Path = REPO_MODELS, out_dir: Path | None = None) -> dict[str, Any]:
@@ -331,15 +337,11 @@ def evaluate(models_dir: Path = REPO_MODELS, out_dir: Path | None = None) -> dic
             continue
         model = OnnxModel(name, models_dir, providers=["CPUExecutionProvider"])
         scored = {s: onnx_scores(model, g) for s, g in data.items()}
-        labels = {s: _map_region_labels(g) for s, g in data.items()}
-        cropped = {
-            s: [_crop_map(m, lab) for m, lab in zip(scored[s][0], labels[s], strict=True)]
-            for s in data
-        }
+        maps = {s: scored[s][0] for s in data}
         region_t = choose_region_threshold(
-            cropped["validation"], truth["validation"], cropped["validation_clean"]
+            maps["validation"], truth["validation"], maps["validation_clean"]
         )
-        shares = {s: _shares(cropped[s], region_t) for s in data}
+        shares = {s: _shares(maps[s], region_t) for s in data}
         heads = {s: scored[s][1] for s in data}
         head_t = choose_threshold(
             heads["validation"],
@@ -347,7 +349,7 @@ def evaluate(models_dir: Path = REPO_MODELS, out_dir: Path | None = None) -> dic
             heads["validation_clean"],
             np.linspace(0.05, 0.95, 91),
         )
-        region_f1 = _region_f1(cropped["heldout"], labels["heldout"], region_t)
+        region_f1 = _region_f1(maps["heldout"], _map_region_labels(data["heldout"]), region_t)
         results[trunk] = {
             "model": name,
             "thresholds": {
@@ -367,15 +369,12 @@ def choose_region_threshold(
 ) -> float:
     """The region probability that, with the fixed 0.07 area rule, gives the best validation
     F1 with at most ``MAX_FPR`` false positives on the validation clean set."""
-    candidates = np.linspace(0.1, 0.9, 17)
-    best, best_key = 0.5, (-1.0, -1.0)
-    for t in candidates:
-        fpr = float((_shares(clean_maps, t) > AREA_THRESHOLD).mean())
-        f1 = frame_metrics(truth, _shares(maps, t) > AREA_THRESHOLD)["f1"]
-        key = (1.0, f1) if fpr <= MAX_FPR else (0.0, -fpr)
-        if key > best_key:
-            best, best_key = float(t), key
-    return best
+    return _best_rule(
+        np.linspace(0.1, 0.9, 17),
+        truth,
+        lambda t: _shares(maps, t) > AREA_THRESHOLD,
+        lambda t: _shares(clean_maps, t) > AREA_THRESHOLD,
+    )
 
 
 def _region_f1(maps: list[np.ndarray], labels: list[np.ndarray], t: float) -> float:
@@ -605,32 +604,22 @@ def export(trunk: str, out_dir: Path, models_dir: Path) -> Path:
     """ONNX with dynamic batch, height and width, and the model card (metrics come after)."""
     import torch
 
-    from monitor.training.common import write_card
+    from monitor.training.common import export_onnx, write_card
     from monitor.training.resnet import MEAN, STD, TRUNKS, BlockCorruptionNet
 
     name = MODELS[trunk]
     model = BlockCorruptionNet(trunk)
     checkpoint = torch.load(out_dir / f"{trunk}.pt", weights_only=True)
     model.load_state_dict(checkpoint["state"])
-    model.eval()
     path = models_dir / f"{name}.onnx"
     fp32 = out_dir / f"{name}.fp32.onnx"
-    with torch.no_grad():
-        torch.onnx.export(
-            model,
-            (torch.zeros(1, 3, 192, 320),),
-            str(fp32),
-            input_names=["rgb"],
-            output_names=["region_prob", "frame_prob"],
-            dynamic_axes={
-                "rgb": {0: "batch", 2: "height", 3: "width"},
-                "region_prob": {0: "batch", 2: "rows", 3: "cols"},
-                "frame_prob": {0: "batch"},
-            },
-            opset_version=17,
-            do_constant_folding=True,
-            dynamo=False,
-        )
+    export_onnx(
+        model,
+        (torch.zeros(1, 3, 192, 320),),
+        fp32,
+        {"rgb": {0: "batch", 2: "height", 3: "width"}},
+        {"region_prob": {0: "batch", 2: "rows", 3: "cols"}, "frame_prob": {0: "batch"}},
+    )
     shutil.copy(fp32, path)
     storage = "float32"
     if trunk == "full":
