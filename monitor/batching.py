@@ -87,7 +87,8 @@ class Batcher:
         try:
             joined = chunk[0].x if len(chunk) == 1 else np.concatenate([c.x for c in chunk])
             outputs = self.model.run_all(joined)
-            self.runs += 1
+            with self._lock:  # leaders of other shapes run at the same time
+                self.runs += 1
             start = 0
             for call in chunk:
                 rows = slice(start, start + len(call.x))

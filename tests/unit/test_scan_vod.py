@@ -41,13 +41,18 @@ def vod_url() -> Iterator[str]:
         thread.join(10)
 
 
-def test_scan_of_a_vod_playlist_reports_defects_at_their_times(vod_url: str) -> None:
-    result = CliRunner().invoke(app, ["scan", vod_url, "--format", "jsonl"])
+def assert_scan_finds_the_black_at_4_to_7_s(url: str) -> None:
+    """Both playlists carry one black stretch, at 4-7 s."""
+    result = CliRunner().invoke(app, ["scan", url, "--format", "jsonl"])
     assert result.exit_code == 0, result.stderr
     defects = [json.loads(line) for line in result.stdout.splitlines()]
     assert [d["detector"] for d in defects] == ["black"]
     assert defects[0]["start"] == pytest.approx(4.0, abs=0.1)
     assert defects[0]["end"] == pytest.approx(7.0, abs=0.1)
+
+
+def test_scan_of_a_vod_playlist_reports_defects_at_their_times(vod_url: str) -> None:
+    assert_scan_finds_the_black_at_4_to_7_s(vod_url)
 
 
 def test_scan_of_an_unreachable_playlist_url_exits_non_zero_with_one_line() -> None:
@@ -117,12 +122,7 @@ def fmp4_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_scan_of_an_fmp4_playlist_decodes_each_segment_with_its_init_section(fmp4_url: str) -> None:
-    result = CliRunner().invoke(app, ["scan", fmp4_url, "--format", "jsonl"])
-    assert result.exit_code == 0, result.stderr
-    defects = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [d["detector"] for d in defects] == ["black"]
-    assert defects[0]["start"] == pytest.approx(4.0, abs=0.1)
-    assert defects[0]["end"] == pytest.approx(7.0, abs=0.1)
+    assert_scan_finds_the_black_at_4_to_7_s(fmp4_url)
 
 
 def test_vqm_run_on_a_vod_playlist_alerts_its_black_before_the_channel_ends(
