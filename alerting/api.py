@@ -44,10 +44,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from alerting.models import Acknowledgement, Alert, AlertState, Silence, SilenceSpec
 from alerting.store import AlertStore, ChannelHealth, ChannelStatus, channel_status
-from monitor.config import ChannelConfig, Settings, VqmConfig
-from monitor.messages import now
-from monitor.metrics import Metrics
-from monitor.state import StateStore
+from monitor.app.config import ChannelConfig, Settings, VqmConfig
+from monitor.core.messages import now
+from monitor.core.metrics import Metrics
+from monitor.core.state import StateStore
 
 logger = logging.getLogger(__name__)
 

@@ -31,10 +31,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from alerting.intervals import IntervalChange
 from alerting.models import Alert, AlertEvent, AlertState, AlertTransition, Silence
 from alerting.store import AlertStore, ChannelHealth, Thumbnail, alert_key
-from monitor.config import ChannelConfig, VqmConfig
-from monitor.messages import DetectionMessage, StreamEvent, StreamEventKind, now
-from monitor.metrics import Metrics
-from monitor.state import StateStore
+from monitor.app.config import ChannelConfig, VqmConfig
+from monitor.core.messages import DetectionMessage, StreamEvent, StreamEventKind, now
+from monitor.core.metrics import Metrics
+from monitor.core.state import StateStore
 
 logger = logging.getLogger(__name__)
 

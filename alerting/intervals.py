@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerting.models import AlertTransition
-from monitor.messages import DefectSpan
+from monitor.core.messages import DefectSpan
 
 # Float slack for comparisons of media times built from frame counts (49 * 0.04 + 0.04).
 _EPS = 1e-6

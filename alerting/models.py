@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# Defined here rather than in monitor.config so the notifier configs, which monitor.config
-# embeds, can use it without an import cycle; monitor.config re-exports it.
+# Defined here rather than in monitor.app.config so the notifier configs, which monitor.app.config
+# embeds, can use it without an import cycle; monitor.app.config re-exports it.
 Severity = Literal["critical", "major", "minor", "warning", "info"]
 
 

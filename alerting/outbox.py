@@ -37,8 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from alerting.models import AlertEvent, AlertTransition
 from alerting.notifiers.base import NotifierError
 from alerting.notifiers.routing import Router
-from monitor.metrics import Metrics
-from monitor.state import StateStore
+from monitor.core.metrics import Metrics
+from monitor.core.state import StateStore
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from alerting.intervals import IntervalTracker
 from alerting.models import Acknowledgement, Alert, Silence
-from monitor.state import StateStore
+from monitor.core.state import StateStore
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from alerting.engine import AlertEngine
-from monitor.bus import Bus, Consumer, Record, Topics
-from monitor.messages import DetectionMessage, Message, MessageError, StreamEvent, decode_message
+from monitor.core.bus import Bus, Consumer, Record, Topics
+from monitor.core.messages import DetectionMessage, Message, MessageError, StreamEvent, decode_message
 
 logger = logging.getLogger(__name__)
 

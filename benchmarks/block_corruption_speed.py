@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 
-from monitor.detectors.block_corruption import MODEL_NAMES, shared_model
-from monitor.synth.scenes import ScenePlan
-from monitor.synth.video import ChannelVideo
+from monitor.inference.detectors.block_corruption import MODEL_NAMES, shared_model
+from monitor.app.synthetic.scenes import ScenePlan
+from monitor.app.synthetic.video import ChannelVideo
 
 
 def frames(width: int, height: int, count: int) -> np.ndarray:

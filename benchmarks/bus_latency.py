@@ -31,9 +31,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monitor.bus import Bus, Consumer, MemoryBus, Topics
-from monitor.bus_kafka import DEFAULT_MAX_MESSAGE_BYTES, KafkaBus
-from monitor.topics import create_topics
+from monitor.core.bus import Bus, Consumer, MemoryBus, Topics
+from monitor.core.bus_kafka import DEFAULT_MAX_MESSAGE_BYTES, KafkaBus
+from monitor.core.topics import create_topics
 
 _STAMP = struct.Struct(">dB")  # send time (perf_counter), phase number
 MB = 1_000_000

@@ -23,8 +23,8 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from monitor.config import IngestConfig
-from monitor.messages import StreamEventKind
+from monitor.app.config import IngestConfig
+from monitor.core.messages import StreamEventKind
 from stream_ingest.playlist import (
     ByteRange,
     MasterPlaylist,

@@ -1,6 +1,6 @@
 """Distributed ingest: follow only the channels whose lease this worker holds.
 
-Several ``vqm ingest`` processes share one channel list. :class:`~monitor.lease.ChannelLeases`
+Several ``vqm ingest`` processes share one channel list. :class:`~stream_ingest.leases.ChannelLeases`
 decides which of them follows each channel; :class:`OwnedIngest` runs the leases and keeps
 one :class:`IngestService` per owned channel, starting a follower when a lease is won and
 stopping it when the lease is lost or handed back.
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from monitor.bus import Bus
-from monitor.config import VqmConfig
-from monitor.lease import ChannelLeases
-from monitor.metrics import Metrics
+from monitor.core.bus import Bus
+from monitor.app.config import VqmConfig
+from stream_ingest.leases import ChannelLeases
+from monitor.core.metrics import Metrics
 from stream_ingest.fetch import make_client
 from stream_ingest.service import SHUTDOWN_TIMEOUT, IngestService
 

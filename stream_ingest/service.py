@@ -17,11 +17,11 @@ import logging
 
 import httpx
 
-from monitor.bus import Bus
-from monitor.config import ChannelConfig, VqmConfig
-from monitor.metrics import Metrics
+from monitor.core.bus import Bus
+from monitor.app.config import ChannelConfig, VqmConfig
+from monitor.core.metrics import Metrics
 from stream_ingest.fetch import make_client
-from stream_ingest.hls import HlsFollower
+from stream_ingest.sources.hls import HlsFollower
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from monitor.config import IngestConfig
-from monitor.messages import SegmentMessage, now
+from monitor.app.config import IngestConfig
+from monitor.core.messages import SegmentMessage, now
 from stream_ingest.fetch import Fetcher, FetchError, load_media_playlist, make_client
 from stream_ingest.playlist import InitSection, PlaylistError, Segment
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.metrics import Metrics
+from monitor.core.metrics import Metrics
 
 if TYPE_CHECKING:
     from tests.receiver import Receiver

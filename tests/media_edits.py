@@ -1,6 +1,6 @@
 """Damage put into recorded MPEG-TS for tests: mains hum mixed into the sound.
 
-(Picture damage is :func:`monitor.synth.corrupt.corrupt_stream`.)
+(Picture damage is :func:`lab.synth.corrupt.corrupt_stream`.)
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from monitor.synth.audio_defects import db_to_amp, hum
+from lab.synth.audio_defects import db_to_amp, hum
 
 
 def add_hum(

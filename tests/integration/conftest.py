@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 
-from monitor.bus import Topics
+from monitor.core.bus import Topics
 from tests.conftest import free_port
 
 REDIS_TEST_DB = 13

@@ -1,4 +1,4 @@
-"""Run vqm's distributed processes (``python -m monitor.cli ingest|infer|alert``) from tests.
+"""Run vqm's distributed processes (``python -m monitor.app.cli ingest|infer|alert``) from tests.
 
     cluster = Cluster(tmp_path, kafka, redis, namespace, config)
     ingest = cluster.start("ingest")
@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 import yaml
 
-from monitor.bus import Record, Topics
-from monitor.bus_kafka import KafkaBus
-from monitor.config import VqmConfig
-from monitor.topics import create_topics
+from monitor.core.bus import Record, Topics
+from monitor.core.bus_kafka import KafkaBus
+from monitor.app.config import VqmConfig
+from monitor.core.topics import create_topics
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,7 +123,7 @@ class Cluster:
             PYTHONUNBUFFERED="1",
         )
         cmd = [
-            sys.executable, "-m", "monitor.cli", stage,
+            sys.executable, "-m", "monitor.app.cli", stage,
             "--config", str(self.config_path), "--kafka", self.kafka, "--redis", self.redis,
         ]  # fmt: skip
         process = VqmProcess(stage, name, cmd, env, self.tmp / f"{name}.log")

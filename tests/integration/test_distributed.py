@@ -15,21 +15,21 @@ import pytest
 from alerting.config import AlertingConfig
 from alerting.notifiers import NotificationConfig
 from alerting.outbox import OutboxConfig
-from monitor.bus import Topics
-from monitor.bus_kafka import KafkaBus
-from monitor.config import ChannelConfig, IngestConfig, VqmConfig
-from monitor.lease import LEASE_NS
-from monitor.messages import (
+from monitor.core.bus import Topics
+from monitor.core.bus_kafka import KafkaBus
+from monitor.app.config import ChannelConfig, IngestConfig, VqmConfig
+from stream_ingest.leases import LEASE_NS
+from monitor.core.messages import (
     DefectSpan,
     DetectionMessage,
     SegmentMessage,
     decode_message,
     encode_message,
 )
-from monitor.state_redis import RedisStateStore
-from monitor.synth.channel import SyntheticChannel
-from monitor.synth.defects import Defect, DefectSchedule
-from monitor.synth.hls_server import LiveHlsServer
+from monitor.core.state_redis import RedisStateStore
+from monitor.app.synthetic.channel import SyntheticChannel
+from monitor.app.synthetic.defects import Defect, DefectSchedule
+from monitor.app.synthetic.hls_server import LiveHlsServer
 from tests.conftest import free_port
 from tests.integration.conftest import wait_for
 from tests.integration.processes import Cluster, make_topics, read_topic

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from monitor.bus import BusError, Record, Topics
-from monitor.bus_kafka import DEFAULT_MAX_MESSAGE_BYTES, KafkaBus, KafkaConsumer
-from monitor.topics import create_topics
+from monitor.core.bus import BusError, Record, Topics
+from monitor.core.bus_kafka import DEFAULT_MAX_MESSAGE_BYTES, KafkaBus, KafkaConsumer
+from monitor.core.topics import create_topics
 from tests.conftest import free_port
 from tests.integration.conftest import Service, wait_for
 

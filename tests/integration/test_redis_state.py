@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from monitor.state import MemoryStateStore, StateError, StateStore
-from monitor.state_redis import RedisStateStore
+from monitor.core.state import MemoryStateStore, StateError, StateStore
+from monitor.core.state_redis import RedisStateStore
 from tests.integration.conftest import Service, start_redis, wait_for
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from monitor.bus import Topics
+from monitor.core.bus import Topics
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def _create(bootstrap: str, config: Path) -> subprocess.CompletedProcess[str]:
     cmd = [
         sys.executable,
         "-m",
-        "monitor.cli",
+        "monitor.app.cli",
         "topics",
         "create",
         "--kafka",
@@ -65,7 +65,7 @@ def test_topics_create_makes_the_three_topics_and_is_idempotent(
 
 
 def test_topics_create_without_a_broker_address_says_so(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "monitor.cli", "topics", "create"]
+    cmd = [sys.executable, "-m", "monitor.app.cli", "topics", "create"]
     result = subprocess.run(
         cmd, capture_output=True, text=True, timeout=60, check=False, env={"PATH": "/usr/bin:/bin"}
     )

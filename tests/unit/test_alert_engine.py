@@ -9,11 +9,11 @@ from alerting.config import AlertingConfig
 from alerting.engine import AlertEngine
 from alerting.models import AlertEvent, AlertState, AlertTransition
 from alerting.store import AlertStore, ChannelStatus, channel_status
-from monitor.config import ChannelConfig, VqmConfig
-from monitor.detectors.registry import parse_detector_config
-from monitor.messages import DefectSpan, DetectionMessage, StreamEvent, StreamEventKind
-from monitor.metrics import Metrics
-from monitor.state import MemoryStateStore
+from monitor.app.config import ChannelConfig, VqmConfig
+from monitor.inference.detectors.registry import parse_detector_config
+from monitor.core.messages import DefectSpan, DetectionMessage, StreamEvent, StreamEventKind
+from monitor.core.metrics import Metrics
+from monitor.core.state import MemoryStateStore
 
 OPENED, UPDATED, RESOLVED = (
     AlertTransition.OPENED,

@@ -12,17 +12,17 @@ from alerting.config import AlertingConfig
 from alerting.engine import AlertEngine
 from alerting.models import AlertEvent, AlertTransition
 from alerting.worker import GROUP, AlertingWorker
-from monitor.bus import MemoryBus, Topics
-from monitor.config import ChannelConfig, VqmConfig
-from monitor.messages import (
+from monitor.core.bus import MemoryBus, Topics
+from monitor.app.config import ChannelConfig, VqmConfig
+from monitor.core.messages import (
     DefectSpan,
     DetectionMessage,
     StreamEvent,
     StreamEventKind,
     encode_message,
 )
-from monitor.metrics import Metrics
-from monitor.state import MemoryStateStore, StateError
+from monitor.core.metrics import Metrics
+from monitor.core.state import MemoryStateStore, StateError
 
 TOPICS = Topics()
 CONFIG = VqmConfig(

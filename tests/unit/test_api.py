@@ -14,10 +14,10 @@ from prometheus_client import CollectorRegistry
 from alerting.api import ApiContext, ModelInfo, create_app, serve
 from alerting.config import AlertingConfig
 from alerting.engine import AlertEngine
-from monitor.config import ChannelConfig, VqmConfig
-from monitor.messages import DefectSpan, DetectionMessage
-from monitor.metrics import Metrics
-from monitor.state import MemoryStateStore
+from monitor.app.config import ChannelConfig, VqmConfig
+from monitor.core.messages import DefectSpan, DetectionMessage
+from monitor.core.metrics import Metrics
+from monitor.core.state import MemoryStateStore
 
 CONFIG = VqmConfig(
     channels=[

@@ -13,10 +13,10 @@ from prometheus_client import CollectorRegistry
 from alerting.api import ApiContext, create_app
 from alerting.engine import AlertEngine
 from alerting.store import Thumbnail
-from monitor.config import ChannelConfig, Settings, VqmConfig
-from monitor.messages import DefectSpan, DetectionMessage
-from monitor.metrics import Metrics
-from monitor.state import MemoryStateStore
+from monitor.app.config import ChannelConfig, Settings, VqmConfig
+from monitor.core.messages import DefectSpan, DetectionMessage
+from monitor.core.metrics import Metrics
+from monitor.core.state import MemoryStateStore
 
 TOKEN = "s3cr3t-test-token-0123456789"
 CONFIG = VqmConfig(

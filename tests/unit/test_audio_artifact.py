@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.detectors.audio_artifact import (
+from monitor.inference.detectors.audio_artifact import (
     AudioArtifactConfig,
     AudioArtifactDetector,
     cut_windows,
@@ -18,11 +18,11 @@ from monitor.detectors.audio_artifact import (
     to_model_rate,
     window_bounds,
 )
-from monitor.detectors.registry import detector_class, parse_detector_config
-from monitor.media import DecodedSegment
-from monitor.synth import speech
-from monitor.synth.audio import render_audio
-from monitor.synth.audio_defects import (
+from monitor.inference.detectors.registry import detector_class, parse_detector_config
+from monitor.inference.media import DecodedSegment
+from lab.synth import speech
+from monitor.app.synthetic.audio import render_audio
+from lab.synth.audio_defects import (
     CLASSES,
     DEFECTS,
     MARGIN,
@@ -34,8 +34,8 @@ from monitor.synth.audio_defects import (
     programme,
     rms,
 )
-from monitor.synth.scenes import ScenePlan
-from monitor.synth.speech import SpeechPool
+from monitor.app.synthetic.scenes import ScenePlan
+from lab.synth.speech import SpeechPool
 
 TEST_SPLIT = 3
 needs_espeak = pytest.mark.skipif(not speech.available(), reason="espeak-ng is not installed")
@@ -181,7 +181,7 @@ def test_the_synthetic_channel_is_flagged_at_most_5_percent_of_the_time() -> Non
 
 
 def test_the_detector_uses_the_cards_validated_threshold_unless_configured() -> None:
-    from monitor.detectors.audio_artifact import AudioArtifactConfig, AudioArtifactDetector
+    from monitor.inference.detectors.audio_artifact import AudioArtifactConfig, AudioArtifactDetector
 
     default = AudioArtifactDetector(AudioArtifactConfig(enabled=True))
     model = default.model()

@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.avsync import onsets
-from monitor.avsync.result import SyncEstimate, verdict
-from monitor.config import VqmConfig
-from monitor.detectors.av_sync import AvSyncConfig, AvSyncDetector, windows
-from monitor.engine import default_model_dir
-from monitor.media import DecodedSegment
-from monitor.scan import scan
-from monitor.synth.beep_flash import beep_flash, write_beep_flash
+from monitor.inference.avsync import onsets
+from monitor.inference.avsync.result import SyncEstimate, verdict
+from monitor.app.config import VqmConfig
+from monitor.inference.detectors.av_sync import AvSyncConfig, AvSyncDetector, windows
+from monitor.inference.engine import default_model_dir
+from monitor.inference.media import DecodedSegment
+from monitor.app.scan import scan
+from lab.synth.beep_flash import beep_flash, write_beep_flash
 
 ONSETS_ONLY = AvSyncConfig(enabled=True, faces=False)
 
@@ -98,7 +98,7 @@ def test_scan_reports_the_offset_of_a_clip_with_audio_delayed_200_ms(tmp_path: P
 
 
 def test_clean_synthetic_channel_content_scans_without_av_sync_defects(tmp_path: Path) -> None:
-    from monitor.synth.channel import write_clip
+    from monitor.app.synthetic.channel import write_clip
 
     clip = tmp_path / "clean.ts"
     write_clip(clip, 12.0, seed=12, scenes=["talking", "studio"])
@@ -117,8 +117,8 @@ SHIPPED = (default_model_dir() / "av_sync.onnx").exists()
 
 @pytest.mark.skipif(not SHIPPED, reason="the av_sync model is not shipped in this tree")
 def test_the_face_model_measures_a_held_out_talking_head_within_one_frame() -> None:
-    from monitor.synth import speech
-    from monitor.synth.talking_head import talking_head
+    from lab.synth import speech
+    from lab.synth.talking_head import talking_head
 
     if not speech.available():
         pytest.skip("espeak-ng is not installed")
@@ -136,8 +136,8 @@ def test_the_face_model_measures_a_held_out_talking_head_within_one_frame() -> N
 def test_scan_measures_a_talking_head_with_audio_delayed_200_ms_on_its_mouth(
     tmp_path: Path,
 ) -> None:
-    from monitor.synth import speech
-    from monitor.synth.talking_head import write_talking_head
+    from lab.synth import speech
+    from lab.synth.talking_head import write_talking_head
 
     if not speech.available():
         pytest.skip("espeak-ng is not installed")

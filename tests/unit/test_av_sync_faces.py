@@ -7,8 +7,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from monitor.avsync import faces
-from monitor.engine import default_model_dir
+from monitor.inference.avsync import faces
+from monitor.inference.engine import default_model_dir
 
 LEARNED_SHIPPED = (default_model_dir() / f"{faces.FACE_MODEL}.onnx").exists()
 
@@ -50,7 +50,7 @@ def test_learned_boxes_add_faces_the_haar_passes_missed_and_never_duplicate_one(
 
 
 def test_a_cascade_pass_maps_its_boxes_onto_the_default_convention() -> None:
-    from monitor.synth.talking_head import talking_head
+    from lab.synth.talking_head import talking_head
 
     frame = talking_head(201, 0.2, fps=25, pool=_Noise()).luma[0]  # type: ignore[arg-type]
     name = faces.PASSES[0].cascade
@@ -63,8 +63,8 @@ def test_a_cascade_pass_maps_its_boxes_onto_the_default_convention() -> None:
 
 
 def test_replayed_training_boxes_match_what_haar_finds_on_the_same_clip() -> None:
-    from monitor.synth.talking_head import talking_head
-    from monitor.training.face_detector import talking_head_boxes
+    from lab.synth.talking_head import talking_head
+    from lab.training.face_detector import talking_head_boxes
 
     default = (faces.CascadePass("haarcascade_frontalface_default.xml", "equalise", 4),)
     # Two drawn faces, and the photograph where scikit-image (the train extra) is installed.
@@ -82,8 +82,8 @@ def test_replayed_training_boxes_match_what_haar_finds_on_the_same_clip() -> Non
 
 @pytest.mark.skipif(not LEARNED_SHIPPED, reason="the face detector is not shipped in this tree")
 def test_the_learned_detector_finds_drawn_faces_and_nothing_on_texture() -> None:
-    from monitor.synth.talking_head import talking_head
-    from monitor.training.face_detector import talking_head_boxes
+    from lab.synth.talking_head import talking_head
+    from lab.training.face_detector import talking_head_boxes
 
     learned = faces.shared_learned()
     assert learned is not None and learned is faces.shared_learned()

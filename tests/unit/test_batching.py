@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from monitor.batching import Batcher, shared_batcher
-from monitor.detectors.block_corruption import MODEL_NAMES, shared_model
-from monitor.engine import default_model_dir
+from monitor.inference.batching import Batcher, shared_batcher
+from monitor.inference.detectors.block_corruption import MODEL_NAMES, shared_model
+from monitor.inference.engine import default_model_dir
 
 
 class _Recorder:

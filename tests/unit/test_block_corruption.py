@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.config import VqmConfig
-from monitor.detectors.block_corruption import (
+from monitor.app.config import VqmConfig
+from monitor.inference.detectors.block_corruption import (
     MODEL_NAMES,
     BlockCorruptionConfig,
     BlockCorruptionDetector,
@@ -16,11 +16,11 @@ from monitor.detectors.block_corruption import (
     shared_model,
     whole_regions,
 )
-from monitor.detectors.registry import parse_detector_config
-from monitor.engine import default_model_dir
-from monitor.scan import scan
-from monitor.synth.channel import write_clip
-from monitor.synth.corrupt import ClipSpec, corrupt_stream, corrupted_clip
+from monitor.inference.detectors.registry import parse_detector_config
+from monitor.inference.engine import default_model_dir
+from monitor.app.scan import scan
+from monitor.app.synthetic.channel import write_clip
+from lab.synth.corrupt import ClipSpec, corrupt_stream, corrupted_clip
 
 pytestmark = pytest.mark.skipif(
     not (default_model_dir() / "block_corruption_light.onnx").exists(),

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from monitor.cli import app
-from monitor.synth.channel import write_clip
-from monitor.synth.defects import Defect
+from monitor.app.cli import app
+from monitor.app.synthetic.channel import write_clip
+from monitor.app.synthetic.defects import Defect
 
 runner = CliRunner()
 

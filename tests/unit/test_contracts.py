@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.bus import MemoryBus
-from monitor.config import ConfigError, VqmConfig, load_config
-from monitor.messages import (
+from monitor.core.bus import MemoryBus
+from monitor.app.config import ConfigError, VqmConfig, load_config
+from monitor.core.messages import (
     DefectSpan,
     DetectionMessage,
     MessageError,
@@ -20,7 +20,7 @@ from monitor.messages import (
     decode_message,
     encode_message,
 )
-from monitor.state import MemoryStateStore
+from monitor.core.state import MemoryStateStore
 
 
 def test_a_segment_round_trips_with_its_raw_payload() -> None:
@@ -153,8 +153,8 @@ def test_every_plugin_is_known_even_when_one_plugin_module_was_imported_first() 
     import sys
 
     code = (
-        "import json, monitor.detectors.silence\n"
-        "from monitor.detectors.registry import detector_types\n"
+        "import json, monitor.inference.detectors.silence\n"
+        "from monitor.inference.detectors.registry import detector_types\n"
         "print(json.dumps(sorted(detector_types())))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -164,7 +164,7 @@ def test_every_plugin_is_known_even_when_one_plugin_module_was_imported_first() 
 
 
 async def test_a_stage_that_finishes_leaves_the_others_running_until_stop() -> None:
-    from monitor.pipeline import _wait_stop_or_failure
+    from monitor.app.runtime import _wait_stop_or_failure
 
     stop = asyncio.Event()
     finished = asyncio.create_task(asyncio.sleep(0))
@@ -177,7 +177,7 @@ async def test_a_stage_that_finishes_leaves_the_others_running_until_stop() -> N
 
 
 async def test_a_failing_stage_stops_the_process_with_its_name() -> None:
-    from monitor.pipeline import _wait_stop_or_failure
+    from monitor.app.runtime import _wait_stop_or_failure
 
     async def broken() -> None:
         raise OSError("disk gone")

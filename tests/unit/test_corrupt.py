@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.synth.corrupt import (
+from lab.synth.corrupt import (
     AREA_THRESHOLD,
     GOP,
     REGION,

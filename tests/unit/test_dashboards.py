@@ -18,7 +18,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
-from monitor.metrics import Metrics
+from monitor.core.metrics import Metrics
 
 ALERTING_DIR = Path(__file__).resolve().parents[2] / "alerting"
 DASHBOARDS = sorted((ALERTING_DIR / "dashboards").glob("*.json"))

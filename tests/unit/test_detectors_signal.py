@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.detectors.black import BlackConfig, BlackDetector
-from monitor.detectors.freeze import FreezeConfig, FreezeDetector
-from monitor.detectors.silence import SilenceConfig, SilenceDetector
-from monitor.media import DecodedSegment
+from monitor.inference.detectors.black import BlackConfig, BlackDetector
+from monitor.inference.detectors.freeze import FreezeConfig, FreezeDetector
+from monitor.inference.detectors.silence import SilenceConfig, SilenceDetector
+from monitor.inference.media import DecodedSegment
 
 FPS = 25
 H, W = 180, 320

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.engine import (
+from monitor.inference.engine import (
     ModelLoadError,
     OnnxModel,
     choose_providers,

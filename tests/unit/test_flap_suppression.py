@@ -13,10 +13,10 @@ from alerting.engine import AlertEngine
 from alerting.models import AlertState, AlertTransition, Silence
 from alerting.notifiers import NotificationConfig, build_notifiers
 from alerting.outbox import Outbox, OutboxConfig, OutboxMetrics
-from monitor.config import ChannelConfig, VqmConfig
-from monitor.messages import DefectSpan, DetectionMessage
-from monitor.metrics import Metrics
-from monitor.state import MemoryStateStore
+from monitor.app.config import ChannelConfig, VqmConfig
+from monitor.core.messages import DefectSpan, DetectionMessage
+from monitor.core.metrics import Metrics
+from monitor.core.state import MemoryStateStore
 from tests.receiver import Receiver
 from tests.unit.test_alert_engine import Clock, Recorder
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.bus import MemoryBus, Topics
-from monitor.config import ChannelConfig, IngestConfig
-from monitor.messages import SegmentMessage, StreamEvent, StreamEventKind, decode_message
-from monitor.metrics import Metrics
-from stream_ingest.hls import HlsFollower
+from monitor.core.bus import MemoryBus, Topics
+from monitor.app.config import ChannelConfig, IngestConfig
+from monitor.core.messages import SegmentMessage, StreamEvent, StreamEventKind, decode_message
+from monitor.core.metrics import Metrics
+from stream_ingest.sources.hls import HlsFollower
 from tests.conftest import free_port
 
 # ---------------------------------------------------------------------------------------------

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.bus import MemoryBus
-from monitor.config import ChannelConfig, IngestConfig, VqmConfig
-from monitor.messages import SegmentMessage, decode_message
-from monitor.metrics import Metrics
+from monitor.core.bus import MemoryBus
+from monitor.app.config import ChannelConfig, IngestConfig, VqmConfig
+from monitor.core.messages import SegmentMessage, decode_message
+from monitor.core.metrics import Metrics
 from stream_ingest.service import IngestService
 from tests.unit.test_ingest_hls import Origin, Response, segment_bytes
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import IngestConfig
-from monitor.messages import SegmentMessage
+from monitor.app.config import IngestConfig
+from monitor.core.messages import SegmentMessage
 from stream_ingest.vod import VodError, fetch_vod_segments
 from tests.conftest import free_port
 from tests.unit.test_ingest_hls import Origin, Response, segment_bytes

@@ -6,7 +6,7 @@ import pytest
 
 from alerting.intervals import IntervalChange, IntervalTracker, join_offline
 from alerting.models import AlertTransition
-from monitor.messages import DefectSpan
+from monitor.core.messages import DefectSpan
 
 OPENED, UPDATED, RESOLVED = (
     AlertTransition.OPENED,

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from monitor.bus import MemoryBus
-from monitor.config import VqmConfig
-from monitor.engine import default_model_dir
-from monitor.messages import DetectionMessage, SegmentMessage, decode_message, encode_message
-from monitor.metrics import Metrics
-from monitor.scan import scan
-from monitor.synth.channel import SyntheticChannel, write_clip
-from monitor.synth.corrupt import corrupt_stream
-from monitor.worker import InferenceWorker
+from monitor.core.bus import MemoryBus
+from monitor.app.config import VqmConfig
+from monitor.inference.engine import default_model_dir
+from monitor.core.messages import DetectionMessage, SegmentMessage, decode_message, encode_message
+from monitor.core.metrics import Metrics
+from monitor.app.scan import scan
+from monitor.app.synthetic.channel import SyntheticChannel, write_clip
+from lab.synth.corrupt import corrupt_stream
+from monitor.inference.worker import InferenceWorker
 from tests.media_edits import add_hum
 
 pytestmark = pytest.mark.skipif(

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from alerting.models import AlertEvent, AlertTransition
 from alerting.notifiers import NotificationConfig, Router, build_notifiers
 from alerting.outbox import NS_DELIVERED, NS_PENDING, Outbox, OutboxConfig, OutboxMetrics
-from monitor.state import MemoryStateStore
+from monitor.core.state import MemoryStateStore
 from tests.receiver import Receiver
 from tests.unit.test_notifiers import make_alert, opened, resolved
 

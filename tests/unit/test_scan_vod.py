@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from monitor.cli import app
-from monitor.synth.channel import SyntheticChannel
-from monitor.synth.defects import Defect
-from monitor.synth.hls_server import LiveHlsServer
+from monitor.app.cli import app
+from monitor.app.synthetic.channel import SyntheticChannel
+from monitor.app.synthetic.defects import Defect
+from monitor.app.synthetic.hls_server import LiveHlsServer
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ import av
 import numpy as np
 import pytest
 
-from monitor.detectors.silence import window_levels_db
-from monitor.media import DecodedSegment, decode_bytes
-from monitor.synth import Defect, DefectSchedule, SceneSpec, SyntheticChannel, write_clip
-from monitor.synth.audio import RATE, render_audio, syllable_envelope
-from monitor.synth.scenes import SCENE_KINDS, ScenePlan
-from monitor.synth.video import ChannelVideo
+from monitor.inference.detectors.silence import window_levels_db
+from monitor.inference.media import DecodedSegment, decode_bytes
+from monitor.app.synthetic import Defect, DefectSchedule, SceneSpec, SyntheticChannel, write_clip
+from monitor.app.synthetic.audio import RATE, render_audio, syllable_envelope
+from monitor.app.synthetic.scenes import SCENE_KINDS, ScenePlan
+from monitor.app.synthetic.video import ChannelVideo
 
 SCHEDULE = DefectSchedule(
     defects=[

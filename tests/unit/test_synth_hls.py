@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from monitor.media import DecodeError, decode_bytes
-from monitor.synth import SyntheticChannel
-from monitor.synth.hls_server import Faults, LiveHlsServer, PlaylistFault, SegmentFault
+from monitor.inference.media import DecodeError, decode_bytes
+from monitor.app.synthetic import SyntheticChannel
+from monitor.app.synthetic.hls_server import Faults, LiveHlsServer, PlaylistFault, SegmentFault
 
 SEGMENT = 0.4  # ten frames at 25 fps: small segments keep these tests fast
 

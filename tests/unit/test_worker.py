@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from monitor.bus import MemoryBus
-from monitor.config import ChannelConfig, VqmConfig
-from monitor.messages import (
+from monitor.core.bus import MemoryBus
+from monitor.app.config import ChannelConfig, VqmConfig
+from monitor.core.messages import (
     DetectionMessage,
     SegmentMessage,
     StreamEvent,
@@ -16,10 +16,10 @@ from monitor.messages import (
     decode_message,
     encode_message,
 )
-from monitor.metrics import Metrics
-from monitor.synth.channel import SyntheticChannel
-from monitor.synth.defects import Defect
-from monitor.worker import InferenceWorker
+from monitor.core.metrics import Metrics
+from monitor.app.synthetic.channel import SyntheticChannel
+from monitor.app.synthetic.defects import Defect
+from monitor.inference.worker import InferenceWorker
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""Simulated defects and test content for training and evaluation (not shipped)."""

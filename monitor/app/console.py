@@ -1,0 +1,50 @@
+"""What people read on a terminal: alert lines and the scan table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+from alerting.models import AlertEvent, AlertTransition
+from monitor.app.scan import Defect
+
+_VERB = {
+    AlertTransition.OPENED: "OPEN    ",
+    AlertTransition.UPDATED: "UPDATE  ",
+    AlertTransition.RESOLVED: "RESOLVED",
+}
+
+
+def format_alert(event: AlertEvent) -> str:
+    a = event.alert
+    when = dt.datetime.fromtimestamp(
+        a.resolved_at
+        if event.transition is AlertTransition.RESOLVED and a.resolved_at
+        else a.updated_at
+    ).strftime("%H:%M:%S")
+    what = a.detector + (f"/{a.label}" if a.label else "")
+    span = f"media {a.start:8.2f}s - {a.end:8.2f}s"
+    return f"{when} {_VERB[event.transition]} {a.channel_id:<12} {what:<22} {span}  [{a.severity}]"
+
+
+async def print_alert(event: AlertEvent) -> None:
+    """Alert listener for `vqm demo` and `vqm run`: one line per open and resolve."""
+    if event.transition is AlertTransition.UPDATED:
+        return
+    print(format_alert(event), file=sys.stdout, flush=True)
+
+
+def defects_table(defects: list[Defect]) -> str:
+    if not defects:
+        return "no defects found"
+    header = (
+        f"{'detector':<16} {'label':<11} {'start':>9} {'end':>9} {'confidence':>10} {'offset':>8}"
+    )
+    rows = [header, "-" * len(header)]
+    for d in defects:
+        offset = f"{d.offset_ms:+.0f}ms" if d.offset_ms is not None else ""
+        rows.append(
+            f"{d.detector:<16} {d.label or '':<11} {d.start:9.2f} {d.end:9.2f} "
+            f"{d.confidence:10.2f} {offset:>8}"
+        )
+    return "\n".join(rows)

@@ -1,0 +1,250 @@
+"""Wiring the stages: each stage as a runnable unit, and all of them in one process.
+
+One :class:`Runtime` owns the clients (bus, state store, metrics, and for the alert stage the
+one HTTP client every notifier shares) for a process: it starts them, runs the stages it was
+asked for as child tasks, and on stop cancels and awaits them, then closes the clients in
+reverse order of start-up, within a time limit. The alert stage is the alerting worker plus
+the paging outbox, whose listener hears every alert transition (silenced ones do not page).
+
+    runtime = Runtime(config, settings)             # memory bus and state unless settings say
+    await runtime.run(stop, stages={"ingest", "infer", "alert", "api"})
+
+In the distributed mode (``settings.redis_url`` set) each process runs one stage plus "api"
+(health, readiness and metrics): ingest follows only the channels whose lease it holds
+(:mod:`stream_ingest.owned`), and consumer groups are named after ``settings.deployment``.
+The API comes up before the bus connects, so ``/readyz`` answers 503 while the broker is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import httpx
+
+from alerting.api import ApiContext, create_app, serve
+from alerting.engine import AlertEngine
+from alerting.models import AlertEvent
+from alerting.notifiers import build_notifiers
+from alerting.outbox import Outbox, OutboxMetrics
+from alerting.worker import AlertingWorker
+from monitor.core.bus import Bus, MemoryBus
+from monitor.app.config import Settings, VqmConfig
+from stream_ingest.leases import ChannelLeases
+from monitor.core.metrics import Metrics
+from monitor.core.state import MemoryStateStore, StateStore
+from monitor.inference.worker import InferenceWorker
+from stream_ingest.owned import OwnedIngest
+from stream_ingest.service import IngestService
+
+logger = logging.getLogger(__name__)
+
+ALL_STAGES = frozenset({"ingest", "infer", "alert", "api"})
+Listener = Callable[[AlertEvent], Awaitable[None]]
+SHUTDOWN_SECONDS = 8.0
+
+
+def make_bus(settings: Settings) -> Bus:
+    if settings.kafka_bootstrap:
+        from monitor.core.bus_kafka import KafkaBus
+
+        return KafkaBus(settings.kafka_bootstrap, client_id=f"{settings.deployment}")
+    return MemoryBus()
+
+
+def make_state(settings: Settings) -> StateStore:
+    if settings.redis_url:
+        from monitor.core.state_redis import RedisStateStore
+
+        return RedisStateStore(settings.redis_url, deployment=settings.deployment)
+    return MemoryStateStore()
+
+
+class Runtime:
+    """The clients of one process and the stages it runs."""
+
+    def __init__(
+        self,
+        config: VqmConfig,
+        settings: Settings | None = None,
+        *,
+        metrics: Metrics | None = None,
+        bus: Bus | None = None,
+        state: StateStore | None = None,
+        listeners: list[Listener] | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = settings or Settings()
+        self.metrics = metrics or Metrics()
+        self.bus = bus or make_bus(self.settings)
+        self.state = state or make_state(self.settings)
+        self.engine = AlertEngine(config, self.state, self.metrics, list(listeners or []))
+        self.inference = InferenceWorker(
+            config, self.bus, self.metrics, group=f"{self.settings.deployment}-inference"
+        )
+        self.ingest: IngestService | OwnedIngest | None = None
+        self.outbox: Outbox | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._stages: set[str] = set()
+
+    async def ready(self) -> dict[str, bool]:
+        """Readiness of what this process runs (for /readyz)."""
+        checks = {"bus": await self.bus.ready(), "state": await self.state.ready()}
+        if "infer" in self._stages:
+            checks["models"] = self.inference.ready
+        return checks
+
+    def api_context(self) -> ApiContext:
+        return ApiContext(
+            config=self.config,
+            state=self.state,
+            metrics=self.metrics,
+            readiness=self.ready,
+            settings=self.settings,
+        )
+
+    def _start_paging(self) -> Outbox:
+        """The shared notifier client, the router and the outbox, listening to the engine."""
+        self._http = httpx.AsyncClient()
+        router = build_notifiers(self.config.notifications, self._http)
+        outbox = Outbox(
+            self.state, router, OutboxMetrics(metrics=self.metrics), self.config.alerting.outbox
+        )
+        self.engine.add_listener(outbox.listener)
+        if router.notifiers:
+            logger.info("paging through %s", ", ".join(sorted(router.notifiers)))
+        return outbox
+
+    async def _stop_paging(self) -> None:
+        if self.outbox is not None:
+            self.engine.listeners.remove(self.outbox.listener)
+            self.outbox = None
+        if self._http is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._http.aclose(), SHUTDOWN_SECONDS)
+            self._http = None
+
+    async def _alert_stage(self, stop: asyncio.Event) -> None:
+        """The alerting worker and the outbox together: one stage, one failure domain."""
+        assert self.outbox is not None
+        worker = AlertingWorker(
+            self.bus, self.config.topics, self.engine, group=f"{self.settings.deployment}-alerting"
+        )
+        async with asyncio.TaskGroup() as group:
+            group.create_task(worker.run(stop), name="vqm-alert-worker")
+            group.create_task(self.outbox.run(stop), name="vqm-alert-outbox")
+
+    def _stage_coroutines(
+        self, stages: set[str], stop: asyncio.Event, channel_ids: list[str] | None
+    ) -> dict[str, Coroutine[Any, Any, None]]:
+        coros: dict[str, Coroutine[Any, Any, None]] = {}
+        if "alert" in stages:
+            self.outbox = self._start_paging()
+            coros["alert"] = self._alert_stage(stop)
+        if "infer" in stages:
+            coros["infer"] = self.inference.run(stop)
+        if "ingest" in stages:
+            self.ingest = self._ingest_service(channel_ids)
+            coros["ingest"] = self.ingest.run(stop)
+        return coros
+
+    def _ingest_service(self, channel_ids: list[str] | None) -> IngestService | OwnedIngest:
+        """Leased channels in the distributed mode (unless channels were named), else all."""
+        if self.settings.redis_url and channel_ids is None:
+            worker_id = self.settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+            leases = ChannelLeases(self.state, worker_id, self.settings.lease_ttl)
+            return OwnedIngest(self.config, self.bus, self.metrics, leases)
+        return IngestService(self.config, self.bus, self.metrics, channel_ids)
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        stages: set[str] | frozenset[str] = ALL_STAGES,
+        channel_ids: list[str] | None = None,
+    ) -> None:
+        """Run ``stages`` until ``stop`` is set or one of them fails."""
+        self._stages = set(stages)
+        await self.state.start()
+        tasks: dict[str, asyncio.Task[None]] = {}
+        try:
+            if "api" in self._stages:  # first, so /readyz answers while the bus connects
+                app = create_app(self.api_context())
+                api = serve(app, self.settings.api_host, self.settings.api_port, stop)
+                tasks["api"] = asyncio.create_task(api, name="vqm-api")
+            if not await _start_bus(self.bus, stop, tasks):
+                return
+            for name, coro in self._stage_coroutines(self._stages, stop, channel_ids).items():
+                tasks[name] = asyncio.create_task(coro, name=f"vqm-{name}")
+            await _wait_stop_or_failure(stop, tasks)
+        finally:
+            stop.set()
+            await _drain(tasks)
+            await self._stop_paging()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.bus.stop(), SHUTDOWN_SECONDS)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.state.stop(), SHUTDOWN_SECONDS)
+
+
+async def _start_bus(bus: Bus, stop: asyncio.Event, tasks: dict[str, asyncio.Task[None]]) -> bool:
+    """Start the bus (it waits for a broker that is not up yet); False if stopped first.
+
+    A stage already running (the API) that fails meanwhile is raised as in
+    :func:`_wait_stop_or_failure`.
+    """
+    starting = asyncio.create_task(bus.start(), name="vqm-bus-start")
+    try:
+        await _wait_stop_or_failure(stop, {**tasks, "bus": starting}, until=starting)
+    finally:
+        if not starting.done():
+            await bus.stop()  # makes a waiting start return
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(starting, SHUTDOWN_SECONDS)
+    return starting.done() and not stop.is_set()
+
+
+async def _wait_stop_or_failure(
+    stop: asyncio.Event,
+    tasks: dict[str, asyncio.Task[None]],
+    until: asyncio.Task[None] | None = None,
+) -> None:
+    """Return when ``stop`` is set or ``until`` has finished; raise when a task fails.
+
+    A stage that returns normally (ingest at the end of a VOD playlist) is logged and the
+    others carry on: the segments it published still have to be analysed and alerted.
+    """
+    running = dict(tasks)
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        while not stop.is_set():
+            done, _ = await asyncio.wait(
+                [stopper, *running.values()], return_when="FIRST_COMPLETED"
+            )
+            for name, task in list(running.items()):
+                if task not in done:
+                    continue
+                del running[name]
+                if not task.cancelled() and task.exception() is not None:
+                    logger.error("stage %s failed: %s", name, task.exception())
+                    raise RuntimeError(f"stage {name} failed") from task.exception()
+                if task is until:
+                    return
+                logger.info("stage %s finished; the others carry on", name)
+    finally:
+        stopper.cancel()
+
+
+async def _drain(tasks: dict[str, asyncio.Task[None]]) -> None:
+    """Let stages see the stop event, then cancel what is still running."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks.values(), timeout=SHUTDOWN_SECONDS)
+    for task in pending:
+        logger.warning("stage %s did not stop in time; cancelling", task.get_name())
+        task.cancel()
+    await asyncio.gather(*tasks.values(), return_exceptions=True)

@@ -1,0 +1,91 @@
+"""What every stage reads of the channels file: the channels, and per-detector alert settings.
+
+The channels file is one YAML document (:mod:`monitor.app.config` loads it). Each stage owns
+its own section of it (``ingest:`` in :mod:`stream_ingest.config`, ``alerting:`` and
+``notifications:`` in :mod:`alerting.config`, detector settings in the plugins of
+:mod:`monitor.inference.detectors`); the application config composes them. What all of them
+share is defined here, free of any stage:
+
+* :class:`ChannelConfig`: one channel (id, source URL, severity, detector overrides);
+* :class:`DetectorConfig`: the settings every detector plugin has, which alerting applies
+  (``min_duration``, ``recovery``, ``severity``); plugins subclass it with their thresholds;
+* :class:`Channels`: the read-only view of the whole file that stages are given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from monitor.core.bus import Topics
+
+Severity = Literal["critical", "major", "minor", "warning", "info"]
+
+
+class StrictModel(BaseModel):
+    """A config section: an unknown key is an error, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DetectorConfig(StrictModel):
+    """Settings every detector has; plugins add their own thresholds."""
+
+    type: str
+    enabled: bool = Field(default=True, description="Run this detector on the channel.")
+    min_duration: float = Field(
+        default=2.0, ge=0.0, description="Seconds a defect must last before an alert opens."
+    )
+    recovery: float = Field(
+        default=1.0, ge=0.0, description="Seconds of clean media before an open alert resolves."
+    )
+    severity: str | None = Field(
+        default=None, description="Overrides the channel's severity for this detector."
+    )
+
+
+class ChannelConfig(StrictModel):
+    """One live channel to follow.
+
+    ``detectors`` holds this channel's overrides; the application config narrows its type to
+    the union of the plugins' configs, so every stage validates the same file the same way.
+    """
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Stable key.")
+    name: str | None = Field(default=None, description="Display name; defaults to the id.")
+    url: str = Field(
+        description="Where the channel comes from; its scheme picks the ingest source "
+        "(http/https: an HLS playlist; a plain path: a local playlist, for testing)."
+    )
+    severity: Severity = Field(default="major", description="Severity of this channel's alerts.")
+    detectors: Sequence[DetectorConfig] = Field(
+        default_factory=list, description="Per-channel detector overrides, by type."
+    )
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+class Channels(Protocol):
+    """The channels file as stages read it (the application config implements it)."""
+
+    @property
+    def channels(self) -> Sequence[ChannelConfig]: ...
+
+    @property
+    def topics(self) -> Topics: ...
+
+    def channel(self, channel_id: str) -> ChannelConfig:
+        """The channel with this id; :class:`KeyError` when none has it."""
+        ...
+
+    def detectors_for(self, channel: ChannelConfig) -> Mapping[str, DetectorConfig]:
+        """The enabled detectors of ``channel``: plugin defaults, file defaults, overrides."""
+        ...
+
+    def detectors_for_defaults(self) -> Mapping[str, DetectorConfig]:
+        """The enabled detectors of a channel the file does not list (scans, strays)."""
+        ...

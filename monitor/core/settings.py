@@ -1,0 +1,70 @@
+"""Deployment settings: one pydantic-settings class read from the environment (``VQM_*``).
+
+    settings = Settings()                         # VQM_KAFKA_BOOTSTRAP, VQM_REDIS_URL, ...
+    settings = Settings(api_port=9000)            # a command-line option wins
+
+Channels and detector thresholds are not here: they are in the channels file
+(:mod:`monitor.app.config`). These are the things that differ between deployments of the same
+channel list: where the broker and Redis are, the API's address and token, ONNX providers.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_TOKENS = frozenset({"changeme", "secret", "token"})
+
+
+class Settings(BaseSettings):
+    """Deployment settings, from the environment (``VQM_*``) or a ``.env`` file."""
+
+    model_config = SettingsConfigDict(env_prefix="VQM_", env_file=".env", extra="ignore")
+
+    environment: Literal["local", "staging", "production"] = "local"
+    deployment: str = Field(default="vqm", description="Namespace for state keys and groups.")
+    kafka_bootstrap: str | None = Field(default=None, description="host:port,...; unset: memory")
+    redis_url: str | None = Field(default=None, description="redis://...; unset: memory state")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_token: str | None = Field(default=None, description="Bearer token for changing calls.")
+    api_read_token_required: bool = Field(
+        default=False,
+        description="Reads under /api need the bearer token too (health, metrics and the "
+        "status page itself stay open).",
+    )
+    log_level: str = "INFO"
+    onnx_providers: str = Field(
+        default="TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider",
+        description="ONNX Runtime providers in order of preference; unavailable ones skipped.",
+    )
+    model_dir: str | None = Field(default=None, description="Where models are; default shipped.")
+    lease_ttl: float = Field(
+        default=10.0,
+        gt=0,
+        description="Distributed ingest: seconds a channel lease lasts without renewal; a dead "
+        "worker's channels move to the others within two of them.",
+    )
+    worker_id: str | None = Field(
+        default=None, description="This process's name in channel leases; default host-pid."
+    )
+
+    @field_validator("api_token")
+    @classmethod
+    def _no_placeholder(cls, value: str | None) -> str | None:
+        if value in PLACEHOLDER_TOKENS:
+            raise ValueError("api_token is a placeholder; set a real token")
+        return value
+
+    @model_validator(mode="after")
+    def _read_token_needs_a_token(self) -> Settings:
+        if self.api_read_token_required and not self.api_token:
+            raise ValueError("api_read_token_required needs api_token; set VQM_API_TOKEN")
+        return self
+
+    @property
+    def providers(self) -> list[str]:
+        """``onnx_providers`` as a list: ``"A,B, C"`` -> ``["A", "B", "C"]``."""
+        return [p.strip() for p in self.onnx_providers.split(",") if p.strip()]

@@ -1,0 +1,202 @@
+"""The Redis implementation of :class:`~monitor.core.state.StateStore`, for the distributed mode.
+
+Keys are ``vqm:{deployment}:{ns}:{key}``, so several deployments can share one Redis. While
+Redis is away every call raises :class:`~monitor.core.state.StateError` (retriable) at once
+instead of hanging, ``ready()`` is False, and the store tries again after a back-off that
+grows to ``backoff_cap`` seconds; the first call that gets through makes it ready again.
+
+    store = RedisStateStore("redis://redis:6379/0", deployment="prod")
+    await store.start()
+    try:
+        if await store.set_if_absent("dedup", "news:7:black", "1", ttl=3600):
+            ...
+    finally:
+        await store.stop()
+
+Beyond the interface it offers ``renew`` and ``release``, compare-and-act primitives that
+channel leases (:mod:`stream_ingest.leases`) need: only the holder may extend or drop a key.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from monitor.core.state import StateError, StateStore
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+# Extend the key's expiry only if it still holds the caller's value.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+# Delete the key only if it still holds the caller's value.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+_GLOB_SPECIAL = "\\*?[]"
+
+
+def _ms(ttl: float) -> int:
+    return max(1, round(ttl * 1000))
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in _GLOB_SPECIAL else c for c in text)
+
+
+class _Outage:
+    """Tracks Redis being away: when to try again, with a doubling delay."""
+
+    def __init__(self, base: float, cap: float, clock: Callable[[], float]) -> None:
+        self.base, self.cap, self._clock = base, cap, clock
+        self.delay = 0.0
+        self.retry_at = 0.0
+
+    @property
+    def down(self) -> bool:
+        return self.delay > 0
+
+    def wait_left(self) -> float:
+        return max(0.0, self.retry_at - self._clock())
+
+    def failed(self) -> float:
+        self.delay = self.base if not self.down else min(self.delay * 2, self.cap)
+        self.retry_at = self._clock() + self.delay
+        return self.delay
+
+    def recovered(self) -> bool:
+        """Forget the outage; True if there was one."""
+        was_down, self.delay = self.down, 0.0
+        return was_down
+
+
+class RedisStateStore(StateStore):
+    """A :class:`StateStore` on Redis with fail-fast back-off while Redis is away."""
+
+    def __init__(
+        self,
+        url: str,
+        deployment: str,
+        timeout: float = 2.0,
+        backoff: tuple[float, float] = (0.2, 5.0),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.deployment = deployment
+        self._prefix = f"vqm:{deployment}:"
+        self._client = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # One quick retry rides over a dropped idle connection; outages are ours to handle.
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
+        )
+        self._outage = _Outage(*backoff, clock=clock)
+        self._renew = self._client.register_script(_RENEW)
+        self._release = self._client.register_script(_RELEASE)
+
+    def _key(self, ns: str, key: str) -> str:
+        return f"{self._prefix}{ns}:{key}"
+
+    async def _call(self, what: str, op: Callable[[], Awaitable[_T]]) -> _T:
+        """Run one Redis operation, turning failures into :class:`StateError`."""
+        left = self._outage.wait_left()
+        if left > 0:
+            raise StateError(f"Redis at {self._where()} is unavailable; next try in {left:.1f} s")
+        try:
+            result = await op()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            delay = self._outage.failed()
+            logger.warning("Redis %s failed (%s); backing off %.1f s", what, exc, delay)
+            raise StateError(f"Redis at {self._where()} unavailable during {what}: {exc}") from exc
+        except RedisError as exc:
+            error = StateError(f"Redis {what} failed: {exc}")
+            error.retriable = False
+            raise error from exc
+        if self._outage.recovered():
+            logger.info("Redis at %s is back", self._where())
+        return result
+
+    def _where(self) -> str:
+        kwargs = self._client.connection_pool.connection_kwargs
+        return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+    async def start(self) -> None:
+        """Check the connection once; a Redis that is away is retried on use, not here."""
+        if not await self.ready():
+            logger.warning("Redis at %s does not answer yet", self._where())
+
+    async def stop(self) -> None:
+        await self._client.aclose()
+
+    async def ready(self) -> bool:
+        """True when Redis answers a PING now; False while it is away (without waiting)."""
+        try:
+            return bool(await self._call("ping", self._client.ping))
+        except StateError:
+            return False
+
+    async def get(self, ns: str, key: str) -> str | None:
+        value: Any = await self._call("get", lambda: self._client.get(self._key(ns, key)))
+        return value
+
+    async def set(self, ns: str, key: str, value: str, ttl: float | None = None) -> None:
+        px = None if ttl is None else _ms(ttl)
+        await self._call("set", lambda: self._client.set(self._key(ns, key), value, px=px))
+
+    async def set_if_absent(self, ns: str, key: str, value: str, ttl: float | None = None) -> bool:
+        px = None if ttl is None else _ms(ttl)
+        stored = await self._call(
+            "set_if_absent",
+            lambda: self._client.set(self._key(ns, key), value, px=px, nx=True),
+        )
+        return bool(stored)
+
+    async def delete(self, ns: str, key: str) -> None:
+        await self._call("delete", lambda: self._client.delete(self._key(ns, key)))
+
+    async def items(self, ns: str) -> dict[str, str]:
+        """SCAN the namespace, then MGET; keys that expire in between are left out."""
+        prefix = self._key(ns, "")
+        return await self._call("items", lambda: self._items(prefix))
+
+    async def _items(self, prefix: str) -> dict[str, str]:
+        keys = [
+            k async for k in self._client.scan_iter(match=_glob_escape(prefix) + "*", count=500)
+        ]
+        if not keys:
+            return {}
+        values = cast(list[str | None], await self._client.mget(keys))
+        return {k[len(prefix) :]: v for k, v in zip(keys, values, strict=True) if v is not None}
+
+    async def renew(self, ns: str, key: str, value: str, ttl: float) -> bool:
+        """Reset the key's TTL if it still holds ``value``; False if it expired or moved on."""
+        done = await self._call(
+            "renew", lambda: self._renew(keys=[self._key(ns, key)], args=[value, _ms(ttl)])
+        )
+        return bool(done)
+
+    async def release(self, ns: str, key: str, value: str) -> bool:
+        """Delete the key if it still holds ``value``; False if someone else holds it."""
+        done = await self._call(
+            "release", lambda: self._release(keys=[self._key(ns, key)], args=[value])
+        )
+        return bool(done)

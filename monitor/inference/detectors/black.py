@@ -1,0 +1,68 @@
+"""Black picture: nearly every pixel at black level, and flat.
+
+A dark scene has most pixels low too, but keeps structure: its brightest pixels and its
+spread are well above a black frame's. So a frame is black only when the share of pixels
+under the threshold is above ``picture_share`` *and* its bright tail stays near black.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from monitor.inference.detectors.base import Detector, DetectorConfig
+from monitor.inference.detectors.registry import register
+from monitor.inference.detectors.spans import spans_from_flags
+from monitor.inference.media import DecodedSegment, DecodeNeeds
+from monitor.core.messages import DefectSpan
+
+
+class BlackConfig(DetectorConfig):
+    type: Literal["black"] = "black"
+    pixel_threshold: float = Field(
+        default=0.10, gt=0, lt=1, description="Black level plus this share of the luma range."
+    )
+    picture_share: float = Field(
+        default=0.98, gt=0, le=1, description="Share of pixels that must be under it."
+    )
+    max_bright_excess: float = Field(
+        default=0.08,
+        gt=0,
+        lt=1,
+        description="99.9th-percentile luma may exceed black level by at most this share.",
+    )
+
+
+def black_levels(full_range: bool) -> tuple[float, float]:
+    """(black, white) luma codes of the range."""
+    return (0.0, 255.0) if full_range else (16.0, 235.0)
+
+
+def black_scores(
+    luma: np.ndarray, full_range: bool, config: BlackConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: (is_black, share of pixels under the threshold)."""
+    black, white = black_levels(full_range)
+    span = white - black
+    small = luma[:, ::4, ::4]  # a quarter of the rows and columns is plenty for shares
+    flat = small.reshape(len(small), -1)
+    share = (flat <= black + config.pixel_threshold * span).mean(axis=1)
+    bright = np.percentile(flat, 99.9, axis=1)
+    is_black = (share >= config.picture_share) & (bright <= black + config.max_bright_excess * span)
+    return is_black, share
+
+
+@register
+class BlackDetector(Detector):
+    key = "black"
+    config_class = BlackConfig
+    needs = DecodeNeeds(luma=True, audio=False)
+    config: BlackConfig
+
+    def detect(self, segment: DecodedSegment) -> list[DefectSpan]:
+        if not segment.has_video:
+            return []
+        is_black, share = black_scores(segment.luma, segment.full_range, self.config)
+        return spans_from_flags(is_black, segment.video_times, segment.frame_duration, share)

@@ -1,0 +1,158 @@
+"""Block corruption: transmission errors the decoder concealed, seen by a learned map.
+
+Every ``stride``-th frame of the segment goes through the model (see
+:mod:`lab.training.resnet`), which returns a corruption probability for each 32x32 region
+and a frame probability from a jointly learned head. With ``decision: map`` a frame is corrupted
+when the regions at or above ``region_threshold`` cover more than ``area_threshold`` of its
+area; with ``decision: head`` when the head's probability reaches ``head_threshold``. Each
+analysed frame speaks for the ``stride`` frames from it to the next analysed one, so runs of
+corrupted frames become spans; bursts are short, so ``min_duration`` defaults to half a second.
+
+Thresholds left unset come from the model card, where they were chosen on validation data.
+Off by default until its model is shipped and it stays silent on clean channel content.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from monitor.inference.batching import shared_batcher
+from monitor.inference.detectors.base import Detector, DetectorConfig
+from monitor.inference.detectors.registry import register
+from monitor.inference.detectors.spans import spans_from_flags
+from monitor.inference.engine import OnnxModel, default_model_dir, shared_model, shipped_version
+from monitor.inference.media import DecodedSegment, DecodeNeeds
+from monitor.core.messages import DefectSpan
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAMES = {"light": "block_corruption_light", "full": "block_corruption"}
+REGION = 32
+
+
+class BlockCorruptionConfig(DetectorConfig):
+    type: Literal["block_corruption"] = "block_corruption"
+    enabled: bool = Field(default=False, description="Run this detector on the channel.")
+    min_duration: float = Field(
+        default=0.5, ge=0.0, description="Seconds a defect must last before an alert opens."
+    )
+    model: Literal["light", "full"] = Field(
+        default="light", description="light: CPU real time; full: the ResNet18 trunk."
+    )
+    decision: Literal["map", "head"] = Field(
+        default="map", description="map: corrupted area share; head: the learned frame decision."
+    )
+    area_threshold: float = Field(
+        default=0.07, gt=0.0, lt=1.0, description="Corrupted share of the area that flags a frame."
+    )
+    region_threshold: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="Region probability that counts as corrupted; None takes the model card's.",
+    )
+    head_threshold: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="Frame probability the head decision needs; None takes the model card's.",
+    )
+    stride: int = Field(
+        default=5, ge=1, le=250, description="Analyse every Nth frame (CPU cost falls with it)."
+    )
+    batch_size: int = Field(default=4, ge=1, le=64, description="Frames per model call.")
+
+
+def whole_regions(region_prob: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The map over whole 32x32 regions only. A 360-line picture has a last row of 8 lines
+    (1080 lines: 24) that the network sees mostly as padding; the model was trained and
+    scored on whole regions, and on clean channel pictures that sliver lit up."""
+    rows, cols = max(1, height // REGION), max(1, width // REGION)
+    return region_prob[:, :, :rows, :cols]
+
+
+def corrupted_share(region_prob: np.ndarray, threshold: float) -> np.ndarray:
+    """Per frame, the share of regions at or above ``threshold`` ((N, 1, h, w) -> (N,))."""
+    return (region_prob >= threshold).reshape(len(region_prob), -1).mean(axis=1)
+
+
+@register
+class BlockCorruptionDetector(Detector):
+    """Flags frames whose picture shows concealed transmission errors (macroblocking)."""
+
+    key = "block_corruption"
+    config_class = BlockCorruptionConfig
+    needs = DecodeNeeds(luma=False, rgb=True, audio=False)
+    model_name = MODEL_NAMES["light"]
+    model_version = shipped_version(MODEL_NAMES["light"])
+    config: BlockCorruptionConfig
+
+    def __init__(self, config: DetectorConfig, model_dir: str | Path | None = None) -> None:
+        super().__init__(config)
+        self._model_dir = model_dir
+        self.model_name = MODEL_NAMES[self.config.model]  # type: ignore[misc]
+        self.model_version = shipped_version(self.model_name)  # type: ignore[misc]
+
+    def model(self) -> OnnxModel:
+        if self._model_dir is None:
+            from monitor.app.config import Settings
+
+            self._model_dir = Settings().model_dir or default_model_dir()
+        model = shared_model(self.model_name, self._model_dir)
+        if model.version != self.model_version:
+            self.model_version = model.version  # type: ignore[misc]
+        return model
+
+    def warm_up(self) -> None:
+        """Load the model and run one small picture (the card's shape has free height/width)."""
+        self.model().run_all(np.zeros((1, 3, 2 * REGION, 2 * REGION), np.float32))
+
+    def scores(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(region probabilities (N, 1, h, w) over whole regions, frame probabilities (N,))
+        for RGB frames (N, H, W, 3)."""
+        batcher = shared_batcher(self.model())  # joins frames of concurrent channels
+        maps, heads = [], []
+        size = self.config.batch_size
+        for i in range(0, len(rgb), size):
+            x = rgb[i : i + size].transpose(0, 3, 1, 2).astype(np.float32)
+            region, frame = batcher.run_all(x)
+            maps.append(region)
+            heads.append(frame[:, 0])
+        return whole_regions(np.concatenate(maps), *rgb.shape[1:3]), np.concatenate(heads)
+
+    def decide(self, region: np.ndarray, head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(flags, confidence) per frame under the configured decision."""
+        thresholds = self.model().card.thresholds
+        if self.config.decision == "head":
+            t = self.config.head_threshold or thresholds.get("head", 0.5)
+            return head >= t, head
+        t = self.config.region_threshold or thresholds.get("region", 0.5)
+        share = corrupted_share(region, t)
+        flat = region.reshape(len(region), -1)
+        hot = np.where(flat >= t, flat, 0.0).sum(axis=1) / np.maximum((flat >= t).sum(axis=1), 1)
+        return share > self.config.area_threshold, hot
+
+    def detect(self, segment: DecodedSegment) -> list[DefectSpan]:
+        if not segment.has_video or segment.rgb is None:
+            return []
+        picks = np.arange(0, len(segment.video_times), self.config.stride)
+        region, head = self.scores(segment.rgb[picks])
+        flags, confidence = self.decide(region, head)
+        step = self.config.stride * segment.frame_duration
+        spans = spans_from_flags(flags, segment.video_times[picks], step, confidence)
+        end = segment.video_span[1]
+        return [s.model_copy(update={"end": min(s.end, end)}) for s in spans]
+
+
+__all__ = [
+    "BlockCorruptionConfig",
+    "BlockCorruptionDetector",
+    "corrupted_share",
+    "shared_model",
+    "whole_regions",
+]

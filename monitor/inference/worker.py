@@ -1,0 +1,238 @@
+"""The inference worker: segments in, detections out.
+
+Each segment is decoded once (in a thread, so the event loop keeps serving the API and the
+bus; segments of different channels from one poll side by side), handed to every enabled
+detector of its channel, and one :class:`DetectionMessage` per
+detector is published; the first of them carries a small JPEG of one frame for the status
+wall. The consumer commits only after every detection of the batch was
+acknowledged, so a crash replays the batch and downstream dedup absorbs the repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from monitor.core.bus import Bus, Record
+from monitor.app.config import VqmConfig
+from monitor.inference.detectors.base import Detector
+from monitor.inference.detectors.registry import build
+from monitor.inference.engine import loaded_models
+from monitor.inference.media import DecodedSegment, DecodeError, DecodeNeeds, decode_bytes
+from monitor.core.messages import (
+    DetectionMessage,
+    MessageError,
+    SegmentMessage,
+    StreamEvent,
+    StreamEventKind,
+    decode_message,
+    encode_message,
+)
+from monitor.core.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+THUMBNAIL_SIZE = (192, 108)  # width, height: a status wall tile, a few kB as JPEG
+THUMBNAIL_QUALITY = 70
+
+
+def thumbnail_jpeg(decoded: DecodedSegment) -> str | None:
+    """Base64 JPEG of the segment's middle frame, colour when decoded, else its luma.
+
+    Only what the detectors already decoded is used, so a channel whose detectors read
+    luma alone gets a grey picture rather than paying for an RGB conversion.
+    """
+    frames = decoded.rgb if decoded.rgb is not None and len(decoded.rgb) else decoded.luma
+    if frames.ndim < 3 or len(frames) == 0 or frames.shape[1] == 0 or frames.shape[2] == 0:
+        return None
+    frame = np.ascontiguousarray(frames[len(frames) // 2])
+    if frame.ndim == 3:
+        frame = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+    small = cv2.resize(frame, THUMBNAIL_SIZE, interpolation=cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_QUALITY])
+    return base64.b64encode(jpeg.tobytes()).decode("ascii") if ok else None
+
+
+def union_needs(detectors: list[Detector]) -> DecodeNeeds:
+    """Decode only what some detector of the channel reads."""
+    return DecodeNeeds(
+        luma=any(d.needs.luma for d in detectors),
+        rgb=any(d.needs.rgb for d in detectors),
+        audio=any(d.needs.audio for d in detectors),
+    )
+
+
+@dataclass
+class Analysis:
+    """What one segment produced: detections, or the reason it could not be decoded."""
+
+    detections: list[DetectionMessage]
+    error: str | None = None
+
+
+class SegmentAnalyzer:
+    """Runs a channel's detectors over one segment; built once per channel and reused."""
+
+    def __init__(self, config: VqmConfig, metrics: Metrics) -> None:
+        self._config = config
+        self._metrics = metrics
+        self._detectors: dict[str, list[Detector]] = {}
+
+    def detectors(self, channel_id: str) -> list[Detector]:
+        if channel_id not in self._detectors:
+            try:
+                configs = self._config.detectors_for(self._config.channel(channel_id))
+            except KeyError:
+                logger.warning("segment for unconfigured channel %s: default detectors", channel_id)
+                configs = self._config.detectors_for_defaults()
+            self._detectors[channel_id] = [build(c) for c in configs.values()]
+        return self._detectors[channel_id]
+
+    def warm_up(self) -> None:
+        for channel in self._config.channels:
+            for detector in self.detectors(channel.id):
+                detector.warm_up()
+
+    def analyse(self, segment: SegmentMessage) -> Analysis:
+        """Decode and detect; blocking, run it in a thread."""
+        detectors = self.detectors(segment.channel_id)
+        started = time.perf_counter()
+        try:
+            decoded = decode_bytes(segment.payload, union_needs(detectors))
+        except DecodeError as exc:
+            self._metrics.decode_errors.labels(segment.channel_id).inc()
+            return Analysis([], error=str(exc))
+        decode_time = time.perf_counter() - started
+        out = [self._run(d, segment, decoded, decode_time / len(detectors)) for d in detectors]
+        if out:
+            out[0] = out[0].model_copy(update={"thumbnail_jpeg": self._thumbnail(decoded)})
+        self._metrics.segments_processed.labels(segment.channel_id).inc()
+        return Analysis(out)
+
+    def _thumbnail(self, decoded: DecodedSegment) -> str | None:
+        """A picture is a nicety: failing to make one never costs the detections."""
+        try:
+            return thumbnail_jpeg(decoded)
+        except (cv2.error, ValueError):
+            logger.warning("thumbnail failed; the segment goes without one", exc_info=True)
+            return None
+
+    def _run(
+        self, detector: Detector, segment: SegmentMessage, decoded: DecodedSegment, share: float
+    ) -> DetectionMessage:
+        started = time.perf_counter()
+        spans = detector.detect(decoded)
+        self._metrics.processing_seconds.labels(segment.channel_id, detector.key).observe(
+            share + time.perf_counter() - started
+        )
+        if spans:
+            self._metrics.detections.labels(segment.channel_id, detector.key).inc()
+        media_start, media_end = detector.analysed_span(decoded)
+        return DetectionMessage(
+            channel_id=segment.channel_id,
+            seq=segment.seq,
+            detector=detector.key,
+            media_start=media_start,
+            media_end=media_end,
+            spans=spans,
+            score=max((s.confidence for s in spans), default=0.0),
+            model_name=detector.model_name,
+            model_version=detector.model_version,
+            fetched_at=segment.fetched_at,
+        )
+
+
+class InferenceWorker:
+    """Consumes ``topics.segments``, publishes ``topics.detections``.
+
+    worker = InferenceWorker(config, bus, metrics)
+    await worker.run(stop)   # returns within about a second of stop.set()
+    """
+
+    def __init__(
+        self, config: VqmConfig, bus: Bus, metrics: Metrics, group: str = "vqm-inference"
+    ) -> None:
+        self._bus = bus
+        self._topics = config.topics
+        self._metrics = metrics
+        self._group = group
+        self.analyzer = SegmentAnalyzer(config, metrics)
+        self.ready = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.to_thread(self.analyzer.warm_up)
+        self._announce_models()
+        self.ready = True
+        consumer = self._bus.consumer([self._topics.segments], self._group)
+        try:
+            while not stop.is_set():
+                records = await consumer.getmany(timeout_ms=1000, max_records=8)
+                if not records:
+                    continue
+                await self._handle_poll(records)
+                await consumer.commit()
+        finally:
+            self.ready = False
+            await consumer.stop()
+
+    def _announce_models(self) -> None:
+        """``vqm_model_info`` (and so /readyz) names each model the warm-up loaded."""
+        for name, (version, provider) in loaded_models().items():
+            self._metrics.model_info.labels(model=name, version=version, provider=provider).set(1)
+
+    async def _handle_poll(self, records: list[Record]) -> None:
+        """Channels side by side, each channel's segments in order: their decodes overlap,
+        and the learned detectors' model calls join into shared batches
+        (:mod:`monitor.inference.batching`)."""
+        by_channel: dict[str, list[Record]] = {}
+        for record in records:
+            by_channel.setdefault(record.key, []).append(record)
+
+        async def in_order(channel_records: list[Record]) -> None:
+            for record in channel_records:
+                await self._handle(record)
+
+        await asyncio.gather(*(in_order(rs) for rs in by_channel.values()))
+
+    async def _handle(self, record: Record) -> None:
+        try:
+            segment = decode_message(record.value, SegmentMessage)
+        except MessageError as exc:
+            self._metrics.invalid_messages.labels(record.topic).inc()
+            logger.warning("skipping invalid segment message at offset %s: %s", record.offset, exc)
+            return
+        analysis = await asyncio.to_thread(self.analyzer.analyse, segment)
+        if analysis.error is not None:
+            logger.warning(
+                "channel %s segment %d does not decode: %s",
+                segment.channel_id,
+                segment.seq,
+                analysis.error,
+            )
+            await self._publish_event(segment, analysis.error)
+            return
+        for detection in analysis.detections:
+            await self._bus.publish(
+                self._topics.detections, detection.channel_id, encode_message(detection)
+            )
+            self._metrics.detection_latency.labels(segment.channel_id, detection.detector).observe(
+                max(0.0, detection.detected_at - segment.fetched_at)
+            )
+
+    async def _publish_event(self, segment: SegmentMessage, detail: str) -> None:
+        event = StreamEvent(
+            channel_id=segment.channel_id,
+            kind=StreamEventKind.DECODE_ERROR,
+            detail=detail,
+            seq=segment.seq,
+            url=segment.uri or None,
+        )
+        await self._bus.publish(
+            self._topics.stream_events, segment.channel_id, encode_message(event)
+        )

@@ -1,0 +1,394 @@
+"""Follow one live HLS channel: reload its playlist, fetch each new segment once, publish it.
+
+    follower = HlsFollower(channel, settings, bus, topics, metrics)
+    await follower.run(stop)    # returns when ``stop`` is set, or at the end of a VOD playlist
+
+The follower reloads the playlist as RFC 8216 section 6.3.4 asks (one target duration after a
+load that found a change, half of one after a load that did not, measured from the start of the
+load), starts at the live edge or at the first listed segment (``settings.start``; a complete
+VOD playlist always starts at its first), and publishes one :class:`SegmentMessage` per media
+sequence number. Everything it notices about the stream is a :class:`StreamEvent` on
+``topics.stream_events``, a count in ``vqm_ingest_errors{kind}`` and one log line:
+
+=================  ==========================================================================
+kind               when
+=================  ==========================================================================
+http_error         an HTTP error status (``status`` set), a refused or broken connection
+timeout            no complete answer within ``request_timeout`` (after retries)
+playlist_parse     the playlist does not parse (``detail`` names the line)
+stale_playlist     playlist unchanged for ``stale_after_targets`` target durations; once per
+                   episode, followed by ``recovered`` when it moves again
+discontinuity      EXT-X-DISCONTINUITY before a followed segment, or the media sequence going
+                   back (origin restart)
+gap                segments that left the window before they were fetched (``detail`` names
+                   the range, ``seq`` its first)
+oversize           a segment over ``max_segment_bytes``; it is not published
+recovered          the playlist moves again after being stale (not counted as an error)
+=================  ==========================================================================
+
+A failed segment is reported and skipped; a failed playlist load is reported and retried at the
+next reload. Nothing a server sends can stop the follower: unexpected exceptions are caught at
+the loop boundary, logged, counted as ``internal`` and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+
+from monitor.core.bus import Bus, Topics
+from monitor.app.config import ChannelConfig, IngestConfig
+from monitor.core.messages import SegmentMessage, StreamEvent, StreamEventKind, encode_message, now
+from monitor.core.metrics import Metrics
+from stream_ingest.fetch import (
+    Fetcher,
+    FetchError,
+    choose_variant,
+    fetch_text,
+    make_client,
+)
+from stream_ingest.playlist import (
+    InitSection,
+    MasterPlaylist,
+    MediaPlaylist,
+    PlaylistError,
+    Segment,
+    parse_playlist,
+)
+
+logger = logging.getLogger(__name__)
+
+# Reload delay before any target duration is known (the first load failed).
+_FIRST_RETRY_DELAY = 1.0
+# The channel counts as down after this many target durations without a segment while failing.
+_DOWN_AFTER_TARGETS = 3.0
+# Statuses after which a chosen variant is dropped and the master playlist read again.
+_GONE = {404, 410}
+_WARN = set(StreamEventKind) - {StreamEventKind.DISCONTINUITY, StreamEventKind.RECOVERED}
+
+
+class HlsFollower:
+    """Follows one channel's playlist until stopped (or until a VOD playlist ends)."""
+
+    def __init__(
+        self,
+        channel: ChannelConfig,
+        settings: IngestConfig,
+        bus: Bus,
+        topics: Topics,
+        metrics: Metrics,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.channel = channel
+        self.settings = settings
+        self._bus = bus
+        self._topics = topics
+        self._metrics = metrics
+        self._client = client
+        self._fetcher: Fetcher | None = None
+        self._media_url: str | None = None  # set once a master playlist chose a variant
+        self._codecs = ""
+        self._target: float | None = None
+        self._next_seq: int | None = None  # next media sequence number to fetch
+        self._media_time = 0.0  # running sum of EXTINF since the first followed segment
+        self._mark_discontinuity = False  # the next segment follows a gap or a restart
+        self._init_cache: tuple[InitSection, bytes] | None = None
+        self._signature: tuple[object, ...] | None = None
+        self._changed_at = 0.0
+        self._stale = False
+        self._last_good = 0.0  # last delivered segment (or start), loop clock
+        self._failing = False  # a request failed since the last delivered segment
+        self._down = False
+        self.finished = False  # a VOD playlist was followed to its end
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Follow the channel until ``stop`` is set or a VOD playlist ends.
+
+        The work runs in a child task that is cancelled the moment ``stop`` is set, so even a
+        request in flight (up to ``request_timeout``) does not delay shutdown.
+        """
+        client = self._client or make_client(self.settings)
+        self._fetcher = Fetcher(client, self.settings)
+        follow = asyncio.create_task(self._follow(), name=f"hls-follow-{self.channel.id}")
+        stopped = asyncio.create_task(stop.wait(), name=f"hls-stop-{self.channel.id}")
+        try:
+            await asyncio.wait({follow, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            follow.cancel()
+            stopped.cancel()
+            await asyncio.gather(follow, stopped, return_exceptions=True)
+            if self._client is None:
+                await client.aclose()
+        error = None if follow.cancelled() else follow.exception()
+        if error is not None:
+            raise error  # only a bug in the follower itself gets here
+
+    async def _follow(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._last_good = self._changed_at = loop.time()
+        self._metrics.ingest_up.labels(channel=self.channel.id).set(0)
+        logger.info("channel %s: following %s", self.channel.id, self.channel.url)
+        while not self.finished:
+            started = loop.time()
+            try:
+                changed = await self._poll()
+            except Exception:
+                logger.exception("channel %s: unexpected error; carrying on", self.channel.id)
+                self._metrics.ingest_errors.labels(channel=self.channel.id, kind="internal").inc()
+                changed = False
+            self._check_down()
+            if self.finished:
+                logger.info("channel %s: playlist ended; done", self.channel.id)
+                return
+            await asyncio.sleep(max(0.0, self._reload_delay(changed) - (loop.time() - started)))
+
+    def _reload_delay(self, changed: bool) -> float:
+        """RFC 8216 6.3.4: a target duration after a change, half of one after no change."""
+        if self._target is None:
+            return _FIRST_RETRY_DELAY
+        return self._target if changed else self._target / 2
+
+    async def _poll(self) -> bool:
+        """Load the playlist once and ingest its new segments; True when it had changed."""
+        try:
+            playlist = await self._load()
+        except FetchError as exc:
+            self._failing = True
+            if exc.status in _GONE and self._media_url is not None:
+                self._media_url = None  # the variant went away: choose again from the master
+            await self._report_fetch(exc)
+            return False
+        except PlaylistError as exc:
+            self._failing = True
+            await self._report(StreamEventKind.PLAYLIST_PARSE, str(exc), url=self._playlist_url)
+            return False
+        self._target = playlist.target_duration
+        changed = await self._observe(playlist)
+        await self._ingest_new(playlist)
+        if playlist.endlist and (self._next_seq is None or self._next_seq > playlist.last_seq):
+            self.finished = True
+        return changed
+
+    @property
+    def _playlist_url(self) -> str:
+        return self._media_url or self.channel.url
+
+    async def _load(self) -> MediaPlaylist:
+        """Fetch and parse the media playlist, choosing a variant the first time a master shows."""
+        assert self._fetcher is not None
+        url = self._playlist_url
+        playlist = parse_playlist(await fetch_text(self._fetcher, url), url)
+        if isinstance(playlist, MasterPlaylist):
+            if self._media_url is not None:
+                raise PlaylistError(f"{url}: variant playlist is itself a master playlist")
+            variant = choose_variant(playlist)
+            self._media_url, self._codecs = variant.uri, variant.codecs
+            return await self._load()
+        return playlist
+
+    # Staleness
+
+    async def _observe(self, playlist: MediaPlaylist) -> bool:
+        """Note whether the playlist moved; raise ``stale_playlist`` / ``recovered`` on edges."""
+        clock = asyncio.get_running_loop().time()
+        signature = (
+            playlist.media_sequence,
+            playlist.endlist,
+            tuple(s.uri for s in playlist.segments),
+        )
+        if signature != self._signature:
+            self._signature, self._changed_at = signature, clock
+            if self._stale:
+                self._stale = False
+                await self._report(
+                    StreamEventKind.RECOVERED,
+                    f"playlist moving again at media sequence {playlist.media_sequence}",
+                    url=playlist.url,
+                )
+            return True
+        unchanged_for = clock - self._changed_at
+        limit = self.settings.stale_after_targets * playlist.target_duration
+        if not self._stale and not playlist.endlist and unchanged_for >= limit:
+            self._stale = True
+            self._metrics.ingest_up.labels(channel=self.channel.id).set(0)
+            await self._report(
+                StreamEventKind.STALE_PLAYLIST,
+                f"media sequence {playlist.media_sequence} and segment list unchanged for "
+                f"{unchanged_for:.1f} s ({self.settings.stale_after_targets:g} target durations)",
+                url=playlist.url,
+            )
+        return False
+
+    # Segments
+
+    async def _ingest_new(self, playlist: MediaPlaylist) -> None:
+        """Fetch and publish every segment not yet followed, in media sequence order."""
+        if not playlist.segments:
+            return
+        if self._next_seq is None:
+            self._next_seq = self._start_seq(playlist)
+        else:
+            await self._check_window(playlist)
+        for segment in playlist.segments:
+            if segment.seq < self._next_seq:
+                continue
+            media_start = self._media_time
+            # Advance first: a segment that fails (or crashes) is never fetched twice.
+            self._next_seq = segment.seq + 1
+            self._media_time += segment.duration
+            await self._ingest(segment, media_start)
+
+    def _start_seq(self, playlist: MediaPlaylist) -> int:
+        first = self.settings.start == "first" or playlist.is_vod
+        seq = playlist.media_sequence if first else playlist.last_seq
+        logger.info(
+            "channel %s: starting at media sequence %d (%s)",
+            self.channel.id,
+            seq,
+            "first listed" if first else "live edge",
+        )
+        return seq
+
+    async def _check_window(self, playlist: MediaPlaylist) -> None:
+        """Report segments that left the window unfetched, and an origin that restarted."""
+        assert self._next_seq is not None
+        window = len(playlist.segments)
+        if playlist.last_seq + window < self._next_seq - 1:
+            # No overlap with anything we have seen: the sequence restarted. A slightly older
+            # window is just an out-of-date cache copy and is ignored.
+            await self._report(
+                StreamEventKind.DISCONTINUITY,
+                f"media sequence went back from {self._next_seq - 1} to {playlist.last_seq}; "
+                "following from there",
+                seq=playlist.media_sequence,
+                url=playlist.url,
+            )
+            self._next_seq = self._start_seq(playlist)
+            self._mark_discontinuity = True
+            return
+        first = playlist.media_sequence
+        if first <= self._next_seq:
+            return
+        missing = range(self._next_seq, first)
+        # Their EXTINF was never seen: keep the timeline close to wall clock with a target each.
+        self._media_time += len(missing) * playlist.target_duration
+        await self._report(
+            StreamEventKind.GAP,
+            f"segments {missing.start}-{missing.stop - 1} ({len(missing)}) left the playlist "
+            "before they were fetched",
+            seq=missing.start,
+            url=playlist.url,
+        )
+        self._next_seq = first
+        self._mark_discontinuity = True
+
+    async def _ingest(self, segment: Segment, media_start: float) -> None:
+        """Fetch one segment and publish it, or report why not."""
+        if segment.discontinuity:
+            await self._report(
+                StreamEventKind.DISCONTINUITY,
+                f"EXT-X-DISCONTINUITY before segment {segment.seq} "
+                f"(discontinuity sequence {segment.discontinuity_seq})",
+                seq=segment.seq,
+                url=segment.uri,
+            )
+        try:
+            payload = await self._payload(segment)
+        except FetchError as exc:
+            if exc.kind != StreamEventKind.OVERSIZE:
+                self._failing = True
+            await self._report_fetch(exc, seq=segment.seq)
+            return
+        message = SegmentMessage(
+            channel_id=self.channel.id,
+            seq=segment.seq,
+            uri=segment.uri,
+            media_start=media_start,
+            duration=segment.duration,
+            fetched_at=now(),
+            discontinuity=segment.discontinuity or self._mark_discontinuity,
+            container=segment.container,
+            codecs=self._codecs,
+            payload=payload,
+        )
+        await self._bus.publish(
+            self._topics.segments, key=self.channel.id, value=encode_message(message)
+        )
+        self._mark_discontinuity = False
+        self._delivered(message)
+
+    async def _payload(self, segment: Segment) -> bytes:
+        """The segment's bytes, with its fMP4 init section in front when it has one."""
+        assert self._fetcher is not None
+        cap = self.settings.max_segment_bytes
+        init = await self._init_bytes(segment.init, cap) if segment.init is not None else b""
+        body = await self._fetcher.get(
+            segment.uri, cap=cap - len(init), byterange=segment.byterange
+        )
+        return init + body
+
+    async def _init_bytes(self, init: InitSection, cap: int) -> bytes:
+        """EXT-X-MAP bytes, fetched once per distinct init section."""
+        assert self._fetcher is not None
+        if self._init_cache is not None and self._init_cache[0] == init:
+            return self._init_cache[1]
+        data = await self._fetcher.get(init.uri, cap=cap, byterange=init.byterange)
+        self._init_cache = (init, data)
+        return data
+
+    def _delivered(self, message: SegmentMessage) -> None:
+        channel = self.channel.id
+        self._metrics.segments_ingested.labels(channel=channel).inc()
+        self._metrics.ingest_up.labels(channel=channel).set(1)
+        self._metrics.last_segment_timestamp.labels(channel=channel).set(message.fetched_at)
+        self._last_good = asyncio.get_running_loop().time()
+        self._failing = False
+        if self._down:
+            logger.info("channel %s: delivering segments again", channel)
+        self._down = False
+        logger.debug("channel %s: published segment %d", channel, message.seq)
+
+    def _check_down(self) -> None:
+        """Mark the channel down when requests fail and nothing came for 3 target durations."""
+        target = self._target or _FIRST_RETRY_DELAY
+        silent_for = asyncio.get_running_loop().time() - self._last_good
+        if self._down or not self._failing or silent_for <= _DOWN_AFTER_TARGETS * target:
+            return
+        self._down = True
+        self._metrics.ingest_up.labels(channel=self.channel.id).set(0)
+        logger.warning(
+            "channel %s: down: origin failing and no segment for %.1f s",
+            self.channel.id,
+            silent_for,
+        )
+
+    # Reporting
+
+    async def _report_fetch(self, exc: FetchError, seq: int | None = None) -> None:
+        await self._report(exc.kind, exc.detail, seq=seq, url=exc.url, status=exc.status)
+
+    async def _report(
+        self,
+        kind: StreamEventKind,
+        detail: str,
+        *,
+        seq: int | None = None,
+        url: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        """One stream finding: a log line, a metric (errors only) and an event on the bus."""
+        channel = self.channel.id
+        where = f" seq {seq}" if seq is not None else ""
+        # Discontinuities are routine (ad breaks) and recoveries good news: info, not warning.
+        level = logging.WARNING if kind in _WARN else logging.INFO
+        logger.log(level, "channel %s: %s%s: %s (%s)", channel, kind.value, where, detail, url)
+        if kind != StreamEventKind.RECOVERED:
+            self._metrics.ingest_errors.labels(channel=channel, kind=kind.value).inc()
+        event = StreamEvent(
+            channel_id=channel, kind=kind, detail=detail, seq=seq, url=url, status=status
+        )
+        await self._bus.publish(
+            self._topics.stream_events, key=channel, value=encode_message(event)
+        )
