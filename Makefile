@@ -20,15 +20,18 @@ demo: $(STAMP)
 system-deps:
 	@scripts/system-deps.sh
 
+# The layer contracts (pyproject.toml, [tool.importlinter]) first: a wrong import fails fast.
 test: $(STAMP) system-deps
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check monitor stream_ingest alerting tests benchmarks
+	$(BIN)/ruff check monitor stream_ingest alerting lab tests benchmarks
 	$(BIN)/mypy monitor stream_ingest alerting
+	$(BIN)/lint-imports --no-cache
 
 eval: $(STAMP) system-deps
 	$(BIN)/vqm eval signal

@@ -1,15 +1,24 @@
-"""The ``alerting:`` section of the channels file: flap suppression and paging delivery.
+"""The alerting stage's sections of the channels file, and what the stage reads of the rest.
 
     alerting:
       flap_window: 60        # hold a resolve this long; a defect back within it is the same alert
       outbox: {backoff_max: 120}
+    notifications:           # who gets paged: see alerting.notifiers.routing
+      notifiers: {oncall: {type: pagerduty, routing_key: "..."}}
+      routes: [{severities: [critical], notifiers: [oncall]}]
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerting.notifiers.routing import NotificationConfig
 from alerting.outbox import OutboxConfig
+from monitor.core.channels import Channels
+
+__all__ = ["AlertingConfig", "AlertingView", "NotificationConfig"]
 
 
 class AlertingConfig(BaseModel):
@@ -28,3 +37,13 @@ class AlertingConfig(BaseModel):
     outbox: OutboxConfig = Field(
         default_factory=OutboxConfig, description="Retry timing of notifier deliveries."
     )
+
+
+class AlertingView(Channels, Protocol):
+    """What the alerting stage reads of the channels file (the application config is one)."""
+
+    @property
+    def alerting(self) -> AlertingConfig: ...
+
+    @property
+    def notifications(self) -> NotificationConfig: ...

@@ -28,10 +28,11 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
+from alerting.config import AlertingView
 from alerting.intervals import IntervalChange
 from alerting.models import Alert, AlertEvent, AlertState, AlertTransition, Silence
 from alerting.store import AlertStore, ChannelHealth, Thumbnail, alert_key
-from monitor.app.config import ChannelConfig, VqmConfig
+from monitor.core.channels import ChannelConfig
 from monitor.core.messages import DetectionMessage, StreamEvent, StreamEventKind, now
 from monitor.core.metrics import Metrics
 from monitor.core.state import StateStore
@@ -80,7 +81,7 @@ class AlertEngine:
 
     def __init__(
         self,
-        config: VqmConfig,
+        config: AlertingView,
         state: StateStore,
         metrics: Metrics,
         listeners: Sequence[Listener] = (),

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# Defined here rather than in monitor.app.config so the notifier configs, which monitor.app.config
-# embeds, can use it without an import cycle; monitor.app.config re-exports it.
-Severity = Literal["critical", "major", "minor", "warning", "info"]
+from monitor.core.channels import Severity
+
+__all__ = [
+    "Acknowledgement",
+    "Alert",
+    "AlertEvent",
+    "AlertState",
+    "AlertTransition",
+    "Severity",
+    "Silence",
+    "SilenceSpec",
+]
 
 
 class AlertState(StrEnum):

@@ -21,7 +21,13 @@ from typing import Any
 
 from alerting.engine import AlertEngine
 from monitor.core.bus import Bus, Consumer, Record, Topics
-from monitor.core.messages import DetectionMessage, Message, MessageError, StreamEvent, decode_message
+from monitor.core.messages import (
+    DetectionMessage,
+    Message,
+    MessageError,
+    StreamEvent,
+    decode_message,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,10 @@ import time
 
 import numpy as np
 
-from monitor.inference.detectors.block_corruption import MODEL_NAMES, shared_model
 from monitor.app.synthetic.scenes import ScenePlan
 from monitor.app.synthetic.video import ChannelVideo
+from monitor.inference.detectors.block_corruption import MODEL_NAMES
+from monitor.inference.models import ModelCache
 
 
 def frames(width: int, height: int, count: int) -> np.ndarray:
@@ -28,7 +29,7 @@ def frames(width: int, height: int, count: int) -> np.ndarray:
 
 
 def model_ms(name: str, rgb: np.ndarray) -> float:
-    model = shared_model(name)
+    model = ModelCache().model(name)
     x = rgb.transpose(0, 3, 1, 2).astype(np.float32)
     model.run_all(x[:1])
     started = time.perf_counter()

@@ -1,23 +1,13 @@
-"""Ingest: follow live HLS channels, check the stream itself, publish segments on the bus.
+"""Ingest: follow live channels, check the stream itself, publish segments on the bus.
 
+- :mod:`stream_ingest.sources`: one module per source kind, keyed by URL scheme
+  (:mod:`~stream_ingest.sources.hls`: HLS over HTTP(S)); the registry picks one per channel.
 - :mod:`stream_ingest.playlist`: RFC 8216 playlist parsing (pure, no I/O).
 - :mod:`stream_ingest.fetch`: HTTP (or local file) reads with timeouts, size caps and retries.
-- :mod:`stream_ingest.sources.hls`: :class:`HlsFollower`, one live channel to ``vqm.segments`` and
-  ``vqm.stream-events``.
-- :mod:`stream_ingest.vod`: :func:`fetch_vod_segments`, a playlist read once for ``vqm scan``.
-- :mod:`stream_ingest.service`: :class:`IngestService`, one follower per channel, supervised.
+- :mod:`stream_ingest.vod`: :func:`~stream_ingest.vod.fetch_vod_segments`, a playlist read once
+  for ``vqm scan``.
+- :mod:`stream_ingest.service`: :class:`~stream_ingest.service.IngestService`, one source per
+  channel, supervised; :mod:`stream_ingest.owned` and :mod:`stream_ingest.leases`: the channels
+  this worker holds a lease on, in the distributed mode.
+- :mod:`stream_ingest.config`: the ``ingest:`` section of the channels file.
 """
-
-from stream_ingest.sources.hls import HlsFollower
-from stream_ingest.playlist import PlaylistError, parse_playlist
-from stream_ingest.service import IngestService
-from stream_ingest.vod import VodError, fetch_vod_segments
-
-__all__ = [
-    "HlsFollower",
-    "IngestService",
-    "PlaylistError",
-    "VodError",
-    "fetch_vod_segments",
-    "parse_playlist",
-]

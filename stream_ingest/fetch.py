@@ -23,8 +23,9 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from monitor.app.config import IngestConfig
+from monitor.core.errors import VqmError
 from monitor.core.messages import StreamEventKind
+from stream_ingest.config import IngestConfig
 from stream_ingest.playlist import (
     ByteRange,
     MasterPlaylist,
@@ -41,7 +42,7 @@ MAX_PLAYLIST_BYTES = 4 * 1024 * 1024
 _RETRIABLE_CLIENT_STATUSES = {404, 408, 425, 429}
 
 
-class FetchError(Exception):
+class FetchError(VqmError):
     """A request that failed for good (after retries, or at once when retrying cannot help)."""
 
     def __init__(
@@ -52,12 +53,11 @@ class FetchError(Exception):
         status: int | None = None,
         retriable: bool = True,
     ) -> None:
-        super().__init__(f"{url}: {detail}")
+        super().__init__(f"{url}: {detail}", retriable=retriable)
         self.kind = kind
         self.url = url
         self.detail = detail
         self.status = status
-        self.retriable = retriable
 
 
 def make_client(settings: IngestConfig) -> httpx.AsyncClient:

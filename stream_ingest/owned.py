@@ -1,8 +1,9 @@
 """Distributed ingest: follow only the channels whose lease this worker holds.
 
-Several ``vqm ingest`` processes share one channel list. :class:`~stream_ingest.leases.ChannelLeases`
-decides which of them follows each channel; :class:`OwnedIngest` runs the leases and keeps
-one :class:`IngestService` per owned channel, starting a follower when a lease is won and
+Several ``vqm ingest`` processes share one channel list.
+:class:`~stream_ingest.leases.ChannelLeases` decides which of them follows each channel;
+:class:`OwnedIngest` runs the leases and keeps one :class:`IngestService` per owned channel,
+starting a source when a lease is won and
 stopping it when the lease is lost or handed back.
 
     ingest = OwnedIngest(config, bus, metrics, leases)
@@ -24,10 +25,10 @@ from dataclasses import dataclass
 import httpx
 
 from monitor.core.bus import Bus
-from monitor.app.config import VqmConfig
-from stream_ingest.leases import ChannelLeases
 from monitor.core.metrics import Metrics
+from stream_ingest.config import IngestView
 from stream_ingest.fetch import make_client
+from stream_ingest.leases import ChannelLeases
 from stream_ingest.service import SHUTDOWN_TIMEOUT, IngestService
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class OwnedIngest:
     """Follows the channels ``leases`` says this worker owns; see the module docstring."""
 
     def __init__(
-        self, config: VqmConfig, bus: Bus, metrics: Metrics, leases: ChannelLeases
+        self, config: IngestView, bus: Bus, metrics: Metrics, leases: ChannelLeases
     ) -> None:
         self.config = config
         self.leases = leases

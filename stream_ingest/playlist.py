@@ -26,6 +26,8 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from monitor.core.errors import VqmError
+
 Container = Literal["mpegts", "fmp4", "unknown"]
 
 _ATTRIBUTE = re.compile(r'\s*([A-Z0-9-]+)=("[^"\r\n]*"|[^",\s]*)\s*(?:,|$)')
@@ -41,7 +43,7 @@ _TS_SUFFIXES = (".ts", ".tsv", ".tsa", ".m2ts", ".mts")
 _MP4_SUFFIXES = (".m4s", ".mp4", ".m4v", ".m4a", ".cmfv", ".cmfa")
 
 
-class PlaylistError(ValueError):
+class PlaylistError(VqmError, ValueError):
     """A playlist that does not parse; the message says what and on which line."""
 
 

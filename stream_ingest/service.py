@@ -1,11 +1,12 @@
-"""Run one HLS follower per channel: the ingest stage of both the one-process and the
-distributed mode.
+"""Run one source per channel: the ingest stage of both the one-process and the distributed
+mode. Which source follows a channel is the registry's choice, by the URL's scheme
+(:mod:`stream_ingest.sources`); this supervisor knows only the :class:`Source` interface.
 
     service = IngestService(config, bus, metrics, channel_ids=["news", "sport"])
     await service.run(stop)   # returns once every follower has stopped
 
 ``channel_ids`` picks the channels this process follows, so several ingest workers can split a
-channel list between them; None follows every configured channel. A follower that dies of a bug
+channel list between them; None follows every configured channel. A source that dies of a bug
 is logged, counted and restarted after a back-off, so one channel never takes the others down.
 """
 
@@ -18,10 +19,12 @@ import logging
 import httpx
 
 from monitor.core.bus import Bus
-from monitor.app.config import ChannelConfig, VqmConfig
+from monitor.core.channels import ChannelConfig
 from monitor.core.metrics import Metrics
+from stream_ingest.config import IngestView
 from stream_ingest.fetch import make_client
-from stream_ingest.sources.hls import HlsFollower
+from stream_ingest.sources.base import SourceContext
+from stream_ingest.sources.registry import source_class
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +33,11 @@ _RESTART_BACKOFF_MAX = 30.0
 
 
 class IngestService:
-    """Supervises one :class:`HlsFollower` task per selected channel."""
+    """Supervises one source task per selected channel."""
 
     def __init__(
         self,
-        config: VqmConfig,
+        config: IngestView,
         bus: Bus,
         metrics: Metrics,
         channel_ids: list[str] | None = None,
@@ -47,7 +50,7 @@ class IngestService:
         self.channels = self._select(config, channel_ids)
 
     @staticmethod
-    def _select(config: VqmConfig, channel_ids: list[str] | None) -> list[ChannelConfig]:
+    def _select(config: IngestView, channel_ids: list[str] | None) -> list[ChannelConfig]:
         """The channels to follow; an unknown id is an error naming it (not a silent no-op)."""
         if channel_ids is None:
             return list(config.channels)
@@ -90,20 +93,21 @@ class IngestService:
     async def _supervise(
         self, channel: ChannelConfig, client: httpx.AsyncClient, stop: asyncio.Event
     ) -> None:
-        """Run the channel's follower; restart it with back-off if it ever crashes."""
+        """Run the channel's source; restart it with back-off if it ever crashes."""
+        context = SourceContext(
+            self.config.ingest, self._bus, self.config.topics, self._metrics, client
+        )
         failures = 0
         while not stop.is_set():
-            follower = HlsFollower(
-                channel, self.config.ingest, self._bus, self.config.topics, self._metrics, client
-            )
             try:
-                await follower.run(stop)
+                source = source_class(channel.url)(channel, context)
+                await source.run(stop)
                 return
             except Exception:
                 failures += 1
                 delay = min(_RESTART_BACKOFF_MAX, self.config.ingest.backoff_base * 2**failures)
                 logger.exception(
-                    "ingest: follower for %s crashed; restarting in %.1f s", channel.id, delay
+                    "ingest: source for %s crashed; restarting in %.1f s", channel.id, delay
                 )
                 self._metrics.ingest_errors.labels(channel=channel.id, kind="internal").inc()
                 with contextlib.suppress(TimeoutError):

@@ -15,15 +15,16 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from monitor.app.config import IngestConfig
+from monitor.core.errors import VqmError
 from monitor.core.messages import SegmentMessage, now
+from stream_ingest.config import IngestConfig
 from stream_ingest.fetch import Fetcher, FetchError, load_media_playlist, make_client
 from stream_ingest.playlist import InitSection, PlaylistError, Segment
 
 logger = logging.getLogger(__name__)
 
 
-class VodError(RuntimeError):
+class VodError(VqmError, RuntimeError):
     """The playlist or one of its segments could not be read; the message says which and why."""
 
 

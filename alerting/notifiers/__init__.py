@@ -1,37 +1,23 @@
 """Notifiers: deliver alert transitions to Alertmanager, PagerDuty, Slack or any webhook.
 
-Built from a :class:`NotificationConfig` by :func:`build_notifiers`, all sharing one
+One module per notifier, registered in :mod:`alerting.notifiers.registry`; built from a
+:class:`NotificationConfig` by :func:`build_notifiers`, all sharing one
 ``httpx.AsyncClient``; the outbox (``alerting.outbox``) calls them and does the retrying.
+A plugin's own classes are imported from its module (``alerting.notifiers.slack``).
 """
 
-from alerting.notifiers.alertmanager import AlertmanagerConfig, AlertmanagerNotifier
 from alerting.notifiers.base import HttpNotifier, Notifier, NotifierError
-from alerting.notifiers.pagerduty import PagerDutyConfig, PagerDutyNotifier
-from alerting.notifiers.routing import (
-    NotificationConfig,
-    Route,
-    Router,
-    build_notifier,
-    build_notifiers,
-)
-from alerting.notifiers.slack import SlackConfig, SlackNotifier
-from alerting.notifiers.webhook import WebhookConfig, WebhookNotifier, verify_signature
+from alerting.notifiers.registry import build_notifier
+from alerting.notifiers.routing import NotificationConfig, Route, Router, build_notifiers
+from alerting.notifiers.webhook import verify_signature
 
 __all__ = [
-    "AlertmanagerConfig",
-    "AlertmanagerNotifier",
     "HttpNotifier",
     "NotificationConfig",
     "Notifier",
     "NotifierError",
-    "PagerDutyConfig",
-    "PagerDutyNotifier",
     "Route",
     "Router",
-    "SlackConfig",
-    "SlackNotifier",
-    "WebhookConfig",
-    "WebhookNotifier",
     "build_notifier",
     "build_notifiers",
     "verify_signature",

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from alerting.models import Alert, AlertEvent, AlertTransition
 from alerting.notifiers.base import HttpNotifier, NotifierConfig, rfc3339
+from alerting.notifiers.registry import register
 
 
 class AlertmanagerConfig(NotifierConfig):
@@ -34,9 +35,12 @@ class AlertmanagerConfig(NotifierConfig):
     )
 
 
+@register
 class AlertmanagerNotifier(HttpNotifier):
     """POSTs alerts to Alertmanager's v2 API."""
 
+    key = "alertmanager"
+    config_class = AlertmanagerConfig
     config: AlertmanagerConfig
 
     async def send(self, event: AlertEvent) -> None:

@@ -4,9 +4,18 @@ A notifier turns one :class:`AlertEvent` into one request to one receiver. It do
 the outbox does, so retries survive restarts and back off per entry. A notifier's only job
 besides formatting is to say, through :class:`NotifierError`, whether trying again can help.
 
-    class Teams(HttpNotifier):
+    class TeamsConfig(NotifierConfig):
+        type: Literal["teams"] = "teams"
+
+    @register                                   # alerting.notifiers.registry
+    class TeamsNotifier(HttpNotifier):
+        key = "teams"
+        config_class = TeamsConfig
         async def send(self, event: AlertEvent) -> None:
             await self.post(self.url, json={"text": event.alert.summary})
+
+A notifier is built as ``cls(name, config, client)``: its name in the notification config,
+its validated config, and the one HTTP client every notifier of the process shares.
 """
 
 from __future__ import annotations
@@ -16,12 +25,13 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from alerting.models import AlertEvent
+from monitor.core.errors import VqmError
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +39,7 @@ logger = logging.getLogger(__name__)
 _RETRIABLE_STATUS = {408, 425, 429}
 
 
-class NotifierError(Exception):
+class NotifierError(VqmError):
     """A receiver did not accept an event.
 
     ``retriable`` is True when the same request may succeed later (connection refused,
@@ -37,15 +47,16 @@ class NotifierError(Exception):
     """
 
     def __init__(self, message: str, *, retriable: bool, status: int | None = None) -> None:
-        super().__init__(message)
-        self.retriable = retriable
+        super().__init__(message, retriable=retriable)
         self.status = status
 
 
 class NotifierConfig(BaseModel):
-    """Settings every HTTP notifier has."""
+    """Settings every HTTP notifier has; a plugin adds ``type: Literal[<its key>]``."""
 
     model_config = ConfigDict(extra="forbid")
+
+    type: str
 
     url: AnyHttpUrl = Field(
         description="Receiver URL; Alertmanager and PagerDuty add their API path to it."
@@ -54,7 +65,13 @@ class NotifierConfig(BaseModel):
 
 
 class Notifier(abc.ABC):
-    """Sends alert transitions to one receiver; ``name`` is its key in the notification config."""
+    """Sends alert transitions to one receiver; ``name`` is its key in the notification config.
+
+    Plugins set ``key`` (the config's ``type``) and ``config_class``.
+    """
+
+    key: ClassVar[str]
+    config_class: ClassVar[type[BaseModel]]
 
     def __init__(self, name: str) -> None:
         self.name = name

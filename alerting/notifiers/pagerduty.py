@@ -12,6 +12,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr
 
 from alerting.models import Alert, AlertEvent, AlertTransition
 from alerting.notifiers.base import HttpNotifier, NotifierConfig, rfc3339
+from alerting.notifiers.registry import register
 
 # vqm severities -> the four PagerDuty knows.
 SEVERITY = {
@@ -38,9 +39,12 @@ class PagerDutyConfig(NotifierConfig):
     )
 
 
+@register
 class PagerDutyNotifier(HttpNotifier):
     """Triggers and resolves PagerDuty incidents, one per vqm alert."""
 
+    key = "pagerduty"
+    config_class = PagerDutyConfig
     config: PagerDutyConfig
 
     async def send(self, event: AlertEvent) -> None:

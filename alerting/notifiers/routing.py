@@ -14,22 +14,15 @@ An alert goes to every notifier of every route that lists its severity, once eac
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerting.models import AlertEvent, Severity
-from alerting.notifiers.alertmanager import AlertmanagerConfig, AlertmanagerNotifier
 from alerting.notifiers.base import Notifier
-from alerting.notifiers.pagerduty import PagerDutyConfig, PagerDutyNotifier
-from alerting.notifiers.slack import SlackConfig, SlackNotifier
-from alerting.notifiers.webhook import WebhookConfig, WebhookNotifier
+from alerting.notifiers.registry import build_notifier, config_union
 
-AnyNotifierConfig = Annotated[
-    AlertmanagerConfig | PagerDutyConfig | WebhookConfig | SlackConfig,
-    Field(discriminator="type"),
-]
+# Built once from the registry: an unknown ``type`` fails naming it and the known ones.
+AnyNotifierConfig = config_union()
 
 
 class Route(BaseModel):
@@ -46,7 +39,7 @@ class NotificationConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    notifiers: dict[str, AnyNotifierConfig] = Field(
+    notifiers: dict[str, AnyNotifierConfig] = Field(  # type: ignore[valid-type]
         default_factory=dict, description="Receivers by name, each with its `type`."
     )
     routes: list[Route] = Field(default_factory=list, description="Severity -> notifier names.")
@@ -80,18 +73,6 @@ class Router:
 
     def get(self, name: str) -> Notifier | None:
         return self.notifiers.get(name)
-
-
-def build_notifier(name: str, config: AnyNotifierConfig, client: httpx.AsyncClient) -> Notifier:
-    if isinstance(config, AlertmanagerConfig):
-        return AlertmanagerNotifier(name, config, client)
-    if isinstance(config, PagerDutyConfig):
-        return PagerDutyNotifier(name, config, client)
-    if isinstance(config, WebhookConfig):
-        return WebhookNotifier(name, config, client)
-    if isinstance(config, SlackConfig):
-        return SlackNotifier(name, config, client)
-    raise ValueError(f"notifier {name!r}: unknown type {type(config).__name__}")
 
 
 def build_notifiers(config: NotificationConfig, client: httpx.AsyncClient) -> Router:

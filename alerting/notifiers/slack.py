@@ -9,6 +9,7 @@ from pydantic import AnyHttpUrl, Field
 
 from alerting.models import Alert, AlertEvent, AlertTransition
 from alerting.notifiers.base import HttpNotifier, NotifierConfig
+from alerting.notifiers.registry import register
 
 _ICON = {
     "critical": ":red_circle:",
@@ -24,9 +25,12 @@ class SlackConfig(NotifierConfig):
     url: AnyHttpUrl = Field(description="The incoming webhook URL (https://hooks.slack.com/...).")
 
 
+@register
 class SlackNotifier(HttpNotifier):
     """POSTs ``{"text": ...}`` to an incoming webhook."""
 
+    key = "slack"
+    config_class = SlackConfig
     config: SlackConfig
 
     async def send(self, event: AlertEvent) -> None:

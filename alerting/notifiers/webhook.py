@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr
 
 from alerting.models import AlertEvent
 from alerting.notifiers.base import HttpNotifier, NotifierConfig
+from alerting.notifiers.registry import register
 
 SIGNATURE_HEADER = "X-VQM-Signature"
 TIMESTAMP_HEADER = "X-VQM-Timestamp"
@@ -32,9 +33,12 @@ class WebhookConfig(NotifierConfig):
     )
 
 
+@register
 class WebhookNotifier(HttpNotifier):
     """POSTs each event as JSON, signed with the shared secret."""
 
+    key = "webhook"
+    config_class = WebhookConfig
     config: WebhookConfig
 
     async def send(self, event: AlertEvent) -> None:

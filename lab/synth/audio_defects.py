@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 from scipy.signal import butter, sosfilt
 
+from lab.synth.speech import SpeechPool
 from monitor.app.synthetic.audio import RATE as CHANNEL_RATE
 from monitor.app.synthetic.audio import render_audio
 from monitor.app.synthetic.scenes import ScenePlan
-from lab.synth.speech import SpeechPool
 
 logger = logging.getLogger(__name__)
 
@@ -383,9 +383,10 @@ def programme(
 def channel_sound(
     rng: np.random.Generator, seconds: float, heldout: bool, rate: int = RATE
 ) -> np.ndarray:
-    """The synthetic live channel's own programme (:mod:`monitor.app.synthetic.audio`: formant speech,
-    tonal music, quiet passages over room tone) at its own level +-6 dB, so the demo channel
-    and the end-to-end tests are clean to this model too. Held-out plans use other seeds."""
+    """The synthetic live channel's own programme (:mod:`monitor.app.synthetic.audio`:
+    formant speech, tonal music, quiet passages over room tone) at its own level +-6 dB, so the
+    demo channel and the end-to-end tests are clean to this model too. Held-out plans use other
+    seeds."""
     if rate != CHANNEL_RATE:
         raise ValueError(f"the channel synthesizer renders at {CHANNEL_RATE} Hz")
     low, high = RECIPE["channel_plan_seeds"]["heldout" if heldout else "train"]

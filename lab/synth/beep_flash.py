@@ -24,8 +24,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from monitor.inference.media import DecodedSegment
-from monitor.app.synthetic.encode import AAC_FRAME, WARMUP_PACKETS, EncoderSettings, TsEncoder, audio_grid
+from monitor.app.synthetic.encode import (
+    AAC_FRAME,
+    WARMUP_PACKETS,
+    EncoderSettings,
+    TsEncoder,
+    audio_grid,
+)
+from monitor.inference.segment import DecodedSegment
 
 RATE = 48_000
 BEEP_HZ = 1000.0

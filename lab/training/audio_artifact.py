@@ -45,10 +45,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from monitor.inference.detectors.audio_artifact import (
-    MODEL_NAME,
-    MODEL_RATE,
-)
 from lab.synth.audio_defects import CLASSES, RECIPE
 from lab.synth.speech import (
     HELDOUT_LANGUAGES,
@@ -71,6 +67,10 @@ from lab.training.common import (
     seed_everything,
     timed,
     write_card,
+)
+from monitor.inference.detectors.audio_artifact import (
+    MODEL_NAME,
+    MODEL_RATE,
 )
 
 logger = logging.getLogger(__name__)

@@ -15,18 +15,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from monitor.inference.detectors.audio_artifact import (
-    MODEL_NAME,
-    MODEL_RATE,
-    cut_windows,
-    decide,
-    to_model_rate,
-)
-from monitor.inference.engine import OnnxModel
 from lab.synth import audio_defects
-from monitor.app.synthetic.audio import render_audio
 from lab.synth.audio_defects import CLASSES, MARGIN, RECIPE, labelled_window
-from monitor.app.synthetic.scenes import ScenePlan
 from lab.synth.speech import SpeechPool
 from lab.training.common import (
     REPO_MODELS,
@@ -35,6 +25,16 @@ from lab.training.common import (
     timed,
     write_card,
 )
+from monitor.app.synthetic.audio import render_audio
+from monitor.app.synthetic.scenes import ScenePlan
+from monitor.inference.detectors.audio_artifact import (
+    MODEL_NAME,
+    MODEL_RATE,
+    cut_windows,
+    decide,
+    to_model_rate,
+)
+from monitor.inference.engine import OnnxModel
 
 SAMPLES = MODEL_RATE  # one second
 SPLITS = {"train": 0, "validation": 1, "heldout": 2}

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from lab.training.common import REPO_MODELS, read_json
 from monitor.inference.avsync import faces
 from monitor.inference.avsync.result import verdict
 from monitor.inference.avsync.syncnet import (
@@ -41,7 +42,6 @@ from monitor.inference.avsync.syncnet import (
     audio_windows,
     log_mel,
 )
-from lab.training.common import REPO_MODELS, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def track_samples(clip: Any) -> list[dict[str, Any]]:
     """Each face track of a clip: its normalised mouth crops, crop times and the clip's mel."""
     mel = log_mel(clip.audio, 48_000)
     out = []
-    for track in faces.face_tracks(clip.luma):
+    for track in faces.FaceFinder().tracks(clip.luma):
         crops = faces.mouth_crops(clip.luma, track)
         times = clip.video_times[track.first : track.first + track.frames]
         out.append({"crops": crops, "times": times, "mel": mel, "fps": clip.fps})
@@ -340,10 +340,11 @@ def talking_head_windows(windows: int, heldout: bool = True) -> Any:
 
 
 def evaluate(windows: int, heldout: bool = True) -> dict[str, Any]:
-    from monitor.inference.detectors.av_sync import AvSyncConfig, AvSyncDetector
     from lab.synth.beep_flash import beep_flash
+    from monitor.inference.detectors.av_sync import AvSyncConfig, AvSyncDetector
+    from monitor.inference.models import ModelCache
 
-    detector = AvSyncDetector(AvSyncConfig(enabled=True), model_dir=REPO_MODELS)
+    detector = AvSyncDetector(AvSyncConfig(enabled=True), ModelCache(REPO_MODELS))
     within, correct, conclusive_correct, conclusive, by_method = 0, 0, 0, 0, {"faces": 0}
     for k, (fps, offset, clip) in enumerate(talking_head_windows(windows, heldout)):
         est = detector.measure(clip.segment())

@@ -41,7 +41,6 @@ from typing import Any
 
 import numpy as np
 
-from monitor.inference.detectors.block_corruption import whole_regions
 from lab.synth.corrupt import (
     AREA_THRESHOLD,
     BLOCK,
@@ -56,6 +55,7 @@ from lab.synth.corrupt import (
     split_specs,
 )
 from lab.training.common import REPO_MODELS
+from monitor.inference.detectors.block_corruption import whole_regions
 
 logger = logging.getLogger(__name__)
 

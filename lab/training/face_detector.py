@@ -35,13 +35,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from lab.training.common import REPO_MODELS, read_json
 from monitor.inference.avsync.faces import (
     LEARNED_BOX_UNIT,
     LEARNED_HEIGHT,
     LEARNED_STRIDE,
     learned_input,
 )
-from lab.training.common import REPO_MODELS, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -404,10 +404,10 @@ def validation_frames() -> tuple[list[tuple[np.ndarray, np.ndarray]], list[np.nd
     seeds 3000+, drawn faces, their own training-voice pool) and frames without faces:
     quiet texture pans (seeds 100-119, not the evaluation's 0-9) and synthetic channel
     scenes without presenters (seeds 600-659, not the training negatives' 500-539)."""
-    from monitor.app.synthetic.channel import SyntheticChannel
     from lab.synth.speech import SpeechPool
     from lab.synth.talking_head import talking_head
     from lab.training.av_sync import _quiet_scene, validation_seeds
+    from monitor.app.synthetic.channel import SyntheticChannel
 
     pool = SpeechPool(seed=300, size=30, heldout=False)
     faces_ = []
@@ -432,7 +432,7 @@ def validate(model_dir: Path = REPO_MODELS) -> dict[str, Any]:
     from monitor.inference.avsync.faces import LearnedFaces, iou
 
     face_frames, empty = validation_frames()
-    detector = LearnedFaces(model_dir, threshold=0.05)
+    detector = LearnedFaces(model_dir=model_dir, threshold=0.05)
     started = time.process_time()
     on_faces = [detector(frame) for frame, _ in face_frames]
     on_empty = [detector(frame) for frame in empty]

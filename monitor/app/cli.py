@@ -1,4 +1,9 @@
-"""The ``vqm`` command line."""
+"""The ``vqm`` command line.
+
+Each command imports what it runs when it runs: the channels file's model (every plugin's
+settings) and the stages are loaded by the commands that need them, so ``vqm --help`` and
+shell completion stay instant and ``vqm ingest`` never loads the inference stack.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,14 @@ import signal
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from monitor.app.config import ConfigError, Settings, VqmConfig, load_config
+from monitor.core.settings import Settings
+
+if TYPE_CHECKING:
+    from monitor.app.config import VqmConfig
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="vqm: live video quality monitor"
@@ -36,7 +44,12 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _load(path: Path) -> VqmConfig:
+def _load(path: Path | None) -> VqmConfig:
+    """The channels file at ``path`` (an empty config without one); exit 2 naming the error."""
+    from monitor.app.config import ConfigError, VqmConfig, load_config
+
+    if path is None:
+        return VqmConfig()
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -125,7 +138,7 @@ def scan(
     from monitor.app.scan import scan as run_scan
 
     _setup_logging(log_level)
-    cfg = _load(config) if config else VqmConfig()
+    cfg = _load(config)
     try:
         cfg = cfg.with_enabled(enable or [])
     except ValueError as exc:
@@ -154,7 +167,7 @@ def _distributed(stage: str, config: Path | None, kafka: str | None, redis: str 
     ``VQM_API_PORT`` (the alert stage serves the whole API there); SIGTERM stops it cleanly."""
     from monitor.app.runtime import Runtime
 
-    cfg = _load(config) if config else VqmConfig()
+    cfg = _load(config)
     settings = _settings(kafka_bootstrap=kafka, redis_url=redis)
     if not settings.kafka_bootstrap:
         typer.echo("error: --kafka or VQM_KAFKA_BOOTSTRAP is required", err=True)
@@ -207,22 +220,28 @@ def evaluate(
     clips: Annotated[int, typer.Option(help="Labelled clips to generate.")] = 24,
     out: Annotated[Path | None, typer.Option(help="Also write the results as JSON here.")] = None,
 ) -> None:
-    """Precision and recall on a generated labelled set, beside the baseline."""
+    """Precision and recall on a generated labelled set, beside the baseline (from a checkout)."""
     _setup_logging("WARNING")
     if name == "signal":
-        from lab.evaluation.signal import main as eval_signal
-
-        eval_signal(clips=clips, out=out)
+        _lab("evaluation.signal").main(clips=clips, out=out)
         return
     _evaluation_module(name).main(["eval"])
 
 
-def _evaluation_module(name: str):  # type: ignore[no-untyped-def]
-    """The torch-free evaluation of a model when it has one, else its training module."""
-    import importlib
+def _lab(name: str):  # type: ignore[no-untyped-def]
+    from monitor.app.lab import LabMissing, lab_module
 
     try:
-        return importlib.import_module(f"lab.training.{name}_data")
+        return lab_module(name)
+    except LabMissing as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _evaluation_module(name: str):  # type: ignore[no-untyped-def]
+    """The torch-free evaluation of a model when it has one, else its training module."""
+    try:
+        return _lab(f"training.{name}_data")
     except ModuleNotFoundError as exc:
         if exc.name != f"lab.training.{name}_data":
             raise
@@ -230,10 +249,8 @@ def _evaluation_module(name: str):  # type: ignore[no-untyped-def]
 
 
 def _training_module(name: str):  # type: ignore[no-untyped-def]
-    import importlib
-
     try:
-        return importlib.import_module(f"lab.training.{name}")
+        return _lab(f"training.{name}")
     except ModuleNotFoundError as exc:
         if exc.name == "torch":
             typer.echo("error: training needs torch: pip install -e '.[train]'", err=True)
@@ -272,7 +289,7 @@ def topics_create(
     if not settings.kafka_bootstrap:
         typer.echo("error: --kafka or VQM_KAFKA_BOOTSTRAP is required", err=True)
         raise typer.Exit(2)
-    cfg = _load(config) if config else VqmConfig()
+    cfg = _load(config)
     asyncio.run(
         create_topics(
             settings.kafka_bootstrap,

@@ -1,69 +1,52 @@
-"""Channel configuration (YAML, strict) and deployment settings (environment, ``VQM_``).
+"""The channels file: every stage's section composed into one strict, self-describing model.
 
-config = load_config("channels.yaml")   # ConfigError names file, line and key
-for channel in config.channels:
-    detectors = config.detectors_for(channel)
+    config = load_config("channels.yaml")   # ConfigError names file, line and key
+    for channel in config.channels:
+        detectors = config.detectors_for(channel)
+
+Each section belongs to the stage that reads it: ``ingest`` (:mod:`stream_ingest.config`),
+``alerting`` and ``notifications`` (:mod:`alerting.config`), ``detectors`` (the plugins of
+:mod:`monitor.inference.detectors`), ``topics`` (:mod:`monitor.core.bus`). Stages are given
+this object but type it as the view they read (:class:`monitor.core.channels.Channels` and the
+stage's own protocol), so no stage depends on another's settings.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
 
-from alerting.config import AlertingConfig
-from alerting.models import Severity
-from alerting.notifiers.routing import NotificationConfig
+from alerting.config import AlertingConfig, NotificationConfig
+from monitor.core import channels as shared
 from monitor.core.bus import Topics
-from monitor.inference.detectors.base import DetectorConfig
+from monitor.core.channels import DetectorConfig, StrictModel
+from monitor.core.errors import ConfigError
 from monitor.inference.detectors.registry import config_union, default_configs, detector_class
+from stream_ingest.config import IngestConfig
+from stream_ingest.sources.registry import source_class
 
-__all__ = ["Severity"]  # re-exported: alerting.models defines it for the notifier configs
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+__all__ = ["ChannelConfig", "ConfigError", "IngestConfig", "VqmConfig", "load_config"]
 
 # Built once from the registry: an unknown ``type`` fails naming it and the known ones.
 AnyDetectorConfig = config_union()
 
 
-class ChannelConfig(StrictModel):
-    """One live channel to follow."""
+class ChannelConfig(shared.ChannelConfig):
+    """One live channel, its detector overrides validated by the plugins' configs and its URL
+    by the ingest sources' schemes."""
 
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Stable key.")
-    name: str | None = Field(default=None, description="Display name; defaults to the id.")
-    url: str = Field(description="HLS media playlist URL (or a file path for testing).")
-    severity: Severity = Field(default="major", description="Severity of this channel's alerts.")
     detectors: list[AnyDetectorConfig] = Field(  # type: ignore[valid-type]
         default_factory=list, description="Per-channel detector overrides, by type."
     )
 
-    @property
-    def display_name(self) -> str:
-        return self.name or self.id
-
-
-class IngestConfig(StrictModel):
-    """How ingest follows playlists."""
-
-    request_timeout: float = Field(default=5.0, gt=0, description="Seconds per HTTP request.")
-    max_retries: int = Field(default=3, ge=0, description="Retries per request before giving up.")
-    backoff_base: float = Field(default=0.25, gt=0, description="First retry delay, seconds.")
-    backoff_max: float = Field(default=5.0, gt=0, description="Longest retry delay, seconds.")
-    stale_after_targets: float = Field(
-        default=3.0, gt=0, description="Playlist unchanged for this many target durations: stale."
-    )
-    max_segment_bytes: int = Field(
-        default=16 * 1024 * 1024, gt=0, description="Larger segments are refused with an event."
-    )
-    start: Literal["live_edge", "first"] = Field(
-        default="live_edge", description="Start at the newest segment or the oldest listed."
-    )
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        source_class(url)  # an unknown scheme is an error naming the known ones
+        return url
 
 
 class VqmConfig(StrictModel):
@@ -93,21 +76,23 @@ class VqmConfig(StrictModel):
             seen.add(channel.id)
         return channels
 
-    def detectors_for(self, channel: ChannelConfig) -> dict[str, DetectorConfig]:
+    def detectors_for(self, channel: shared.ChannelConfig) -> dict[str, DetectorConfig]:
         """Plugin defaults, overlaid by the file's defaults, overlaid by the channel's."""
-        merged = self.detectors_for_defaults()
-        override: DetectorConfig
+        merged = self._merged_defaults()
         for override in channel.detectors:
             merged[override.type] = override
         return {k: v for k, v in merged.items() if v.enabled}
 
     def detectors_for_defaults(self) -> dict[str, DetectorConfig]:
         """Plugin defaults overlaid by the file's defaults (for scans and unknown channels)."""
+        return {k: v for k, v in self._merged_defaults().items() if v.enabled}
+
+    def _merged_defaults(self) -> dict[str, DetectorConfig]:
         merged = default_configs()
         override: DetectorConfig
         for override in self.detectors:
             merged[override.type] = override
-        return {k: v for k, v in merged.items() if v.enabled}
+        return merged
 
     def with_enabled(self, names: list[str]) -> VqmConfig:
         """A copy with the named detectors enabled, keeping any settings the file gave them."""
@@ -124,10 +109,6 @@ class VqmConfig(StrictModel):
             if channel.id == channel_id:
                 return channel
         raise KeyError(channel_id)
-
-
-class ConfigError(ValueError):
-    """A config file that does not validate; the message names file, line and key."""
 
 
 def load_config(path: str | Path) -> VqmConfig:
@@ -176,50 +157,3 @@ def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
             node = node.value[part]
             line = node.start_mark.line + 1
     return line
-
-
-class Settings(BaseSettings):
-    """Deployment settings, from the environment (``VQM_*``) or a ``.env`` file."""
-
-    model_config = SettingsConfigDict(env_prefix="VQM_", env_file=".env", extra="ignore")
-
-    environment: Literal["local", "staging", "production"] = "local"
-    deployment: str = Field(default="vqm", description="Namespace for state keys and groups.")
-    kafka_bootstrap: str | None = Field(default=None, description="host:port,...; unset: memory")
-    redis_url: str | None = Field(default=None, description="redis://...; unset: memory state")
-    api_host: str = "127.0.0.1"
-    api_port: int = 8080
-    api_token: str | None = Field(default=None, description="Bearer token for changing calls.")
-    api_read_token_required: bool = Field(
-        default=False,
-        description="Reads under /api need the bearer token too (health, metrics and the "
-        "status page itself stay open).",
-    )
-    log_level: str = "INFO"
-    onnx_providers: str = Field(
-        default="TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider",
-        description="ONNX Runtime providers in order of preference; unavailable ones skipped.",
-    )
-    model_dir: str | None = Field(default=None, description="Where models are; default shipped.")
-    lease_ttl: float = Field(
-        default=10.0,
-        gt=0,
-        description="Distributed ingest: seconds a channel lease lasts without renewal; a dead "
-        "worker's channels move to the others within two of them.",
-    )
-    worker_id: str | None = Field(
-        default=None, description="This process's name in channel leases; default host-pid."
-    )
-
-    @field_validator("api_token")
-    @classmethod
-    def _no_placeholder(cls, value: str | None) -> str | None:
-        if value in {"changeme", "secret", "token"}:
-            raise ValueError("api_token is a placeholder; set a real token")
-        return value
-
-    @model_validator(mode="after")
-    def _read_token_needs_a_token(self) -> Settings:
-        if self.api_read_token_required and not self.api_token:
-            raise ValueError("api_read_token_required needs api_token; set VQM_API_TOKEN")
-        return self

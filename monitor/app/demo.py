@@ -19,12 +19,14 @@ import sys
 from alerting.config import AlertingConfig
 from alerting.notifiers import NotificationConfig, verify_signature
 from alerting.notifiers.webhook import SIGNATURE_HEADER
-from monitor.app.config import ChannelConfig, IngestConfig, Settings, VqmConfig
+from monitor.app.config import ChannelConfig, VqmConfig
 from monitor.app.console import print_alert
 from monitor.app.runtime import Runtime
 from monitor.app.synthetic.channel import SyntheticChannel
 from monitor.app.synthetic.defects import Defect, DefectSchedule
 from monitor.app.synthetic.hls_server import LiveHlsServer
+from monitor.core.settings import Settings
+from stream_ingest.config import IngestConfig
 
 logger = logging.getLogger(__name__)
 

@@ -1,9 +1,11 @@
 """Wiring the stages: each stage as a runnable unit, and all of them in one process.
 
-One :class:`Runtime` owns the clients (bus, state store, metrics, and for the alert stage the
-one HTTP client every notifier shares) for a process: it starts them, runs the stages it was
-asked for as child tasks, and on stop cancels and awaits them, then closes the clients in
-reverse order of start-up, within a time limit. The alert stage is the alerting worker plus
+One :class:`Runtime` owns the clients (bus, state store, metrics, the model cache of the
+inference stage, and for the alert stage the one HTTP client every notifier shares) for a
+process: it starts them, runs the stages it was asked for as child tasks, and on stop cancels
+and awaits them, then closes the clients in reverse order of start-up, within a time limit.
+A stage's modules are imported only when the process runs that stage, so ``vqm ingest`` and
+``vqm alert`` never load PyAV, ONNX Runtime or OpenCV. The alert stage is the alerting worker plus
 the paging outbox, whose listener hears every alert transition (silenced ones do not page).
 
     runtime = Runtime(config, settings)             # memory bus and state unless settings say
@@ -23,7 +25,7 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -33,14 +35,17 @@ from alerting.models import AlertEvent
 from alerting.notifiers import build_notifiers
 from alerting.outbox import Outbox, OutboxMetrics
 from alerting.worker import AlertingWorker
+from monitor.app.config import VqmConfig
 from monitor.core.bus import Bus, MemoryBus
-from monitor.app.config import Settings, VqmConfig
-from stream_ingest.leases import ChannelLeases
 from monitor.core.metrics import Metrics
+from monitor.core.settings import Settings
 from monitor.core.state import MemoryStateStore, StateStore
-from monitor.inference.worker import InferenceWorker
-from stream_ingest.owned import OwnedIngest
-from stream_ingest.service import IngestService
+
+if TYPE_CHECKING:
+    from monitor.inference.models import ModelCache
+    from monitor.inference.worker import InferenceWorker
+    from stream_ingest.owned import OwnedIngest
+    from stream_ingest.service import IngestService
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +89,8 @@ class Runtime:
         self.bus = bus or make_bus(self.settings)
         self.state = state or make_state(self.settings)
         self.engine = AlertEngine(config, self.state, self.metrics, list(listeners or []))
-        self.inference = InferenceWorker(
-            config, self.bus, self.metrics, group=f"{self.settings.deployment}-inference"
-        )
+        self.inference: InferenceWorker | None = None
+        self.models: ModelCache | None = None
         self.ingest: IngestService | OwnedIngest | None = None
         self.outbox: Outbox | None = None
         self._http: httpx.AsyncClient | None = None
@@ -96,7 +100,7 @@ class Runtime:
         """Readiness of what this process runs (for /readyz)."""
         checks = {"bus": await self.bus.ready(), "state": await self.state.ready()}
         if "infer" in self._stages:
-            checks["models"] = self.inference.ready
+            checks["models"] = self.inference is not None and self.inference.ready
         return checks
 
     def api_context(self) -> ApiContext:
@@ -147,15 +151,30 @@ class Runtime:
             self.outbox = self._start_paging()
             coros["alert"] = self._alert_stage(stop)
         if "infer" in stages:
+            self.inference = self._inference_worker()
             coros["infer"] = self.inference.run(stop)
         if "ingest" in stages:
             self.ingest = self._ingest_service(channel_ids)
             coros["ingest"] = self.ingest.run(stop)
         return coros
 
+    def _inference_worker(self) -> InferenceWorker:
+        """The inference stage and the model cache it shares between channels."""
+        from monitor.inference.models import ModelCache
+        from monitor.inference.worker import InferenceWorker
+
+        self.models = ModelCache(self.settings.model_dir, self.settings.providers)
+        group = f"{self.settings.deployment}-inference"
+        return InferenceWorker(self.config, self.bus, self.metrics, self.models, group=group)
+
     def _ingest_service(self, channel_ids: list[str] | None) -> IngestService | OwnedIngest:
         """Leased channels in the distributed mode (unless channels were named), else all."""
+        from stream_ingest.owned import OwnedIngest
+        from stream_ingest.service import IngestService
+
         if self.settings.redis_url and channel_ids is None:
+            from stream_ingest.leases import ChannelLeases
+
             worker_id = self.settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
             leases = ChannelLeases(self.state, worker_id, self.settings.lease_ttl)
             return OwnedIngest(self.config, self.bus, self.metrics, leases)
@@ -185,6 +204,8 @@ class Runtime:
             stop.set()
             await _drain(tasks)
             await self._stop_paging()
+            if self.models is not None:
+                self.models.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.bus.stop(), SHUTDOWN_SECONDS)
             with contextlib.suppress(Exception):

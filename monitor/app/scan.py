@@ -17,16 +17,20 @@ from pydantic import BaseModel, ConfigDict
 
 from alerting.intervals import join_offline
 from monitor.app.config import VqmConfig
+from monitor.core.errors import VqmError
+from monitor.core.messages import DefectSpan
+from monitor.core.settings import Settings
 from monitor.inference.detectors.base import Detector
 from monitor.inference.detectors.registry import build
-from monitor.inference.media import DecodedSegment, DecodeError, iter_decoded
-from monitor.core.messages import DefectSpan
+from monitor.inference.media import DecodeError, iter_decoded
+from monitor.inference.models import ModelCache
+from monitor.inference.segment import DecodedSegment
 from monitor.inference.worker import union_needs
 
 logger = logging.getLogger(__name__)
 
 
-class ScanError(RuntimeError):
+class ScanError(VqmError, RuntimeError):
     """The input cannot be scanned; the message is the one line printed on stderr."""
 
 
@@ -57,19 +61,32 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def scan(source: str, config: VqmConfig | None = None, chunk_seconds: float = 2.0) -> list[Defect]:
-    """Every defect in ``source``, sorted by start time; raises :class:`ScanError`."""
+def scan(
+    source: str,
+    config: VqmConfig | None = None,
+    chunk_seconds: float = 2.0,
+    settings: Settings | None = None,
+) -> list[Defect]:
+    """Every defect in ``source``, sorted by start time; raises :class:`ScanError`.
+
+    Learned detectors load their models (``settings.model_dir``, default shipped) into a cache
+    that lives as long as the scan."""
     config = config or VqmConfig()
-    detectors = [build(c) for c in config.detectors_for_defaults().values()]
-    for detector in detectors:
-        detector.warm_up()
-    chunks = (
-        _playlist_chunks(source, config, detectors)
-        if is_url(source) and _is_playlist(source)
-        else _file_chunks(source, detectors, chunk_seconds)
-    )
-    results = _analyse(chunks, detectors)
-    return _intervals(results, detectors)
+    settings = settings or Settings()
+    models = ModelCache(settings.model_dir, settings.providers)
+    try:
+        detectors = [build(c, models) for c in config.detectors_for_defaults().values()]
+        for detector in detectors:
+            detector.warm_up()
+        chunks = (
+            _playlist_chunks(source, config, detectors)
+            if is_url(source) and _is_playlist(source)
+            else _file_chunks(source, detectors, chunk_seconds)
+        )
+        results = _analyse(chunks, detectors)
+        return _intervals(results, detectors)
+    finally:
+        models.close()
 
 
 def _is_playlist(source: str) -> bool:

@@ -22,6 +22,10 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from monitor.core.errors import BusError
+
+__all__ = ["Bus", "BusError", "Consumer", "MemoryBus", "Record", "Topics"]
+
 
 class Topics(BaseModel):
     """Topic names; configurable, these are the defaults of the design."""
@@ -42,12 +46,6 @@ class Record:
     value: bytes
     partition: int = 0
     offset: int = 0
-
-
-class BusError(Exception):
-    """A bus operation failed; ``retriable`` says whether trying again can help."""
-
-    retriable = True
 
 
 class Consumer(abc.ABC):

@@ -19,6 +19,21 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from monitor.core.errors import MessageError
+
+__all__ = [
+    "DefectSpan",
+    "DetectionMessage",
+    "Message",
+    "MessageError",
+    "SegmentMessage",
+    "StreamEvent",
+    "StreamEventKind",
+    "decode_message",
+    "encode_message",
+    "now",
+]
+
 SCHEMA_VERSION = 1
 _HEADER_LEN = struct.Struct(">I")
 
@@ -119,10 +134,6 @@ class StreamEvent(Message):
 
 
 M = TypeVar("M", bound=Message)
-
-
-class MessageError(ValueError):
-    """Bytes that are not a valid message of the expected type."""
 
 
 def encode_message(msg: Message) -> bytes:

@@ -15,11 +15,9 @@ import abc
 import time
 from collections.abc import Callable
 
+from monitor.core.errors import StateError
 
-class StateError(Exception):
-    """The store could not be reached or answered wrongly; retriable."""
-
-    retriable = True
+__all__ = ["MemoryStateStore", "StateError", "StateStore"]
 
 
 class StateStore(abc.ABC):

@@ -7,7 +7,7 @@ in front of one model: the first caller of a round waits ``max_wait`` seconds fo
 then runs every waiting input of the same picture size as one batch and hands each caller
 its own rows::
 
-    batcher = shared_batcher(model)
+    batcher = models.batcher(model)        # the runtime's one batcher for this model
     region, frame = batcher.run_all(x)      # x: (n, 3, H, W); same rows back as model.run_all
 
 Inputs of different shapes (channels of different sizes) form separate batches. A failure of
@@ -100,18 +100,3 @@ class Batcher:
         finally:
             for call in chunk:
                 call.done.set()
-
-
-_BATCHERS: dict[int, Batcher] = {}
-_LOCK = threading.Lock()
-
-
-def shared_batcher(model: OnnxModel) -> Batcher:
-    """The process's one batcher for ``model`` (one per loaded model object)."""
-    with _LOCK:
-        if id(model) not in _BATCHERS:
-            _BATCHERS[id(model)] = Batcher(model)
-        return _BATCHERS[id(model)]
-
-
-__all__ = ["Batcher", "shared_batcher"]

@@ -10,7 +10,9 @@ on air::
     probs = model.run(np.zeros((4, 32000), np.float32))
     model.version, model.provider                 # for detections and the model-info metric
 
-Torch is never imported here: training lives in ``lab.training``.
+Torch is never imported here: training lives in ``lab.training``. Which models a process has
+loaded, and their sessions' lifetime, belong to the runtime's
+:class:`~monitor.inference.models.ModelCache`.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import hashlib
 import importlib.resources
 import json
 import logging
-import threading
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from monitor.core.errors import VqmError
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExec
 _DTYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "int64": "tensor(int64)"}
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(VqmError, RuntimeError):
     """A model that cannot be used: missing, corrupt, or not the model its card describes."""
 
 
@@ -67,21 +70,14 @@ def default_model_dir() -> Path:
     return Path(str(importlib.resources.files("exported_models")))
 
 
-def parse_providers(setting: str) -> list[str]:
-    """``"A,B, C"`` -> ``["A", "B", "C"]``; the ``VQM_ONNX_PROVIDERS`` format."""
-    return [p.strip() for p in setting.split(",") if p.strip()]
-
-
 def choose_providers(wanted: list[str] | None = None) -> list[str]:
     """Wanted providers this ONNX Runtime build has, in the wanted order.
 
-    ``None`` means the deployment setting. The CPU provider is appended when missing so a
-    GPU-less machine still runs; a list that keeps nothing is an error naming what was asked.
+    ``None`` means :data:`PROVIDER_ORDER` (TensorRT, CUDA, CPU); the deployment setting
+    ``VQM_ONNX_PROVIDERS`` reaches here through the runtime's model cache. A list that keeps
+    nothing is an error naming what was asked.
     """
-    if wanted is None:
-        from monitor.app.config import Settings
-
-        wanted = parse_providers(Settings().onnx_providers)
+    wanted = list(PROVIDER_ORDER) if wanted is None else wanted
     available = set(ort.get_available_providers())
     chosen = [p for p in wanted if p in available]
     if not chosen:
@@ -157,21 +153,14 @@ def _fits(card: list[int | str], shape: tuple[int, ...]) -> bool:
     )
 
 
-_LOADED: dict[str, tuple[str, str]] = {}
-
-
-def shipped_version(name: str) -> str | None:
-    """The shipped card's version, so detections can name a model before it is loaded."""
+def card_version(name: str, model_dir: str | Path | None = None) -> str | None:
+    """The version on a model's card, so detections can name a model before it is loaded."""
+    directory = Path(model_dir) if model_dir is not None else default_model_dir()
     try:
-        card = json.loads((default_model_dir() / f"{name}.json").read_text())
+        card = json.loads((directory / f"{name}.json").read_text())
         return str(card["version"])
     except (OSError, ValueError, KeyError):
         return None
-
-
-def loaded_models() -> dict[str, tuple[str, str]]:
-    """``{name: (version, provider)}`` of every model this process has loaded."""
-    return dict(_LOADED)
 
 
 class OnnxModel:
@@ -199,7 +188,6 @@ class OnnxModel:
         self._session = self._open(data, choose_providers(providers), threads)
         _check_inputs(self.path, self._session, self.card)
         self._input = self.card.inputs[0]
-        _LOADED[name] = (self.version, self.provider)  # for /readyz and vqm_model_info
         logger.info("loaded %s %s on %s", name, self.version, self.provider)
 
     def _open(self, data: bytes, providers: list[str], threads: int) -> ort.InferenceSession:
@@ -250,27 +238,3 @@ class OnnxModel:
             raise ValueError(f"{self.name}: batch shape {batch.shape}, expected {fixed}")
         outputs = self._session.run(None, {self._input.name: batch})
         return [np.asarray(o) for o in outputs]
-
-
-_SHARED: dict[tuple[type, str, str], OnnxModel] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-M = TypeVar("M", bound=OnnxModel)
-
-
-@overload
-def shared_model(name: str, model_dir: str | Path | None = None) -> OnnxModel: ...
-@overload
-def shared_model(name: str, model_dir: str | Path | None, kind: type[M]) -> M: ...
-def shared_model(
-    name: str, model_dir: str | Path | None = None, kind: type[OnnxModel] = OnnxModel
-) -> OnnxModel:
-    """The process's one loaded copy of model ``name`` from ``model_dir`` (default: shipped),
-    as ``kind`` (an :class:`OnnxModel` subclass with extra methods, e.g. the sync model):
-    every channel's detector of a kind shares one session and its memory."""
-    key = (kind, name, str(Path(model_dir) if model_dir else default_model_dir()))
-    with _SHARED_LOCK:
-        if key not in _SHARED:
-            _SHARED[key] = kind(name, key[2])
-        return _SHARED[key]

@@ -9,97 +9,24 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import av
 import numpy as np
 
+from monitor.core.errors import VqmError
+from monitor.inference.segment import AUDIO_RATE, DecodedSegment, DecodeNeeds
+
 logger = logging.getLogger(__name__)
 
-AUDIO_RATE = 48_000
 # Demuxers and codecs FFmpeg uses to render text or single pictures as "video": a monitor
 # given a text file must say it is not media, not report a 25 fps ANSI-art stream.
 _NOT_BROADCAST_FORMATS = frozenset({"tty", "txt", "bin", "idf", "xbin", "adf", "image2"})
 _NOT_BROADCAST_CODECS = frozenset({"ansi", "text", "bintext", "xbin", "idf"})
 
 
-class DecodeError(ValueError):
+class DecodeError(VqmError, ValueError):
     """The bytes are not decodable media; the message says why in one line."""
-
-
-@dataclass(frozen=True)
-class DecodeNeeds:
-    """What the detectors of a worker need, so nothing unused is converted."""
-
-    luma: bool = True
-    rgb: bool = False
-    audio: bool = True
-
-
-@dataclass
-class DecodedSegment:
-    """Frames and audio of one segment, with timestamps.
-
-    ``luma`` is (N, H, W) uint8, the Y plane as coded; ``full_range`` says whether black is
-    0 (full/JPEG range) or 16 (limited/TV range). ``audio`` is (channels, samples) float32
-    in [-1, 1] at ``audio_rate``, first sample at ``audio_start``.
-    """
-
-    video_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    luma: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.uint8))
-    rgb: np.ndarray | None = None
-    full_range: bool = False
-    fps: float = 25.0
-    audio: np.ndarray = field(default_factory=lambda: np.zeros((1, 0), np.float32))
-    audio_rate: int = AUDIO_RATE
-    audio_start: float = 0.0
-
-    @property
-    def start(self) -> float:
-        starts = [t for t in (self._video_start(), self._audio_span()[0]) if t is not None]
-        return min(starts) if starts else 0.0
-
-    @property
-    def end(self) -> float:
-        ends = [t for t in (self._video_end(), self._audio_span()[1]) if t is not None]
-        return max(ends) if ends else 0.0
-
-    @property
-    def frame_duration(self) -> float:
-        return 1.0 / self.fps if self.fps > 0 else 0.04
-
-    def _video_start(self) -> float | None:
-        return float(self.video_times[0]) if len(self.video_times) else None
-
-    def _video_end(self) -> float | None:
-        if not len(self.video_times):
-            return None
-        return float(self.video_times[-1]) + self.frame_duration
-
-    def _audio_span(self) -> tuple[float | None, float | None]:
-        n = self.audio.shape[-1]
-        if n == 0:
-            return None, None
-        return self.audio_start, self.audio_start + n / self.audio_rate
-
-    @property
-    def video_span(self) -> tuple[float, float]:
-        start, end = self._video_start(), self._video_end()
-        return (start, end) if start is not None and end is not None else (0.0, 0.0)
-
-    @property
-    def audio_span(self) -> tuple[float, float]:
-        start, end = self._audio_span()
-        return (start, end) if start is not None and end is not None else (0.0, 0.0)
-
-    @property
-    def has_video(self) -> bool:
-        return len(self.video_times) > 0
-
-    @property
-    def has_audio(self) -> bool:
-        return self.audio.shape[-1] > 0
 
 
 def decode_bytes(data: bytes, needs: DecodeNeeds = DecodeNeeds()) -> DecodedSegment:
@@ -149,6 +76,73 @@ class _Chunk:
         return not self.times and not self.audio
 
 
+class _Timeline:
+    """Where chunks end: every ``every`` seconds from the first frame, counted on the clock
+    stream (video; audio when there is none). ``None``: never, one chunk holds everything."""
+
+    def __init__(self, every: float | None) -> None:
+        self.every = every
+        self.boundary: float | None = None
+
+    def start(self, t: float) -> None:
+        if self.boundary is None and self.every is not None:
+            self.boundary = t + self.every
+
+    def crossed(self, t: float) -> bool:
+        """Whether ``t`` reached the boundary; if so the boundary moves on past ``t``."""
+        if self.boundary is None or self.every is None or t < self.boundary:
+            return False
+        while t >= self.boundary:
+            self.boundary += self.every
+        return True
+
+
+class _Gatherer:
+    """Turns decoded frames into what the detectors read, one chunk at a time."""
+
+    def __init__(self, needs: DecodeNeeds, fps: float) -> None:
+        self.needs = needs
+        self.fps = fps
+        self.chunk = _Chunk()
+        self.full_range = False
+        self.audio_origin: float | None = None  # PTS of the first audio frame
+        self.samples_out = 0  # resampled audio samples in the chunks already cut
+        self.produced = 0
+        self._resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
+
+    def add(self, frame: av.VideoFrame | av.AudioFrame, t: float) -> None:
+        if isinstance(frame, av.VideoFrame):
+            self.chunk.times.append(t)
+            self.full_range = self.full_range or _is_full_range(frame)
+            if self.needs.luma:
+                self.chunk.planes.append(_luma(frame))
+            if self.needs.rgb:
+                self.chunk.rgbs.append(frame.to_ndarray(format="rgb24"))
+        elif self.needs.audio:
+            if self.audio_origin is None:
+                self.audio_origin = t
+            self.chunk.audio.extend(out.to_ndarray() for out in self._resampler.resample(frame))
+
+    def cut(self) -> DecodedSegment:
+        """The chunk so far as a segment; the next chunk starts empty."""
+        segment = _assemble(
+            self.chunk, self.full_range, self.fps, self.audio_origin, self.samples_out
+        )
+        self.produced += 1
+        self.samples_out += sum(a.shape[-1] for a in self.chunk.audio)
+        self.chunk = _Chunk()
+        return segment
+
+    def finish(self) -> Iterator[DecodedSegment]:
+        """The last chunk, with the resampler's tail; an input that gave nothing is an error."""
+        if self.needs.audio and self.audio_origin is not None:
+            self.chunk.audio.extend(out.to_ndarray() for out in self._resampler.resample(None))
+        if not self.chunk.empty():
+            yield self.cut()
+        elif self.produced == 0:
+            raise DecodeError("no decodable frames")
+
+
 def _decode_container(
     container: av.container.InputContainer, needs: DecodeNeeds, chunk_seconds: float | None
 ) -> Iterator[DecodedSegment]:
@@ -158,44 +152,18 @@ def _decode_container(
         raise DecodeError("no audio or video stream")
     _refuse_non_media(container, video)
     fps = float(video.average_rate) if video is not None and video.average_rate else 25.0
-    resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
-    audio_origin: float | None = None
-    samples_out = 0
-    full_range = False
-    chunk, boundary, produced = _Chunk(), None, 0
-    streams = [s for s in (video, audio) if s is not None]
-    for frame in _frames(container, streams):
-        t = frame.time
-        if t is None:
+    gatherer = _Gatherer(needs, fps)
+    timeline = _Timeline(chunk_seconds)
+    for frame in _frames(container, [s for s in (video, audio) if s is not None]):
+        if frame.time is None:
             continue
-        if boundary is None and chunk_seconds is not None:
-            boundary = float(t) + chunk_seconds
+        t = float(frame.time)
+        timeline.start(t)
         is_clock = isinstance(frame, av.VideoFrame) or video is None
-        if boundary is not None and is_clock and float(t) >= boundary and not chunk.empty():
-            yield _assemble(chunk, full_range, fps, audio_origin, samples_out)
-            produced += 1
-            samples_out += sum(a.shape[-1] for a in chunk.audio)
-            chunk = _Chunk()
-            boundary += chunk_seconds  # type: ignore[operator]
-            while float(t) >= boundary:
-                boundary += chunk_seconds  # type: ignore[operator]
-        if isinstance(frame, av.VideoFrame):
-            chunk.times.append(float(t))
-            full_range = full_range or _is_full_range(frame)
-            if needs.luma:
-                chunk.planes.append(_luma(frame))
-            if needs.rgb:
-                chunk.rgbs.append(frame.to_ndarray(format="rgb24"))
-        elif needs.audio:
-            if audio_origin is None:
-                audio_origin = float(t)
-            chunk.audio.extend(out.to_ndarray() for out in resampler.resample(frame))
-    if needs.audio and audio is not None and audio_origin is not None:
-        chunk.audio.extend(out.to_ndarray() for out in resampler.resample(None))
-    if not chunk.empty():
-        yield _assemble(chunk, full_range, fps, audio_origin, samples_out)
-    elif produced == 0:
-        raise DecodeError("no decodable frames")
+        if is_clock and not gatherer.chunk.empty() and timeline.crossed(t):
+            yield gatherer.cut()
+        gatherer.add(frame, t)
+    yield from gatherer.finish()
 
 
 def _refuse_non_media(

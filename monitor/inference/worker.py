@@ -20,11 +20,7 @@ import cv2
 import numpy as np
 
 from monitor.core.bus import Bus, Record
-from monitor.app.config import VqmConfig
-from monitor.inference.detectors.base import Detector
-from monitor.inference.detectors.registry import build
-from monitor.inference.engine import loaded_models
-from monitor.inference.media import DecodedSegment, DecodeError, DecodeNeeds, decode_bytes
+from monitor.core.channels import Channels
 from monitor.core.messages import (
     DetectionMessage,
     MessageError,
@@ -35,6 +31,11 @@ from monitor.core.messages import (
     encode_message,
 )
 from monitor.core.metrics import Metrics
+from monitor.inference.detectors.base import Detector
+from monitor.inference.detectors.registry import build
+from monitor.inference.media import DecodeError, decode_bytes
+from monitor.inference.models import ModelCache
+from monitor.inference.segment import DecodedSegment, DecodeNeeds
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +78,13 @@ class Analysis:
 
 
 class SegmentAnalyzer:
-    """Runs a channel's detectors over one segment; built once per channel and reused."""
+    """Runs a channel's detectors over one segment; built once per channel and reused.
+    Learned detectors take their models from ``models``, shared by every channel."""
 
-    def __init__(self, config: VqmConfig, metrics: Metrics) -> None:
+    def __init__(self, config: Channels, metrics: Metrics, models: ModelCache) -> None:
         self._config = config
         self._metrics = metrics
+        self.models = models
         self._detectors: dict[str, list[Detector]] = {}
 
     def detectors(self, channel_id: str) -> list[Detector]:
@@ -91,7 +94,7 @@ class SegmentAnalyzer:
             except KeyError:
                 logger.warning("segment for unconfigured channel %s: default detectors", channel_id)
                 configs = self._config.detectors_for_defaults()
-            self._detectors[channel_id] = [build(c) for c in configs.values()]
+            self._detectors[channel_id] = [build(c, self.models) for c in configs.values()]
         return self._detectors[channel_id]
 
     def warm_up(self) -> None:
@@ -151,18 +154,25 @@ class SegmentAnalyzer:
 class InferenceWorker:
     """Consumes ``topics.segments``, publishes ``topics.detections``.
 
-    worker = InferenceWorker(config, bus, metrics)
+    worker = InferenceWorker(config, bus, metrics, ModelCache())
     await worker.run(stop)   # returns within about a second of stop.set()
+
+    The model cache belongs to whoever made it (the runtime closes it after the worker stops).
     """
 
     def __init__(
-        self, config: VqmConfig, bus: Bus, metrics: Metrics, group: str = "vqm-inference"
+        self,
+        config: Channels,
+        bus: Bus,
+        metrics: Metrics,
+        models: ModelCache,
+        group: str = "vqm-inference",
     ) -> None:
         self._bus = bus
         self._topics = config.topics
         self._metrics = metrics
         self._group = group
-        self.analyzer = SegmentAnalyzer(config, metrics)
+        self.analyzer = SegmentAnalyzer(config, metrics, models)
         self.ready = False
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -183,7 +193,7 @@ class InferenceWorker:
 
     def _announce_models(self) -> None:
         """``vqm_model_info`` (and so /readyz) names each model the warm-up loaded."""
-        for name, (version, provider) in loaded_models().items():
+        for name, (version, provider) in self.analyzer.models.loaded().items():
             self._metrics.model_info.labels(model=name, version=version, provider=provider).set(1)
 
     async def _handle_poll(self, records: list[Record]) -> None:

@@ -1,6 +1,6 @@
 """Follow one live HLS channel: reload its playlist, fetch each new segment once, publish it.
 
-    follower = HlsFollower(channel, settings, bus, topics, metrics)
+    follower = HlsFollower(channel, SourceContext(settings, bus, topics, metrics))
     await follower.run(stop)    # returns when ``stop`` is set, or at the end of a VOD playlist
 
 The follower reloads the playlist as RFC 8216 section 6.3.4 asks (one target duration after a
@@ -36,12 +36,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import httpx
-
-from monitor.core.bus import Bus, Topics
-from monitor.app.config import ChannelConfig, IngestConfig
+from monitor.core.channels import ChannelConfig
 from monitor.core.messages import SegmentMessage, StreamEvent, StreamEventKind, encode_message, now
-from monitor.core.metrics import Metrics
 from stream_ingest.fetch import (
     Fetcher,
     FetchError,
@@ -57,6 +53,8 @@ from stream_ingest.playlist import (
     Segment,
     parse_playlist,
 )
+from stream_ingest.sources.base import Source, SourceContext
+from stream_ingest.sources.registry import register
 
 logger = logging.getLogger(__name__)
 
@@ -69,24 +67,22 @@ _GONE = {404, 410}
 _WARN = set(StreamEventKind) - {StreamEventKind.DISCONTINUITY, StreamEventKind.RECOVERED}
 
 
-class HlsFollower:
-    """Follows one channel's playlist until stopped (or until a VOD playlist ends)."""
+@register
+class HlsFollower(Source):
+    """Follows one channel's playlist until stopped (or until a VOD playlist ends).
 
-    def __init__(
-        self,
-        channel: ChannelConfig,
-        settings: IngestConfig,
-        bus: Bus,
-        topics: Topics,
-        metrics: Metrics,
-        client: httpx.AsyncClient | None = None,
-    ) -> None:
-        self.channel = channel
-        self.settings = settings
-        self._bus = bus
-        self._topics = topics
-        self._metrics = metrics
-        self._client = client
+    ``http``/``https`` playlists, and a plain path (a playlist on disk, for testing).
+    """
+
+    schemes = ("http", "https", "file")
+
+    def __init__(self, channel: ChannelConfig, context: SourceContext) -> None:
+        super().__init__(channel, context)
+        self.settings = context.settings
+        self._bus = context.bus
+        self._topics = context.topics
+        self._metrics = context.metrics
+        self._client = context.http
         self._fetcher: Fetcher | None = None
         self._media_url: str | None = None  # set once a master playlist chose a variant
         self._codecs = ""

@@ -16,11 +16,13 @@ import pytest
 
 from alerting.config import AlertingConfig
 from alerting.models import AlertEvent, AlertTransition
-from monitor.app.config import ChannelConfig, IngestConfig, Settings, VqmConfig
+from monitor.app.config import ChannelConfig, VqmConfig
 from monitor.app.runtime import Runtime
 from monitor.app.synthetic.channel import SyntheticChannel
 from monitor.app.synthetic.defects import Defect, DefectSchedule
 from monitor.app.synthetic.hls_server import LiveHlsServer
+from monitor.core.settings import Settings
+from stream_ingest.config import IngestConfig
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -25,9 +25,9 @@ from typing import Any
 import httpx
 import yaml
 
+from monitor.app.config import VqmConfig
 from monitor.core.bus import Record, Topics
 from monitor.core.bus_kafka import KafkaBus
-from monitor.app.config import VqmConfig
 from monitor.core.topics import create_topics
 from tests.conftest import free_port
 
@@ -111,7 +111,10 @@ class Cluster:
         self.config_path.write_text(yaml.safe_dump(data))
         self.processes: list[VqmProcess] = []
 
-    def start(self, stage: str, name: str | None = None) -> VqmProcess:
+    def start(
+        self, stage: str, name: str | None = None, python_flags: tuple[str, ...] = ()
+    ) -> VqmProcess:
+        """Start ``vqm <stage>``; ``python_flags`` go to the interpreter (``-X importtime``)."""
         name = name or f"{stage}-{len([p for p in self.processes if p.stage == stage])}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("VQM_")}
         env.update(
@@ -123,7 +126,7 @@ class Cluster:
             PYTHONUNBUFFERED="1",
         )
         cmd = [
-            sys.executable, "-m", "monitor.app.cli", stage,
+            sys.executable, *python_flags, "-m", "monitor.app.cli", stage,
             "--config", str(self.config_path), "--kafka", self.kafka, "--redis", self.redis,
         ]  # fmt: skip
         process = VqmProcess(stage, name, cmd, env, self.tmp / f"{name}.log")

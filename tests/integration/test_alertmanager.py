@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from alerting.models import Alert, AlertEvent, AlertState, AlertTransition
-from alerting.notifiers import AlertmanagerConfig, AlertmanagerNotifier
+from alerting.notifiers.alertmanager import AlertmanagerConfig, AlertmanagerNotifier
 from tests.conftest import free_port
 from tests.integration.conftest import Service
 

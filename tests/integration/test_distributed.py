@@ -15,10 +15,12 @@ import pytest
 from alerting.config import AlertingConfig
 from alerting.notifiers import NotificationConfig
 from alerting.outbox import OutboxConfig
+from monitor.app.config import ChannelConfig, VqmConfig
+from monitor.app.synthetic.channel import SyntheticChannel
+from monitor.app.synthetic.defects import Defect, DefectSchedule
+from monitor.app.synthetic.hls_server import LiveHlsServer
 from monitor.core.bus import Topics
 from monitor.core.bus_kafka import KafkaBus
-from monitor.app.config import ChannelConfig, IngestConfig, VqmConfig
-from stream_ingest.leases import LEASE_NS
 from monitor.core.messages import (
     DefectSpan,
     DetectionMessage,
@@ -27,9 +29,8 @@ from monitor.core.messages import (
     encode_message,
 )
 from monitor.core.state_redis import RedisStateStore
-from monitor.app.synthetic.channel import SyntheticChannel
-from monitor.app.synthetic.defects import Defect, DefectSchedule
-from monitor.app.synthetic.hls_server import LiveHlsServer
+from stream_ingest.config import IngestConfig
+from stream_ingest.leases import LEASE_NS
 from tests.conftest import free_port
 from tests.integration.conftest import wait_for
 from tests.integration.processes import Cluster, make_topics, read_topic

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from stream_ingest.leases import LEASE_NS, ChannelLeases, lease_ops
 from monitor.core.state import MemoryStateStore, StateStore
 from monitor.core.state_redis import RedisStateStore
+from stream_ingest.leases import LEASE_NS, ChannelLeases, lease_ops
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration

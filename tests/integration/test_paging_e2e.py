@@ -12,10 +12,11 @@ import pytest
 from alerting.config import AlertingConfig
 from alerting.notifiers import NotificationConfig, verify_signature
 from alerting.outbox import OutboxConfig
-from monitor.core.bus import MemoryBus
-from monitor.app.config import ChannelConfig, Settings, VqmConfig
-from monitor.core.messages import DefectSpan, DetectionMessage, encode_message
+from monitor.app.config import ChannelConfig, VqmConfig
 from monitor.app.runtime import Runtime
+from monitor.core.bus import MemoryBus
+from monitor.core.messages import DefectSpan, DetectionMessage, encode_message
+from monitor.core.settings import Settings
 from tests.conftest import free_port
 from tests.receiver import Receiver
 

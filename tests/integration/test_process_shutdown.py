@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from monitor.core.bus import Topics
 from monitor.app.config import ChannelConfig, VqmConfig
-from monitor.core.messages import DetectionMessage, SegmentMessage, decode_message
 from monitor.app.synthetic.channel import SyntheticChannel
 from monitor.app.synthetic.hls_server import LiveHlsServer
+from monitor.core.bus import Topics
+from monitor.core.messages import DetectionMessage, SegmentMessage, decode_message
 from tests.conftest import free_port
 from tests.integration.processes import (
     Cluster,

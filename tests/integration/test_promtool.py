@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.unit.test_dashboards import dashboard_exprs
+from tests.unit.alerting.test_dashboards import dashboard_exprs
 
 pytestmark = pytest.mark.integration
 

@@ -28,10 +28,10 @@ from prometheus_client import CollectorRegistry
 from alerting.api import ApiContext, create_app, serve
 from alerting.engine import AlertEngine
 from monitor.app.config import ChannelConfig, VqmConfig
-from monitor.inference.media import DecodedSegment
 from monitor.core.messages import DefectSpan, DetectionMessage
 from monitor.core.metrics import Metrics
 from monitor.core.state import MemoryStateStore
+from monitor.inference.segment import DecodedSegment
 from monitor.inference.worker import thumbnail_jpeg
 from tests.conftest import free_port
 

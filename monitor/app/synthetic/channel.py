@@ -2,8 +2,9 @@
 
 Segment ``i`` covers channel time ``[i * d, (i + 1) * d)`` and decodes to exactly that time:
 the first frame of segment ``i`` has PTS ``i * d`` and its audio starts at most 21.3 ms
-earlier (see :mod:`monitor.app.synthetic.encode`). Any segment can be made at any time, in any order,
-and is byte-identical each time, which is what a test origin, an evaluation and a replay need.
+earlier (see :mod:`monitor.app.synthetic.encode`). Any segment can be made at any time, in
+any order, and is byte-identical each time, which is what a test origin, an evaluation and a
+replay need.
 
     channel = SyntheticChannel(seed=7, schedule=DefectSchedule(defects=[
         Defect(kind="black", start=10.0, duration=4.0)]))
@@ -33,7 +34,13 @@ from monitor.app.synthetic.defects import (
     as_schedule,
     black_frame,
 )
-from monitor.app.synthetic.encode import AAC_FRAME, WARMUP_PACKETS, EncoderSettings, TsEncoder, audio_grid
+from monitor.app.synthetic.encode import (
+    AAC_FRAME,
+    WARMUP_PACKETS,
+    EncoderSettings,
+    TsEncoder,
+    audio_grid,
+)
 from monitor.app.synthetic.scenes import ScenePlan, SceneSpec
 from monitor.app.synthetic.video import ChannelVideo
 

@@ -2,8 +2,8 @@
 
 Two measurements feed the ``av_sync`` detector, each on one window of decoded media:
 
-- :mod:`monitor.inference.avsync.faces` + :mod:`monitor.inference.avsync.syncnet`: mouths on face tracks
-  against speech, scored by a SyncNet-style two-stream model;
+- :mod:`monitor.inference.avsync.faces` + :mod:`monitor.inference.avsync.syncnet`: mouths on
+  face tracks against speech, scored by a SyncNet-style two-stream model;
 - :mod:`monitor.inference.avsync.onsets`: content-agnostic, audio onsets against visual change
   (beep-and-flash test patterns, claps, hard cuts with sound).
 

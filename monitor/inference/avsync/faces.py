@@ -7,8 +7,8 @@ the plain drawn faces the cascade misses), detections are chained into tracks by
 within a shot, boxes are interpolated and smoothed between detections, and each track yields
 one mouth crop per frame::
 
-    learned = shared_learned()                          # None when not shipped
-    for track in face_tracks(luma, learned=learned):
+    finder = FaceFinder(learned=models.optional(FACE_MODEL, LearnedFaces))  # None: Haar only
+    for track in finder.tracks(luma):
         crops = mouth_crops(luma, track)      # (n, 32, 48) float32, track-normalised
 
 Both detectors give boxes in the Haar frontal-default convention, which ``mouth_box`` and the
@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from monitor.inference.engine import OnnxModel
 
 logger = logging.getLogger(__name__)
 
@@ -67,18 +68,15 @@ class CascadePass:
 PASSES: tuple[CascadePass, ...] = (
     CascadePass("haarcascade_frontalface_default.xml", "equalise", 4),
 )
-_CASCADES: dict[str, cv2.CascadeClassifier] = {}
-_CLAHE = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4))
 
 
-def cascade(name: str = "haarcascade_frontalface_default.xml") -> cv2.CascadeClassifier:
-    if name not in _CASCADES:
-        path = cv2.data.haarcascades + name  # type: ignore[attr-defined]
-        loaded = cv2.CascadeClassifier(path)
-        if loaded.empty():
-            raise RuntimeError(f"cannot load the Haar face cascade {path}")
-        _CASCADES[name] = loaded
-    return _CASCADES[name]
+def load_cascade(name: str) -> cv2.CascadeClassifier:
+    """One of the Haar cascades OpenCV's wheel ships (``cv2.data.haarcascades``)."""
+    path = cv2.data.haarcascades + name  # type: ignore[attr-defined]
+    loaded = cv2.CascadeClassifier(path)
+    if loaded.empty():
+        raise RuntimeError(f"cannot load the Haar face cascade {path}")
+    return loaded
 
 
 FACE_MODEL = "face_detector"
@@ -98,23 +96,28 @@ def learned_input(frame: np.ndarray) -> tuple[np.ndarray, float]:
     return ((small.astype(np.float32) - 128.0) / 64.0)[None, None], scale
 
 
-class LearnedFaces:
+class LearnedFaces(OnnxModel):
     """The small face detector trained on synthetic talking heads (``face_detector.onnx``):
     per 16-pixel cell a face logit, the centre inside the cell and the box side, boxes in the
-    Haar frontal-default convention. Cells above ``threshold`` that are a local maximum
-    become boxes."""
+    Haar frontal-default convention. Cells above ``threshold`` (default: the card's) that are
+    a local maximum become boxes. It is small: one intra-op thread is enough."""
 
-    def __init__(self, model_dir: str | Path, threshold: float | None = None) -> None:
-        from monitor.inference.engine import OnnxModel
-
-        self.model = OnnxModel(FACE_MODEL, model_dir, threads=1)
-        card = self.model.card.thresholds
+    def __init__(
+        self,
+        name: str = FACE_MODEL,
+        model_dir: str | Path | None = None,
+        providers: list[str] | None = None,
+        threads: int = 1,
+        threshold: float | None = None,
+    ) -> None:
+        super().__init__(name, model_dir, providers, threads)
+        card = self.card.thresholds
         self.threshold = threshold if threshold is not None else card.get("face", 0.9)
 
     def __call__(self, frame: np.ndarray, min_face: int = 48) -> list[tuple[float, np.ndarray]]:
         """(probability, box x, y, w, h in frame pixels) of each face found, best first."""
         x, scale = learned_input(frame)
-        grid = self.model.run(x)[0]
+        grid = self.run(x)[0]
         logit = grid[0]
         prob = 1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30)))
         peak = cv2.dilate(prob, np.ones((3, 3), np.uint8))
@@ -127,26 +130,6 @@ class LearnedFaces:
                 box = np.array([cx - side / 2, cy - side / 2, side, side])
                 found.append((float(prob[i, j]), box))
         return sorted(found, key=lambda f: -f[0])
-
-
-_LEARNED: dict[str, LearnedFaces | None] = {}
-_LEARNED_LOCK = threading.Lock()
-
-
-def shared_learned(model_dir: str | Path | None = None) -> LearnedFaces | None:
-    """The process's learned face detector from ``model_dir`` (default: shipped), or None
-    when it is not there or cannot be used (warned once): the Haar passes still run."""
-    from monitor.inference.engine import ModelLoadError, default_model_dir
-
-    key = str(Path(model_dir) if model_dir else default_model_dir())
-    with _LEARNED_LOCK:
-        if key not in _LEARNED:
-            try:
-                _LEARNED[key] = LearnedFaces(key)
-            except ModelLoadError as exc:
-                logger.warning("av_sync: learned face detector off, Haar only: %s", exc)
-                _LEARNED[key] = None
-        return _LEARNED[key]
 
 
 def shot_starts(luma: np.ndarray, threshold: float = 0.5) -> list[int]:
@@ -162,48 +145,6 @@ def shot_starts(luma: np.ndarray, threshold: float = 0.5) -> list[int]:
     return starts
 
 
-def detect_faces(
-    frame: np.ndarray,
-    min_face: int = 48,
-    passes: tuple[CascadePass, ...] | None = None,
-    learned: LearnedFaces | None = None,
-) -> np.ndarray:
-    """Frontal faces in one luma frame, (k, 4) x, y, w, h in its pixels.
-
-    Every pass in ``passes`` (default ``PASSES``) runs, then ``learned`` when given; a box
-    that overlaps an earlier one (IoU 0.3) is the same face and is dropped, so the Haar
-    passes keep their boxes and the learned detector adds the faces they all miss.
-    """
-    scale = min(1.0, _DETECT_HEIGHT / frame.shape[0])
-    small = cv2.resize(frame, None, fx=scale, fy=scale) if scale < 1.0 else frame
-    prepared: dict[str, np.ndarray] = {}
-    boxes: list[np.ndarray] = []
-    for p in PASSES if passes is None else passes:
-        if p.prepare not in prepared:
-            # Equalising finds faces that differ little from their background in luma.
-            prepared[p.prepare] = (
-                _CLAHE.apply(small) if p.prepare == "clahe" else cv2.equalizeHist(small)
-            )
-        found = cascade(p.cascade).detectMultiScale(
-            prepared[p.prepare],
-            scaleFactor=1.1,
-            minNeighbors=p.min_neighbors,
-            minSize=(int(min_face * scale),) * 2,
-        )
-        for x, y, w, h in np.asarray(found, dtype=np.float64).reshape(-1, 4) / scale:
-            side = w * p.scale
-            box = np.array([x + (w - side) / 2, y + (h - side) / 2 + p.shift * w, side, side])
-            if all(iou(box, b) < 0.3 for b in boxes):
-                boxes.append(box)
-    if learned is not None:
-        for _, box in learned(frame, min_face):
-            if all(iou(box, b) < 0.3 for b in boxes):
-                boxes.append(box)
-    if not boxes:
-        return np.zeros((0, 4))
-    return np.stack(boxes)
-
-
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     x0, y0 = max(a[0], b[0]), max(a[1], b[1])
     x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
@@ -212,58 +153,103 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def face_tracks(
-    luma: np.ndarray,
-    stride: int = 3,
-    min_frames: int = 30,
-    min_iou: float = 0.3,
-    learned: LearnedFaces | None = None,
-) -> list[Track]:
-    """Tracks of faces seen on consecutive detection frames of one shot, ``min_frames`` long;
-    ``learned`` adds the learned detector's faces to the Haar passes'."""
-    n = len(luma)
-    bounds = shot_starts(luma) + [n]
-    tracks: list[Track] = []
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        tracks.extend(_tracks_in_shot(luma, lo, hi, stride, min_iou, learned))
-    return [t for t in tracks if t.frames >= min_frames]
+class FaceFinder:
+    """Frontal faces in luma frames, and tracks of them through a window.
+
+    Every pass in ``passes`` runs, then ``learned`` when given; a box that overlaps an earlier
+    one (IoU 0.3) is the same face and is dropped, so the Haar passes keep their boxes and the
+    learned detector adds the faces they all miss. A finder owns its cascades (loaded once
+    each); OpenCV's classifiers are not shared between threads, so each scorer has its own.
+    """
+
+    def __init__(
+        self, learned: LearnedFaces | None = None, passes: tuple[CascadePass, ...] = PASSES
+    ) -> None:
+        self.learned = learned
+        self.passes = passes
+        self._cascades: dict[str, cv2.CascadeClassifier] = {}
+        self._clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4))
+
+    def cascade(self, name: str) -> cv2.CascadeClassifier:
+        if name not in self._cascades:
+            self._cascades[name] = load_cascade(name)
+        return self._cascades[name]
+
+    def detect(self, frame: np.ndarray, min_face: int = 48) -> np.ndarray:
+        """Faces in one luma frame, (k, 4) x, y, w, h in its pixels."""
+        scale = min(1.0, _DETECT_HEIGHT / frame.shape[0])
+        small = cv2.resize(frame, None, fx=scale, fy=scale) if scale < 1.0 else frame
+        prepared: dict[str, np.ndarray] = {}
+        boxes: list[np.ndarray] = []
+        for p in self.passes:
+            if p.prepare not in prepared:
+                # Equalising finds faces that differ little from their background in luma.
+                prepared[p.prepare] = (
+                    self._clahe.apply(small) if p.prepare == "clahe" else cv2.equalizeHist(small)
+                )
+            found = self.cascade(p.cascade).detectMultiScale(
+                prepared[p.prepare],
+                scaleFactor=1.1,
+                minNeighbors=p.min_neighbors,
+                minSize=(int(min_face * scale),) * 2,
+            )
+            for x, y, w, h in np.asarray(found, dtype=np.float64).reshape(-1, 4) / scale:
+                side = w * p.scale
+                box = np.array([x + (w - side) / 2, y + (h - side) / 2 + p.shift * w, side, side])
+                _add_new(boxes, box)
+        if self.learned is not None:
+            for _, box in self.learned(frame, min_face):
+                _add_new(boxes, box)
+        return np.stack(boxes) if boxes else np.zeros((0, 4))
+
+    def tracks(
+        self, luma: np.ndarray, stride: int = 3, min_frames: int = 30, min_iou: float = 0.3
+    ) -> list[Track]:
+        """Tracks of faces seen on consecutive detection frames of one shot, at least
+        ``min_frames`` long, faces looked for on every ``stride``-th frame."""
+        n = len(luma)
+        bounds = shot_starts(luma) + [n]
+        tracks: list[Track] = []
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            tracks.extend(self._tracks_in_shot(luma, lo, hi, stride, min_iou))
+        return [t for t in tracks if t.frames >= min_frames]
+
+    def _tracks_in_shot(
+        self, luma: np.ndarray, lo: int, hi: int, stride: int, min_iou: float
+    ) -> list[Track]:
+        open_: list[dict[int, np.ndarray]] = []
+        done: list[dict[int, np.ndarray]] = []
+        sample = list(range(lo, hi, stride))
+        if sample and sample[-1] != hi - 1:
+            sample.append(hi - 1)
+        last = None
+        for i in sample:
+            found = self.detect(luma[i])
+            still: list[dict[int, np.ndarray]] = []
+            used: set[int] = set()
+            for track in open_:
+                box = track[max(track)]
+                scores = [iou(box, f) if j not in used else 0.0 for j, f in enumerate(found)]
+                if scores and max(scores) >= min_iou:
+                    j = int(np.argmax(scores))
+                    used.add(j)
+                    track[i] = found[j]
+                    still.append(track)
+                elif last is not None and max(track) == last:
+                    track_gap = i - max(track)
+                    (still if track_gap <= 2 * stride else done).append(track)
+                else:
+                    done.append(track)
+            still.extend({i: f} for j, f in enumerate(found) if j not in used)
+            open_ = still
+            last = i
+        return [_interpolate(t) for t in done + open_ if len(t) >= 2]
 
 
-def _tracks_in_shot(
-    luma: np.ndarray,
-    lo: int,
-    hi: int,
-    stride: int,
-    min_iou: float,
-    learned: LearnedFaces | None = None,
-) -> list[Track]:
-    open_: list[dict[int, np.ndarray]] = []
-    done: list[dict[int, np.ndarray]] = []
-    sample = list(range(lo, hi, stride))
-    if sample and sample[-1] != hi - 1:
-        sample.append(hi - 1)
-    last = None
-    for i in sample:
-        found = detect_faces(luma[i], learned=learned)
-        still: list[dict[int, np.ndarray]] = []
-        used: set[int] = set()
-        for track in open_:
-            box = track[max(track)]
-            scores = [iou(box, f) if j not in used else 0.0 for j, f in enumerate(found)]
-            if scores and max(scores) >= min_iou:
-                j = int(np.argmax(scores))
-                used.add(j)
-                track[i] = found[j]
-                still.append(track)
-            elif last is not None and max(track) == last:
-                track_gap = i - max(track)
-                (still if track_gap <= 2 * stride else done).append(track)
-            else:
-                done.append(track)
-        still.extend({i: f} for j, f in enumerate(found) if j not in used)
-        open_ = still
-        last = i
-    return [_interpolate(t) for t in done + open_ if len(t) >= 2]
+def _add_new(boxes: list[np.ndarray], box: np.ndarray) -> None:
+    """Append ``box`` unless it overlaps one already found (the same face)."""
+    if all(iou(box, b) < 0.3 for b in boxes):
+        boxes.append(box)
 
 
 def _interpolate(detections: dict[int, np.ndarray]) -> Track:

@@ -6,7 +6,7 @@ The model has two streams: 5 consecutive mouth crops (5, 32, 48) and 0.2 s of lo
 curve's minimum is the offset (refined between frames by a parabola), and its median minus its
 minimum is the confidence, as in SyncNet::
 
-    scorer = SyncScorer(shared_model())
+    scorer = SyncScorer(models.model("av_sync", SyncNetModel), learned_faces=None)
     estimate = scorer.measure(window)       # SyncEstimate, method "faces"
 
 Tracks vote in_sync / out_of_sync under the BT.1359 limits; a tie, or no track sure enough,
@@ -16,12 +16,10 @@ is inconclusive and the detector falls back to onsets.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 from scipy.signal import resample_poly
 
-from monitor.inference import engine
 from monitor.inference.avsync import faces
 from monitor.inference.avsync.onsets import refine_peak
 from monitor.inference.avsync.result import (
@@ -32,7 +30,7 @@ from monitor.inference.avsync.result import (
     verdict,
 )
 from monitor.inference.engine import OnnxModel
-from monitor.inference.media import DecodedSegment
+from monitor.inference.segment import DecodedSegment
 
 MODEL_NAME = "av_sync"
 CONTEXT_FRAMES = 5
@@ -119,11 +117,6 @@ class SyncNetModel(OnnxModel):
         )
 
 
-def shared_model(model_dir: str | Path | None = None) -> SyncNetModel:
-    """The process's one loaded copy of the model from ``model_dir`` (default: shipped)."""
-    return engine.shared_model(MODEL_NAME, model_dir, SyncNetModel)
-
-
 def track_distances(
     model: SyncNetModel,
     crops: np.ndarray,
@@ -164,16 +157,12 @@ class SyncScorer:
         self,
         model: SyncNetModel,
         min_confidence: float | None = None,
-        learned_faces: faces.LearnedFaces | None | bool = True,
+        learned_faces: faces.LearnedFaces | None = None,
     ) -> None:
         self.model = model
-        # The learned face detector beside the model (``face_detector.onnx``) adds the faces
-        # the Haar cascades miss; False leaves it out, None when it is not shipped.
-        self.learned_faces = (
-            faces.shared_learned(model.path.parent)
-            if learned_faces is True
-            else learned_faces or None
-        )
+        # The learned face detector (``face_detector.onnx``) adds the faces the Haar cascades
+        # miss; None leaves the cascades alone.
+        self.finder = faces.FaceFinder(learned_faces)
         card = model.card.thresholds
         self.min_confidence = (
             min_confidence if min_confidence is not None else card.get("min_confidence", 0.3)
@@ -188,7 +177,7 @@ class SyncScorer:
             return []
         mel = log_mel(window.audio, window.audio_rate)
         out = []
-        for track in faces.face_tracks(window.luma, learned=self.learned_faces):
+        for track in self.finder.tracks(window.luma):
             crops = faces.mouth_crops(window.luma, track)
             times = window.video_times[track.first : track.first + track.frames]
             dists = track_distances(self.model, crops, mel, times - window.audio_start, window.fps)

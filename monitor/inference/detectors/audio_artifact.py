@@ -8,7 +8,8 @@ defect class reaches ``threshold`` is flagged with that label; neighbouring flag
 the same label merge into one span. Each window speaks for the middle of its second (where it
 does not overlap its neighbours' centres), so spans are as tight as the hop allows.
 
-The model is loaded once per process and model directory, on first use or in ``warm_up``.
+The model comes from the runtime's model cache (one session for every channel), loaded on
+first use or in ``warm_up``.
 """
 
 from __future__ import annotations
@@ -16,20 +17,19 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field
-from scipy.signal import resample_poly
 
-from monitor.inference import engine
-from monitor.inference.batching import shared_batcher
+from monitor.core.messages import DefectSpan
 from monitor.inference.detectors.base import Detector, DetectorConfig
 from monitor.inference.detectors.registry import register
-from monitor.inference.engine import ModelLoadError, OnnxModel, default_model_dir, shipped_version
-from monitor.inference.media import DecodedSegment, DecodeNeeds
-from monitor.core.messages import DefectSpan
+from monitor.inference.segment import DecodedSegment, DecodeNeeds
+
+if TYPE_CHECKING:
+    from monitor.inference.engine import OnnxModel
+    from monitor.inference.models import ModelCache
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ class AudioArtifactConfig(DetectorConfig):
 
 def to_model_rate(audio: np.ndarray, rate: int, target: int = MODEL_RATE) -> np.ndarray:
     """Mono mixdown and polyphase resampling; training uses this same function."""
+    from scipy.signal import resample_poly  # here, not at import: the config loads without it
+
     mono = audio.mean(axis=0) if audio.ndim == 2 else audio
     if rate != target:
         g = math.gcd(rate, target)
@@ -143,11 +145,6 @@ def merge_windows(
     return spans
 
 
-def shared_model(model_dir: str | Path | None = None) -> OnnxModel:
-    """The process's one loaded copy of the model from ``model_dir`` (default: shipped)."""
-    return engine.shared_model(MODEL_NAME, model_dir)
-
-
 @register
 class AudioArtifactDetector(Detector):
     """Flags windows whose audio the model classes as click, hum, hiss or distortion."""
@@ -156,22 +153,13 @@ class AudioArtifactDetector(Detector):
     config_class = AudioArtifactConfig
     needs = DecodeNeeds(luma=False, audio=True)
     model_name = MODEL_NAME
-    model_version = shipped_version(MODEL_NAME)
     config: AudioArtifactConfig
 
-    def __init__(self, config: DetectorConfig, model_dir: str | Path | None = None) -> None:
-        super().__init__(config)
-        self._model_dir = model_dir
+    def __init__(self, config: DetectorConfig, models: ModelCache | None = None) -> None:
+        super().__init__(config, models)
 
     def model(self) -> OnnxModel:
-        if self._model_dir is None:
-            from monitor.app.config import Settings
-
-            self._model_dir = Settings().model_dir or default_model_dir()
-        model = shared_model(self._model_dir)
-        if model.version != self.model_version:
-            self.model_version = model.version  # type: ignore[misc]
-        return model
+        return self.models.model(MODEL_NAME)
 
     def threshold(self, model: OnnxModel) -> float:
         if self.config.threshold is not None:
@@ -194,7 +182,7 @@ class AudioArtifactDetector(Detector):
 
     def _probabilities(self, model: OnnxModel, batch: np.ndarray) -> np.ndarray:
         size = self.config.batch_size
-        batcher = shared_batcher(model)  # joins the windows of concurrent channels
+        batcher = self.models.batcher(model)  # joins the windows of concurrent channels
         parts = [batcher.run(batch[i : i + size]) for i in range(0, len(batch), size)]
         return np.concatenate(parts)
 
@@ -202,8 +190,6 @@ class AudioArtifactDetector(Detector):
 __all__ = [
     "AudioArtifactConfig",
     "AudioArtifactDetector",
-    "ModelLoadError",
     "cut_windows",
-    "shared_model",
     "to_model_rate",
 ]

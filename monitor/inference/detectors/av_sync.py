@@ -2,8 +2,8 @@
 
 Each window is measured on mouths first: shots, face tracks and mouth crops
 (:mod:`monitor.inference.avsync.faces`) scored against the speech by the SyncNet-style model
-(:mod:`monitor.inference.avsync.syncnet`), tracks voting in_sync / out_of_sync. A window without face
-tracks, or whose tracks tie, falls back to audio onsets against visual change
+(:mod:`monitor.inference.avsync.syncnet`), tracks voting in_sync / out_of_sync. A window
+without face tracks, or whose tracks tie, falls back to audio onsets against visual change
 (:mod:`monitor.inference.avsync.onsets`): test patterns, claps, cuts with sound. A window is
 ``out_of_sync`` when audio leads by more than ``lead_threshold_ms`` or lags by more than
 ``lag_threshold_ms`` (ITU-R BT.1359 by default); only those windows become spans, labelled
@@ -18,20 +18,20 @@ be trustworthy yet. The face path costs about 0.1-0.2 s of CPU per second of med
 every third frame, at most 240 lines, plus the small learned face detector); set
 ``faces: false`` for the onset path alone (a few ms per window).
 
-The model is loaded once per process on first use; without it (not shipped, or refused by
-its card) the face path is skipped with one warning and the onset path still runs.
+The models come from the runtime's model cache on first use; without the sync model (not
+shipped, or refused by its card) the face path is skipped with one warning and the onset
+path still runs; without the learned face detector the Haar cascade finds faces alone.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field
 
-from monitor.inference.avsync import onsets
+from monitor.core.messages import DefectSpan
 from monitor.inference.avsync.result import (
     LAG_THRESHOLD_MS,
     LEAD_THRESHOLD_MS,
@@ -41,9 +41,11 @@ from monitor.inference.avsync.result import (
 )
 from monitor.inference.detectors.base import Detector, DetectorConfig
 from monitor.inference.detectors.registry import register
-from monitor.inference.engine import default_model_dir, shipped_version
-from monitor.inference.media import DecodedSegment, DecodeNeeds
-from monitor.core.messages import DefectSpan
+from monitor.inference.segment import DecodedSegment, DecodeNeeds
+
+if TYPE_CHECKING:
+    from monitor.inference.avsync.syncnet import SyncScorer
+    from monitor.inference.models import ModelCache
 
 logger = logging.getLogger(__name__)
 
@@ -108,32 +110,22 @@ class AvSyncDetector(Detector):
     config_class = AvSyncConfig
     needs = DecodeNeeds(luma=True, rgb=False, audio=True)
     model_name = MODEL_NAME
-    model_version = shipped_version(MODEL_NAME)
     config: AvSyncConfig
 
-    def __init__(self, config: DetectorConfig, model_dir: str | Path | None = None) -> None:
-        super().__init__(config)
-        self._model_dir = model_dir
-        self._scorer: object | None = None
-        self._scorer_failed = False
+    def __init__(self, config: DetectorConfig, models: ModelCache | None = None) -> None:
+        super().__init__(config, models)
+        self._scorer: SyncScorer | None = None
 
-    def scorer(self):  # type: ignore[no-untyped-def]
-        """The face-path scorer, or None when the model cannot be used (warned once)."""
-        if self._scorer is None and not self._scorer_failed and self.config.faces:
-            from monitor.inference.avsync.syncnet import SyncScorer, shared_model
-            from monitor.inference.engine import ModelLoadError
+    def scorer(self) -> SyncScorer | None:
+        """The face-path scorer, or None when the sync model cannot be used (warned once)."""
+        if self._scorer is None and self.config.faces:
+            from monitor.inference.avsync.faces import FACE_MODEL, LearnedFaces
+            from monitor.inference.avsync.syncnet import SyncNetModel, SyncScorer
 
-            try:
-                if self._model_dir is None:
-                    from monitor.app.config import Settings
-
-                    self._model_dir = Settings().model_dir or default_model_dir()
-                model = shared_model(self._model_dir)
-                self._scorer = SyncScorer(model)
-                self.model_version = model.version  # type: ignore[misc]
-            except ModelLoadError as exc:
-                logger.warning("av_sync: face path off, onsets only: %s", exc)
-                self._scorer_failed = True
+            model = self.models.optional(MODEL_NAME, SyncNetModel)
+            if model is not None:
+                learned = self.models.optional(FACE_MODEL, LearnedFaces)
+                self._scorer = SyncScorer(model, learned_faces=learned)
         return self._scorer
 
     def warm_up(self) -> None:
@@ -152,6 +144,8 @@ class AvSyncDetector(Detector):
             )
             if estimate.conclusive:
                 return estimate
+        from monitor.inference.avsync import onsets  # SciPy: loaded only where it runs
+
         settings = onsets.OnsetSettings(min_confidence=self.config.onset_confidence)
         return onsets.measure(
             window.luma,

@@ -16,35 +16,25 @@ its key, and one :class:`Detector` subclass registered under that key::
 Detectors are stateless per segment: they report the defect stretches inside the segment
 (possibly short ones); alerting joins stretches across segments and applies
 ``min_duration`` and ``recovery``, so a defect that spans five segments is one alert.
+
+A learned detector gets its models from the :class:`~monitor.inference.models.ModelCache`
+it is built with (the runtime's); it never loads one by itself. Plugin modules import
+nothing heavy at module level (the config is validated in processes that never run them).
 """
 
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from monitor.inference.media import DecodedSegment, DecodeNeeds
+from monitor.core.channels import DetectorConfig
 from monitor.core.messages import DefectSpan
+from monitor.inference.segment import DecodedSegment, DecodeNeeds
 
+if TYPE_CHECKING:
+    from monitor.inference.models import ModelCache
 
-class DetectorConfig(BaseModel):
-    """Settings every detector has; plugins add their own thresholds."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: str
-    enabled: bool = Field(default=True, description="Run this detector on the channel.")
-    min_duration: float = Field(
-        default=2.0, ge=0.0, description="Seconds a defect must last before an alert opens."
-    )
-    recovery: float = Field(
-        default=1.0, ge=0.0, description="Seconds of clean media before an open alert resolves."
-    )
-    severity: str | None = Field(
-        default=None, description="Overrides the channel's severity for this detector."
-    )
+__all__ = ["Detector", "DetectorConfig"]
 
 
 class Detector(abc.ABC):
@@ -53,11 +43,25 @@ class Detector(abc.ABC):
     key: ClassVar[str]
     config_class: ClassVar[type[DetectorConfig]]
     needs: ClassVar[DecodeNeeds] = DecodeNeeds(luma=True, rgb=False, audio=False)
-    model_name: ClassVar[str | None] = None
-    model_version: ClassVar[str | None] = None
+    model_name: str | None = None  # the learned model it runs, if any (set per instance)
 
-    def __init__(self, config: DetectorConfig) -> None:
+    def __init__(self, config: DetectorConfig, models: ModelCache | None = None) -> None:
         self.config = config
+        self._models = models
+
+    @property
+    def models(self) -> ModelCache:
+        """The model cache this detector was built with; learned detectors need one."""
+        if self._models is None:
+            raise RuntimeError(f"{self.key}: a learned detector is built with a ModelCache")
+        return self._models
+
+    @property
+    def model_version(self) -> str | None:
+        """Version of the model it runs (the loaded one, else the card's), for detections."""
+        if self.model_name is None or self._models is None:
+            return None
+        return self._models.version(self.model_name)
 
     @abc.abstractmethod
     def detect(self, segment: DecodedSegment) -> list[DefectSpan]:

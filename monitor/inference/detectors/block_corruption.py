@@ -15,19 +15,20 @@ Off by default until its model is shipped and it stays silent on clean channel c
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field
 
-from monitor.inference.batching import shared_batcher
+from monitor.core.messages import DefectSpan
 from monitor.inference.detectors.base import Detector, DetectorConfig
 from monitor.inference.detectors.registry import register
 from monitor.inference.detectors.spans import spans_from_flags
-from monitor.inference.engine import OnnxModel, default_model_dir, shared_model, shipped_version
-from monitor.inference.media import DecodedSegment, DecodeNeeds
-from monitor.core.messages import DefectSpan
+from monitor.inference.segment import DecodedSegment, DecodeNeeds
+
+if TYPE_CHECKING:
+    from monitor.inference.engine import OnnxModel
+    from monitor.inference.models import ModelCache
 
 logger = logging.getLogger(__name__)
 
@@ -88,25 +89,14 @@ class BlockCorruptionDetector(Detector):
     key = "block_corruption"
     config_class = BlockCorruptionConfig
     needs = DecodeNeeds(luma=False, rgb=True, audio=False)
-    model_name = MODEL_NAMES["light"]
-    model_version = shipped_version(MODEL_NAMES["light"])
     config: BlockCorruptionConfig
 
-    def __init__(self, config: DetectorConfig, model_dir: str | Path | None = None) -> None:
-        super().__init__(config)
-        self._model_dir = model_dir
-        self.model_name = MODEL_NAMES[self.config.model]  # type: ignore[misc]
-        self.model_version = shipped_version(self.model_name)  # type: ignore[misc]
+    def __init__(self, config: DetectorConfig, models: ModelCache | None = None) -> None:
+        super().__init__(config, models)
+        self.model_name = MODEL_NAMES[self.config.model]
 
     def model(self) -> OnnxModel:
-        if self._model_dir is None:
-            from monitor.app.config import Settings
-
-            self._model_dir = Settings().model_dir or default_model_dir()
-        model = shared_model(self.model_name, self._model_dir)
-        if model.version != self.model_version:
-            self.model_version = model.version  # type: ignore[misc]
-        return model
+        return self.models.model(MODEL_NAMES[self.config.model])
 
     def warm_up(self) -> None:
         """Load the model and run one small picture (the card's shape has free height/width)."""
@@ -115,7 +105,7 @@ class BlockCorruptionDetector(Detector):
     def scores(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(region probabilities (N, 1, h, w) over whole regions, frame probabilities (N,))
         for RGB frames (N, H, W, 3)."""
-        batcher = shared_batcher(self.model())  # joins frames of concurrent channels
+        batcher = self.models.batcher(self.model())  # joins frames of concurrent channels
         maps, heads = [], []
         size = self.config.batch_size
         for i in range(0, len(rgb), size):
@@ -153,6 +143,5 @@ __all__ = [
     "BlockCorruptionConfig",
     "BlockCorruptionDetector",
     "corrupted_share",
-    "shared_model",
     "whole_regions",
 ]

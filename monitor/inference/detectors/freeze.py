@@ -19,12 +19,12 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from monitor.core.messages import DefectSpan
 from monitor.inference.detectors.base import Detector, DetectorConfig
 from monitor.inference.detectors.black import BlackConfig, black_scores
 from monitor.inference.detectors.registry import register
 from monitor.inference.detectors.spans import runs
-from monitor.inference.media import DecodedSegment, DecodeNeeds
-from monitor.core.messages import DefectSpan
+from monitor.inference.segment import DecodedSegment, DecodeNeeds
 
 
 class FreezeConfig(DetectorConfig):

@@ -7,11 +7,11 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from monitor.core.messages import DefectSpan
 from monitor.inference.detectors.base import Detector, DetectorConfig
 from monitor.inference.detectors.registry import register
 from monitor.inference.detectors.spans import spans_from_flags
-from monitor.inference.media import DecodedSegment, DecodeNeeds
-from monitor.core.messages import DefectSpan
+from monitor.inference.segment import DecodedSegment, DecodeNeeds
 
 
 class SilenceConfig(DetectorConfig):

@@ -1,0 +1,42 @@
+"""What the API serves from, built by the process that owns the clients."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+from alerting.api.schemas import ModelInfo
+from monitor.core.channels import Channels
+from monitor.core.messages import now
+from monitor.core.metrics import Metrics
+from monitor.core.settings import Settings
+from monitor.core.state import StateStore
+
+Readiness = Callable[[], Awaitable[dict[str, bool]]]
+
+
+@dataclass
+class ApiContext:
+    """What the API serves from; built by the process that owns the clients.
+
+    ``readiness`` answers a component map (``{"bus": True, "state": True, "models": False}``);
+    without it only the state store is checked. ``models`` lists loaded models; without it
+    they are read from the ``vqm_model_info`` metric the inference worker sets. ``lifespan``
+    opens and closes clients the API alone owns (none in the one-process mode).
+    ``settings`` gives the API token rules; without it the defaults apply (local, no token).
+    """
+
+    config: Channels
+    state: StateStore
+    metrics: Metrics
+    readiness: Readiness | None = None
+    models: Callable[[], Sequence[ModelInfo]] | None = None
+    lifespan: Callable[[], AbstractAsyncContextManager[None]] | None = None
+    settings: Settings | None = None
+    clock: Callable[[], float] = now
+
+    @property
+    def auth(self) -> Settings:
+        # model_construct: the defaults, without reading the environment
+        return self.settings if self.settings is not None else Settings.model_construct()

@@ -1,0 +1,80 @@
+"""Request and response bodies of the API, as the OpenAPI document shows them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from alerting.models import Alert, Silence
+from alerting.store import ChannelStatus
+
+
+class ModelInfo(BaseModel):
+    """A loaded model as /readyz reports it."""
+
+    name: str
+    version: str
+    providers: list[str] = Field(default_factory=list)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadinessReport(BaseModel):
+    status: Literal["ready", "not_ready"]
+    components: dict[str, bool]
+    models: list[ModelInfo]
+
+
+class ChannelView(BaseModel):
+    id: str
+    name: str
+    severity: str
+    status: ChannelStatus
+    up: bool | None = None
+    last_segment_at: float | None = Field(default=None, description="Epoch s of newest segment.")
+    last_detection_at: float | None = None
+    last_event: str | None = Field(default=None, description="Latest stream event kind.")
+    active_alerts: list[Alert] = Field(default_factory=list)
+    last_thumbnail: str | None = Field(
+        default=None, description="URL of the newest thumbnail JPEG; None before the first."
+    )
+    thumbnail_at: float | None = Field(
+        default=None, description="Fetch time of the segment it shows, epoch s."
+    )
+
+
+class ChannelList(BaseModel):
+    channels: list[ChannelView]
+
+
+class AlertList(BaseModel):
+    alerts: list[Alert]
+
+
+class AckRequest(BaseModel):
+    """Body of an acknowledgement; both fields are for the people reading it later."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(default="", max_length=200, description="Who acknowledges.")
+    comment: str = Field(default="", max_length=2000)
+
+
+class SilenceView(Silence):
+    active_now: bool = Field(description="Whether it matches alerts at this moment.")
+
+
+class SilenceList(BaseModel):
+    silences: list[SilenceView]

@@ -1,0 +1,88 @@
+"""A decoded segment: what every detector reads, and what a worker must decode for them.
+
+Kept apart from the decoder (:mod:`monitor.inference.media`, which needs PyAV) so detector
+plugins can name these types without loading PyAV: a process that only validates the config
+imports the plugins, never the decoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+AUDIO_RATE = 48_000
+
+
+@dataclass(frozen=True)
+class DecodeNeeds:
+    """What the detectors of a worker need, so nothing unused is converted."""
+
+    luma: bool = True
+    rgb: bool = False
+    audio: bool = True
+
+
+@dataclass
+class DecodedSegment:
+    """Frames and audio of one segment, with timestamps.
+
+    ``luma`` is (N, H, W) uint8, the Y plane as coded; ``full_range`` says whether black is
+    0 (full/JPEG range) or 16 (limited/TV range). ``audio`` is (channels, samples) float32
+    in [-1, 1] at ``audio_rate``, first sample at ``audio_start``.
+    """
+
+    video_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    luma: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.uint8))
+    rgb: np.ndarray | None = None
+    full_range: bool = False
+    fps: float = 25.0
+    audio: np.ndarray = field(default_factory=lambda: np.zeros((1, 0), np.float32))
+    audio_rate: int = AUDIO_RATE
+    audio_start: float = 0.0
+
+    @property
+    def start(self) -> float:
+        starts = [t for t in (self._video_start(), self._audio_span()[0]) if t is not None]
+        return min(starts) if starts else 0.0
+
+    @property
+    def end(self) -> float:
+        ends = [t for t in (self._video_end(), self._audio_span()[1]) if t is not None]
+        return max(ends) if ends else 0.0
+
+    @property
+    def frame_duration(self) -> float:
+        return 1.0 / self.fps if self.fps > 0 else 0.04
+
+    def _video_start(self) -> float | None:
+        return float(self.video_times[0]) if len(self.video_times) else None
+
+    def _video_end(self) -> float | None:
+        if not len(self.video_times):
+            return None
+        return float(self.video_times[-1]) + self.frame_duration
+
+    def _audio_span(self) -> tuple[float | None, float | None]:
+        n = self.audio.shape[-1]
+        if n == 0:
+            return None, None
+        return self.audio_start, self.audio_start + n / self.audio_rate
+
+    @property
+    def video_span(self) -> tuple[float, float]:
+        start, end = self._video_start(), self._video_end()
+        return (start, end) if start is not None and end is not None else (0.0, 0.0)
+
+    @property
+    def audio_span(self) -> tuple[float, float]:
+        start, end = self._audio_span()
+        return (start, end) if start is not None and end is not None else (0.0, 0.0)
+
+    @property
+    def has_video(self) -> bool:
+        return len(self.video_times) > 0
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio.shape[-1] > 0

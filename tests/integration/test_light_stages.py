@@ -1,0 +1,46 @@
+"""Each stage process loads only what it runs: ``vqm ingest`` and ``vqm alert``, started for
+real against a broker and Redis, import neither PyAV, ONNX Runtime, OpenCV, SciPy nor torch;
+``vqm infer`` does (which shows the check sees those libraries when they are there)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.integration.processes import Cluster
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+INFERENCE_LIBRARIES = {"onnxruntime", "av", "cv2", "scipy", "torch"}
+_IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)", re.M)
+
+
+def top_level_imports(log: Path) -> set[str]:
+    """The top-level packages a process imported, from its ``-X importtime`` lines."""
+    return {name.split(".")[0] for name in _IMPORTED.findall(log.read_text(errors="replace"))}
+
+
+async def test_ingest_and_alert_load_no_inference_library_and_infer_does(
+    tmp_path: Path, kafka_bootstrap: str, redis_url: str, namespace: str
+) -> None:
+    config = {
+        "channels": [{"id": "idle", "url": "http://127.0.0.1:9/live.m3u8"}],
+        "detectors": [{"type": "audio_artifact", "enabled": True}],  # infer loads a model
+    }
+    cluster = Cluster(tmp_path, kafka_bootstrap, redis_url, namespace, config)
+    loaded = {}
+    try:
+        for stage in ("ingest", "alert", "infer"):
+            process = cluster.start(stage, python_flags=("-X", "importtime"))
+            await process.until_ready()
+            process.terminate()
+            assert await process.wait(15) == 0, cluster.logs()
+            loaded[stage] = top_level_imports(process.log)
+    finally:
+        cluster.stop()
+    assert "monitor" in loaded["ingest"] and "stream_ingest" in loaded["ingest"]
+    assert loaded["ingest"] & INFERENCE_LIBRARIES == set()
+    assert loaded["alert"] & INFERENCE_LIBRARIES == set()
+    assert {"onnxruntime", "av", "cv2"} <= loaded["infer"]

@@ -1,0 +1,206 @@
+"""Every metric the dashboards and alert rules query is one the code really exports.
+
+A misspelled metric in PromQL is not an error anywhere: Grafana draws an empty panel and
+Prometheus never fires the alert. So this test extracts the metric names from every expression
+we ship and checks them against the sample names a real ``Metrics`` registry exposes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics import MetricWrapperBase
+
+from monitor.core.metrics import Metrics
+from tests.conftest import REPO
+
+ALERTING_DIR = REPO / "alerting"
+DASHBOARDS = sorted((ALERTING_DIR / "dashboards").glob("*.json"))
+RULE_FILES = sorted((ALERTING_DIR / "rules").glob("*.yaml"))
+DETECTORS = [
+    "freeze", "black", "silence", "block_corruption", "audio_artifact", "av_sync", "stream",
+]
+
+# Words that look like identifiers in PromQL but are not metric names.
+PROMQL_KEYWORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset",
+    "and", "or", "unless", "atan2", "inf", "nan", "start", "end",
+}
+_LABEL_LISTS = re.compile(
+    r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", re.IGNORECASE
+)
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_IDENTIFIER = re.compile(r"(?<![\w:$.])([A-Za-z_:][\w:]*)")
+_LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(.*?)\s*,\s*\w+\s*\)\s*$", re.DOTALL)
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names an expression selects.
+
+    Strips what can hold other identifiers (strings, label matchers, ranges, label lists after
+    ``by``/``on``...), then keeps identifiers that are neither functions (followed by ``(``)
+    nor keywords.
+    """
+    if match := _LABEL_VALUES.match(expr):  # Grafana's variable query: label_values(expr, label)
+        expr = match.group(1)
+    expr = _STRINGS.sub('""', expr)
+    expr = re.sub(r"\{[^}]*\}", " ", expr)
+    expr = re.sub(r"\[[^\]]*\]", " ", expr)
+    expr = _LABEL_LISTS.sub(" ", expr)
+    expr = re.sub(r"\$\{?\w+\}?", " 0 ", expr)  # Grafana variables left outside matchers
+    names = set()
+    for match in _IDENTIFIER.finditer(expr):
+        name = match.group(1)
+        rest = expr[match.end():].lstrip()
+        if rest.startswith("(") or name.lower() in PROMQL_KEYWORDS:
+            continue
+        names.add(name)
+    return names
+
+
+def exposed_sample_names(metrics: Metrics) -> set[str]:
+    """Sample names the registry exposes once every family has one child.
+
+    Labelled families show no samples until a label set is used, so each gets one; the names
+    then carry the suffixes prometheus_client adds (``_total``, ``_bucket``, ``_sum``...).
+    """
+    for metric in vars(metrics).values():
+        if isinstance(metric, MetricWrapperBase) and metric._labelnames:
+            metric.labels(**{name: "x" for name in metric._labelnames})
+    return {
+        sample.name for family in metrics.registry.collect() for sample in family.samples
+    }
+
+
+def dashboard_exprs(node: Any) -> Iterator[str]:
+    """Every PromQL text in a dashboard: panel targets and template variable queries."""
+    if isinstance(node, dict):
+        if isinstance(node.get("expr"), str):
+            yield node["expr"]
+        if node.get("type") == "query" and isinstance(node.get("definition"), str):
+            yield node["definition"]
+        for value in node.values():
+            yield from dashboard_exprs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from dashboard_exprs(value)
+
+
+def rule_exprs(path: Path) -> Iterator[str]:
+    for group in yaml.safe_load(path.read_text())["groups"]:
+        for rule in group["rules"]:
+            yield rule["expr"]
+
+
+def unknown_metrics(exprs: list[str], known: set[str]) -> dict[str, set[str]]:
+    """Expression -> the names in it that the code does not export (empty when all is well)."""
+    found = {expr: metric_names(expr) - known for expr in exprs}
+    return {expr: names for expr, names in found.items() if names}
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def known() -> set[str]:
+    return exposed_sample_names(Metrics(CollectorRegistry()))
+
+
+def test_the_registry_exposes_suffixed_sample_names(known: set[str]) -> None:
+    assert {"vqm_channel_up", "vqm_ingest_errors_total", "vqm_active_alerts"} <= known
+    assert {"vqm_detection_latency_seconds_bucket", "vqm_processing_seconds_count"} <= known
+    assert "vqm_ingest_errors" not in known  # the bare counter name is not a series
+
+
+def test_metric_names_are_extracted_from_selectors_ranges_and_functions() -> None:
+    expr = (
+        'histogram_quantile(0.95, sum by (channel, le) (rate(vqm_a_bucket{channel=~"$channel"}'
+        "[$__rate_interval]))) > 10 and on (channel) time() - vqm_b offset 5m > bool 3e2"
+    )
+    assert metric_names(expr) == {"vqm_a_bucket", "vqm_b"}
+    assert metric_names("label_values(vqm_channel_up, channel)") == {"vqm_channel_up"}
+    assert metric_names('sum(vqm_c{detector="freeze", kind="by"}) or vector(0)') == {"vqm_c"}
+
+
+def test_the_checker_catches_a_misspelled_metric_in_a_dashboard(known: set[str]) -> None:
+    dashboard = {"panels": [{"targets": [
+        {"expr": 'sum(vqm_channel_up{channel="$channel"})'},
+        {"expr": "rate(vqm_ingest_error_total[5m])"},
+        {"expr": "vqm_chanel_up == 0"},
+    ]}]}
+    bad = unknown_metrics(list(dashboard_exprs(dashboard)), known)
+    assert set().union(*bad.values()) == {"vqm_ingest_error_total", "vqm_chanel_up"}
+
+
+def test_the_project_ships_three_dashboards_and_a_rules_file() -> None:
+    assert [p.name for p in DASHBOARDS] == ["channel.json", "fleet.json", "pipeline.json"]
+    assert [p.name for p in RULE_FILES] == ["vqm.yaml"]
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_every_dashboard_queries_only_metrics_the_code_exports(
+    path: Path, known: set[str]
+) -> None:
+    exprs = list(dashboard_exprs(load(path)))
+    assert len(exprs) >= 5
+    assert unknown_metrics(exprs, known) == {}
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
+def test_every_alert_rule_queries_only_metrics_the_code_exports(
+    path: Path, known: set[str]
+) -> None:
+    exprs = list(rule_exprs(path))
+    assert exprs
+    assert unknown_metrics(exprs, known) == {}
+
+
+def test_rules_have_severity_summary_description_and_runbook() -> None:
+    for path in RULE_FILES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                assert rule["labels"]["severity"] in {"critical", "major", "warning"}, rule
+                assert {"summary", "description", "runbook"} <= set(rule["annotations"]), rule
+
+
+def test_there_is_one_defect_rule_per_detector() -> None:
+    exprs = list(rule_exprs(ALERTING_DIR / "rules" / "vqm.yaml"))
+    for detector in DETECTORS:
+        assert sum(f'detector="{detector}"' in e for e in exprs) == 1, detector
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboards_take_the_prometheus_datasource_as_an_input(path: Path) -> None:
+    dashboard = load(path)
+    assert [i["name"] for i in dashboard["__inputs"]] == ["DS_PROMETHEUS"]
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "${DS_PROMETHEUS}"
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboards_have_a_channel_variable_and_a_recent_schema(path: Path) -> None:
+    dashboard = load(path)
+    assert 36 <= dashboard["schemaVersion"] <= 41
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["channel"]["definition"] == "label_values(vqm_channel_up, channel)"
+    assert variables["channel"]["query"]["query"] == "label_values(vqm_channel_up, channel)"
+
+
+def test_dashboard_uids_and_panel_ids_are_unique() -> None:
+    uids = [load(p)["uid"] for p in DASHBOARDS]
+    assert len(set(uids)) == len(uids)
+    for path in DASHBOARDS:
+        ids = [panel["id"] for panel in load(path)["panels"]]
+        assert len(set(ids)) == len(ids), path.name

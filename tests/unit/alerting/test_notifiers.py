@@ -1,0 +1,266 @@
+"""Notifier payloads, signatures, failure classes and routing, against a real local receiver."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from alerting.models import Alert, AlertEvent, AlertState, AlertTransition
+from alerting.notifiers import NotificationConfig, NotifierError, build_notifiers, verify_signature
+from alerting.notifiers.alertmanager import AlertmanagerConfig, AlertmanagerNotifier
+from alerting.notifiers.base import rfc3339
+from alerting.notifiers.pagerduty import PagerDutyConfig, PagerDutyNotifier
+from alerting.notifiers.slack import SlackConfig, SlackNotifier
+from alerting.notifiers.webhook import WebhookConfig, WebhookNotifier
+from tests.conftest import free_port
+from tests.receiver import Receiver
+
+OPENED_AT = 1_714_564_800.0  # 2024-05-01T12:00:00Z
+SECRET = "s3cret-shared-with-the-receiver"
+
+
+def make_alert(alert_id: str = "news:black:1", severity: str = "critical", **kw: object) -> Alert:
+    fields: dict[str, object] = {
+        "id": alert_id,
+        "channel_id": "news",
+        "detector": "black",
+        "severity": severity,
+        "start": 10.0,
+        "end": 14.0,
+        "confidence": 0.99,
+        "opened_at": OPENED_AT,
+        "updated_at": OPENED_AT + 4,
+        "summary": "Black picture",
+    }
+    fields.update(kw)
+    return Alert.model_validate(fields)
+
+
+def opened(alert: Alert | None = None) -> AlertEvent:
+    return AlertEvent(transition=AlertTransition.OPENED, alert=alert or make_alert())
+
+
+def resolved(alert: Alert | None = None) -> AlertEvent:
+    alert = (alert or make_alert()).model_copy(
+        update={"state": AlertState.RESOLVED, "resolved_at": OPENED_AT + 80.5}
+    )
+    return AlertEvent(transition=AlertTransition.RESOLVED, alert=alert)
+
+
+def mock_client(handler: object) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))  # type: ignore[arg-type]
+
+
+# --- Alertmanager ---------------------------------------------------------------------------
+
+
+async def test_alertmanager_receives_labels_annotations_and_open_ended_firing_alert(
+    receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    config = AlertmanagerConfig(url=receiver.url, firing_timeout=3600)
+    notifier = AlertmanagerNotifier("am", config, client, clock=lambda: OPENED_AT + 5)
+    await notifier.send(opened(make_alert(label="hum", detector="audio_artifact")))
+    [request] = receiver.accepted
+    assert (request.method, request.path) == ("POST", "/api/v2/alerts")
+    [alert] = request.json()
+    assert alert["labels"] == {
+        "alertname": "vqm_audio_artifact",
+        "channel": "news",
+        "detector": "audio_artifact",
+        "severity": "critical",
+        "label": "hum",
+        "alert_id": "news:black:1",
+    }
+    assert alert["annotations"]["summary"] == "Black picture"
+    assert alert["startsAt"] == "2024-05-01T12:00:00.000Z"
+    assert alert["endsAt"] == "2024-05-01T13:00:05.000Z"
+
+
+async def test_alertmanager_resolve_sets_ends_at_to_the_resolve_time(
+    receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    notifier = AlertmanagerNotifier("am", AlertmanagerConfig(url=receiver.url), client)
+    await notifier.send(resolved())
+    [alert] = receiver.accepted[0].json()
+    assert alert["endsAt"] == "2024-05-01T12:01:20.500Z"
+    assert "label" not in alert["labels"]
+
+
+# --- PagerDuty ------------------------------------------------------------------------------
+
+
+async def test_pagerduty_trigger_then_resolve_share_the_dedup_key(
+    receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    config = PagerDutyConfig(url=receiver.url, routing_key="R0UTING")
+    notifier = PagerDutyNotifier("oncall", config, client)
+    await notifier.send(opened())
+    await notifier.send(resolved())
+    trigger, resolve = (r.json() for r in receiver.accepted)
+    assert all(r.path == "/v2/enqueue" for r in receiver.accepted)
+    assert trigger["event_action"] == "trigger"
+    assert resolve["event_action"] == "resolve"
+    assert trigger["dedup_key"] == resolve["dedup_key"] == "news:black:1"
+    assert trigger["routing_key"] == resolve["routing_key"] == "R0UTING"
+    payload = trigger["payload"]
+    assert payload["summary"] == "Black picture"
+    assert payload["source"] == "news"
+    assert payload["severity"] == "critical"
+    assert payload["custom_details"]["detector"] == "black"
+
+
+@pytest.mark.parametrize(
+    ("severity", "expected"),
+    [("critical", "critical"), ("major", "error"), ("minor", "warning"), ("info", "info")],
+)
+def test_pagerduty_severity_is_mapped_to_the_four_it_knows(severity: str, expected: str) -> None:
+    config = PagerDutyConfig(routing_key="k")
+    notifier = PagerDutyNotifier("pd", config, httpx.AsyncClient())
+    body = notifier.payload(opened(make_alert(severity=severity)))
+    assert body["payload"]["severity"] == expected
+
+
+def test_pagerduty_routing_key_is_not_shown_in_the_config_repr() -> None:
+    assert "R0UTING" not in repr(PagerDutyConfig(routing_key="R0UTING"))
+
+
+# --- webhook --------------------------------------------------------------------------------
+
+
+async def test_webhook_signature_verifies_with_the_secret_and_fails_with_another(
+    receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    notifier = WebhookNotifier(
+        "hook", WebhookConfig(url=f"{receiver.url}/hooks/vqm", secret=SECRET), client,
+        clock=lambda: 1_714_564_900,
+    )
+    await notifier.send(opened())
+    [request] = receiver.accepted
+    assert request.path == "/hooks/vqm"
+    signature = request.headers["x-vqm-signature"]
+    assert signature.startswith("sha256=")
+    assert verify_signature(request.body, SECRET, signature)
+    assert not verify_signature(request.body, "another-secret-of-some-length", signature)
+    assert not verify_signature(request.body + b" ", SECRET, signature)
+    assert request.headers["x-vqm-timestamp"] == "1714564900"
+    assert request.headers["x-vqm-delivery"] == "news:black:1:opened"
+    assert AlertEvent.model_validate_json(request.body) == opened()
+
+
+def test_webhook_refuses_a_short_secret() -> None:
+    with pytest.raises(ValidationError, match="secret"):
+        WebhookConfig(url="http://x", secret="short")
+
+
+# --- Slack ----------------------------------------------------------------------------------
+
+
+async def test_slack_gets_a_readable_line_for_open_and_resolve(
+    receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    notifier = SlackNotifier("ops", SlackConfig(url=f"{receiver.url}/services/T/B/X"), client)
+    await notifier.send(opened(make_alert(summary="Black <picture> & more")))
+    await notifier.send(resolved())
+    open_text, resolve_text = (r.json()["text"] for r in receiver.accepted)
+    assert open_text.startswith(":red_circle: *black* on *news* [critical]")
+    assert "Black &lt;picture&gt; &amp; more" in open_text
+    assert "since 12:00:00 UTC" in open_text
+    assert resolve_text == ":white_check_mark: Resolved: *black* on *news* after 1m 20s"
+
+
+# --- failures -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "retriable"), [(503, True), (500, True), (429, True), (400, False), (403, False)]
+)
+async def test_a_non_2xx_answer_raises_saying_whether_to_retry(
+    receiver: Receiver, client: httpx.AsyncClient, status: int, retriable: bool
+) -> None:
+    receiver.statuses = [status]
+    notifier = PagerDutyNotifier("pd", PagerDutyConfig(url=receiver.url, routing_key="k"), client)
+    with pytest.raises(NotifierError, match=f"answered {status}") as caught:
+        await notifier.send(opened())
+    assert caught.value.retriable is retriable
+    assert caught.value.status == status
+
+
+async def test_a_refused_connection_is_retriable(client: httpx.AsyncClient) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    notifier = SlackNotifier("ops", SlackConfig(url=url), client)
+    with pytest.raises(NotifierError, match="cannot reach") as caught:
+        await notifier.send(opened())
+    assert caught.value.retriable
+
+
+async def test_a_timeout_is_retriable_and_uses_the_configured_limit() -> None:
+    seen: list[object] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        raise httpx.ReadTimeout("slow", request=request)
+
+    async with mock_client(handler) as client:
+        notifier = SlackNotifier("ops", SlackConfig(url="http://slack", timeout=1.5), client)
+        with pytest.raises(NotifierError, match="within 1.5s") as caught:
+            await notifier.send(opened())
+    assert caught.value.retriable
+    assert seen == [{"connect": 1.5, "read": 1.5, "write": 1.5, "pool": 1.5}]
+
+
+def test_rfc3339_is_utc_with_milliseconds() -> None:
+    assert rfc3339(0.25) == "1970-01-01T00:00:00.250Z"
+
+
+# --- config and routing ---------------------------------------------------------------------
+
+
+def notification_config() -> NotificationConfig:
+    return NotificationConfig.model_validate(
+        {
+            "notifiers": {
+                "oncall": {"type": "pagerduty", "routing_key": "k"},
+                "am": {"type": "alertmanager", "url": "http://alertmanager:9093"},
+                "ops": {"type": "slack", "url": "https://hooks.slack.com/services/T/B/X"},
+            },
+            "routes": [
+                {"severities": ["critical"], "notifiers": ["oncall", "am"]},
+                {"severities": ["critical", "major", "warning"], "notifiers": ["am", "ops"]},
+            ],
+        }
+    )
+
+
+def test_routes_send_each_severity_to_its_notifiers_once_each() -> None:
+    router = build_notifiers(notification_config(), httpx.AsyncClient())
+    critical = opened(make_alert(severity="critical"))
+    assert router.targets(critical) == ["oncall", "am", "ops"]
+    assert router.targets(opened(make_alert(severity="warning"))) == ["am", "ops"]
+    assert router.targets(opened(make_alert(severity="info"))) == []
+    assert isinstance(router.get("oncall"), PagerDutyNotifier)
+    assert router.get("nobody") is None
+
+
+def test_a_route_to_an_unknown_notifier_is_an_error_naming_it() -> None:
+    with pytest.raises(ValidationError, match=r"unknown notifier 'pager'; known: am"):
+        NotificationConfig.model_validate(
+            {
+                "notifiers": {"am": {"type": "alertmanager", "url": "http://am:9093"}},
+                "routes": [{"severities": ["critical"], "notifiers": ["pager"]}],
+            }
+        )
+
+
+@pytest.mark.parametrize(
+    "notifier",
+    [
+        {"type": "slack", "url": "http://x", "channel": "#ops"},
+        {"type": "teams", "url": "http://x"},
+        {"type": "alertmanager"},
+    ],
+    ids=["unknown key", "unknown type", "missing url"],
+)
+def test_notifier_configs_are_strict(notifier: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        NotificationConfig.model_validate({"notifiers": {"x": notifier}})

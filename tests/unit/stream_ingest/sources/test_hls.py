@@ -1,0 +1,608 @@
+"""The HLS follower against a tiny local origin: what it publishes, when it reloads, and how it
+reports (and survives) every way an origin goes wrong.
+
+Target durations are 1 s so each test takes a few seconds at most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.app.config import ChannelConfig
+from monitor.core.bus import MemoryBus, Topics
+from monitor.core.messages import SegmentMessage, StreamEvent, StreamEventKind, decode_message
+from monitor.core.metrics import Metrics
+from stream_ingest.config import IngestConfig
+from stream_ingest.sources.base import SourceContext
+from stream_ingest.sources.hls import HlsFollower
+from tests.conftest import free_port
+
+# ---------------------------------------------------------------------------------------------
+# A tiny origin: asyncio.start_server speaking just enough HTTP/1.1 (one request per connection).
+
+
+@dataclass
+class Response:
+    """What the origin answers; ``hang`` never answers, ``send_length=False`` omits the length."""
+
+    status: int = 200
+    body: bytes = b""
+    hang: bool = False
+    send_length: bool = True
+
+
+Route = Response | Callable[[], Response] | list[Response]
+
+
+@dataclass
+class Origin:
+    """Serves ``routes`` (path -> response, callable, or list consumed in order, last repeats)."""
+
+    port: int = field(default_factory=free_port)
+    routes: dict[str, Route] = field(default_factory=dict)
+    requests: list[tuple[float, str]] = field(default_factory=list)
+    _server: asyncio.Server | None = None
+    _handlers: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def hits(self, path: str) -> list[float]:
+        return [t for t, p in self.requests if p == path]
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await self._answer(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._handlers.discard(task)
+            writer.close()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        path = request[0].split(" ")[1]
+        headers = dict(h.lower().split(": ", 1) for h in request[1:] if ": " in h)
+        self.requests.append((time.monotonic(), path))
+        response = self._route(path)
+        if response.hang:
+            await asyncio.sleep(3600)
+        status, body = response.status, response.body
+        if "range" in headers and status == 200:
+            first, last = headers["range"].removeprefix("bytes=").split("-")
+            status, body = 206, body[int(first) : int(last) + 1]
+        head = f"HTTP/1.1 {status} X\r\nConnection: close\r\n"
+        if response.send_length:
+            head += f"Content-Length: {len(body)}\r\n"
+        writer.write(head.encode() + b"\r\n" + body)
+        await writer.drain()
+
+    def _route(self, path: str) -> Response:
+        route = self.routes.get(path, Response(404))
+        if isinstance(route, list):
+            return route.pop(0) if len(route) > 1 else route[0]
+        return route() if callable(route) else route
+
+
+def segment_bytes(seq: int, size: int = 188) -> bytes:
+    return bytes([seq % 256]) * size
+
+
+@dataclass
+class LivePlaylist:
+    """A live media playlist the test grows or slides; segments are served by the origin too."""
+
+    origin: Origin
+    target: int = 1
+    first: int = 0
+    durations: list[float] = field(default_factory=list)
+    discontinuity_before: set[int] = field(default_factory=set)
+    endlist: bool = False
+    header: str = ""
+
+    def add(self, count: int = 1, duration: float = 1.0) -> None:
+        for _ in range(count):
+            seq = self.first + len(self.durations)
+            self.durations.append(duration)
+            self.origin.routes.setdefault(f"/seg{seq}.ts", Response(body=segment_bytes(seq)))
+
+    def slide_to(self, first: int, count: int) -> None:
+        """Make the window ``first .. first+count-1`` (segments before it are gone)."""
+        self.first, self.durations = first, []
+        self.add(count)
+
+    def render(self) -> Response:
+        lines = ["#EXTM3U", f"#EXT-X-TARGETDURATION:{self.target}"]
+        lines += [f"#EXT-X-MEDIA-SEQUENCE:{self.first}", *filter(None, [self.header])]
+        for i, duration in enumerate(self.durations):
+            seq = self.first + i
+            if seq in self.discontinuity_before:
+                lines.append("#EXT-X-DISCONTINUITY")
+            lines += [f"#EXTINF:{duration:.3f},", f"seg{seq}.ts"]
+        if self.endlist:
+            lines.append("#EXT-X-ENDLIST")
+        return Response(body="\n".join(lines).encode() + b"\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Harness: a follower on a MemoryBus with fresh metrics, stopped (and timed) at teardown.
+
+FAST = IngestConfig(
+    request_timeout=0.5,
+    max_retries=1,
+    backoff_base=0.05,
+    backoff_max=0.1,
+    stale_after_targets=3,
+    start="first",
+)
+
+
+@dataclass
+class Harness:
+    origin: Origin
+    bus: MemoryBus = field(default_factory=MemoryBus)
+    topics: Topics = field(default_factory=Topics)
+    metrics: Metrics = field(default_factory=lambda: Metrics(CollectorRegistry()))
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    segments: list[SegmentMessage] = field(default_factory=list)
+    events: list[StreamEvent] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._segments = self.bus.consumer([self.topics.segments], group="test-segments")
+        self._events = self.bus.consumer([self.topics.stream_events], group="test-events")
+        self.playlist = LivePlaylist(self.origin)
+        self.origin.routes["/live.m3u8"] = self.playlist.render
+
+    def follow(self, url: str | None = None, **settings: object) -> HlsFollower:
+        channel = ChannelConfig(id="news", url=url or self.origin.url("/live.m3u8"))
+        context = SourceContext(
+            FAST.model_copy(update=settings), self.bus, self.topics, self.metrics
+        )
+        follower = HlsFollower(channel, context)
+        self.task = asyncio.create_task(follower.run(self.stop))
+        return follower
+
+    async def collect(self) -> None:
+        for record in await self._segments.getmany(timeout_ms=0, max_records=1000):
+            self.segments.append(decode_message(record.value, SegmentMessage))
+        for record in await self._events.getmany(timeout_ms=0, max_records=1000):
+            self.events.append(decode_message(record.value, StreamEvent))
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Collect what was published until ``predicate`` holds (or fail after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            await self.collect()
+            if predicate():
+                return
+            assert self.task is None or not self.task.done(), "the follower stopped"
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; segments={self.seqs} events={self.kinds}")
+            await asyncio.sleep(0.02)
+
+    @property
+    def seqs(self) -> list[int]:
+        return [s.seq for s in self.segments]
+
+    @property
+    def kinds(self) -> list[str]:
+        return [e.kind.value for e in self.events]
+
+    def of_kind(self, kind: StreamEventKind) -> list[StreamEvent]:
+        return [e for e in self.events if e.kind == kind]
+
+    def errors(self, kind: str) -> float:
+        value = self.metrics.registry.get_sample_value(
+            "vqm_ingest_errors_total", {"channel": "news", "kind": kind}
+        )
+        return value or 0.0
+
+    def gauge(self, name: str) -> float | None:
+        return self.metrics.registry.get_sample_value(name, {"channel": "news"})
+
+
+@pytest.fixture
+async def origin() -> AsyncIterator[Origin]:
+    server = Origin()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def harness(origin: Origin) -> AsyncIterator[Harness]:
+    h = Harness(origin)
+    yield h
+    h.stop.set()
+    if h.task is not None:
+        started = time.monotonic()
+        await asyncio.wait_for(h.task, timeout=2)
+        assert time.monotonic() - started < 1.0, "the follower took over a second to stop"
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+
+
+# ---------------------------------------------------------------------------------------------
+# Publishing
+
+
+async def test_each_segment_of_a_growing_playlist_is_published_once_in_order(
+    harness: Harness,
+) -> None:
+    harness.playlist.add(2, duration=1.0)
+    harness.follow()
+    await harness.until(lambda: len(harness.segments) >= 2)
+    harness.playlist.add(2, duration=0.5)
+    await harness.until(lambda: len(harness.segments) >= 4)
+    harness.playlist.add(1, duration=0.75)
+    await harness.until(lambda: len(harness.segments) >= 5)
+    await asyncio.sleep(0.6)  # one more reload of an unchanged playlist publishes nothing
+    await harness.collect()
+
+    assert harness.seqs == [0, 1, 2, 3, 4]
+    assert [s.payload for s in harness.segments] == [segment_bytes(i) for i in range(5)]
+    assert [s.media_start for s in harness.segments] == [0.0, 1.0, 2.0, 2.5, 3.0]
+    assert [s.duration for s in harness.segments] == [1.0, 1.0, 0.5, 0.5, 0.75]
+    first = harness.segments[0]
+    assert first.channel_id == "news" and first.container == "mpegts"
+    assert first.uri == harness.origin.url("/seg0.ts") and not first.discontinuity
+    assert all(len(harness.origin.hits(f"/seg{i}.ts")) == 1 for i in range(5))
+    assert harness.events == []
+    assert (
+        harness.metrics.registry.get_sample_value(
+            "vqm_segments_ingested_total", {"channel": "news"}
+        )
+        == 5
+    )
+    assert harness.gauge("vqm_ingest_up") == 1
+    assert abs((harness.gauge("vqm_last_segment_timestamp_seconds") or 0) - time.time()) < 5
+
+
+async def test_by_default_following_starts_at_the_live_edge(harness: Harness) -> None:
+    harness.playlist.add(4)
+    harness.follow(start="live_edge")
+    await harness.until(lambda: len(harness.segments) >= 1)
+    harness.playlist.add(1)
+    await harness.until(lambda: len(harness.segments) >= 2)
+    assert harness.seqs == [3, 4]
+    assert harness.segments[0].media_start == 0.0 and harness.segments[1].media_start == 1.0
+    assert harness.origin.hits("/seg0.ts") == []
+
+
+async def test_a_vod_playlist_is_followed_to_its_end_and_then_run_returns(
+    harness: Harness,
+) -> None:
+    harness.playlist.add(3)
+    harness.playlist.endlist = True
+    follower = harness.follow(start="live_edge")
+    assert harness.task is not None
+    await asyncio.wait_for(harness.task, timeout=3)
+    await harness.collect()
+    assert harness.seqs == [0, 1, 2] and follower.finished
+
+
+async def test_a_master_playlist_is_followed_through_its_highest_bandwidth_variant(
+    harness: Harness,
+) -> None:
+    harness.playlist.add(2)
+    harness.origin.routes["/master.m3u8"] = Response(
+        body=b"#EXTM3U\n"
+        b'#EXT-X-STREAM-INF:BANDWIDTH=300000,CODECS="avc1.42e00a"\nlow.m3u8\n'
+        b'#EXT-X-STREAM-INF:BANDWIDTH=6000000,CODECS="avc1.640028,mp4a.40.2"\nlive.m3u8\n'
+    )
+    harness.follow(url=harness.origin.url("/master.m3u8"))
+    await harness.until(lambda: len(harness.segments) >= 2)
+    assert harness.seqs == [0, 1]
+    assert {s.codecs for s in harness.segments} == {"avc1.640028,mp4a.40.2"}
+    assert harness.origin.hits("/low.m3u8") == []
+    assert len(harness.origin.hits("/master.m3u8")) == 1
+
+
+async def test_fmp4_segments_carry_their_init_section_in_front_of_the_payload(
+    harness: Harness,
+) -> None:
+    routes = harness.origin.routes
+    routes["/init.mp4"] = Response(body=b"INIT")
+    routes["/a.m4s"] = Response(body=b"AAAA")
+    routes["/b.m4s"] = Response(body=b"BBBB")
+    routes["/fmp4.m3u8"] = Response(
+        body=b'#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MAP:URI="init.mp4"\n'
+        b"#EXTINF:1,\na.m4s\n#EXTINF:1,\nb.m4s\n"
+    )
+    harness.follow(url=harness.origin.url("/fmp4.m3u8"))
+    await harness.until(lambda: len(harness.segments) >= 2)
+    assert [s.payload for s in harness.segments] == [b"INITAAAA", b"INITBBBB"]
+    assert {s.container for s in harness.segments} == {"fmp4"}
+    assert len(harness.origin.hits("/init.mp4")) == 1
+
+
+async def test_byterange_segments_are_fetched_as_http_ranges(harness: Harness) -> None:
+    harness.origin.routes["/all.ts"] = Response(body=b"0123456789")
+    harness.origin.routes["/ranges.m3u8"] = Response(
+        body=b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n#EXT-X-BYTERANGE:4@2\nall.ts\n"
+        b"#EXTINF:1,\n#EXT-X-BYTERANGE:3\nall.ts\n#EXT-X-ENDLIST\n"
+    )
+    harness.follow(url=harness.origin.url("/ranges.m3u8"))
+    await harness.until(lambda: len(harness.segments) >= 2)
+    assert [s.payload for s in harness.segments] == [b"2345", b"678"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reload timing (RFC 8216 section 6.3.4)
+
+
+async def test_reloads_wait_a_target_duration_after_a_change_and_half_of_one_otherwise(
+    harness: Harness,
+) -> None:
+    growing = {"left": 3}
+
+    def render() -> Response:
+        if growing["left"] > 0:  # each load finds a change, three times
+            growing["left"] -= 1
+            harness.playlist.add(1)
+        return harness.playlist.render()
+
+    harness.origin.routes["/live.m3u8"] = render
+    harness.follow()
+    await wait_for(lambda: len(harness.origin.hits("/live.m3u8")) >= 6, timeout=6)
+    loads = harness.origin.hits("/live.m3u8")
+    gaps = [b - a for a, b in zip(loads, loads[1:], strict=False)]
+    # Loads 1-3 changed (wait 1 s); from load 4 on the playlist is unchanged (wait 0.5 s).
+    assert all(0.95 <= g <= 1.4 for g in gaps[:3]), gaps
+    assert all(0.45 <= g <= 0.8 for g in gaps[3:5]), gaps
+
+
+# ---------------------------------------------------------------------------------------------
+# Stream checks: each is an event and a metric, and the follower carries on.
+
+
+async def test_a_segment_answering_404_is_reported_and_the_next_one_still_published(
+    harness: Harness,
+) -> None:
+    harness.playlist.add(2)
+    harness.origin.routes["/seg0.ts"] = Response(404)
+    harness.follow()
+    await harness.until(lambda: harness.seqs == [1])
+    (event,) = harness.of_kind(StreamEventKind.HTTP_ERROR)
+    assert event.status == 404 and event.seq == 0 and event.channel_id == "news"
+    assert event.url == harness.origin.url("/seg0.ts") and "404" in event.detail
+    assert harness.errors("http_error") == 1
+
+
+async def test_a_500_is_retried_with_back_off_then_reported_and_skipped(harness: Harness) -> None:
+    harness.playlist.add(2)
+    harness.origin.routes["/seg0.ts"] = Response(500)
+    harness.follow(max_retries=2)
+    await harness.until(lambda: harness.seqs == [1])
+    assert len(harness.origin.hits("/seg0.ts")) == 3
+    (event,) = harness.of_kind(StreamEventKind.HTTP_ERROR)
+    assert event.status == 500 and event.seq == 0
+    assert harness.errors("http_error") == 1
+
+
+async def test_a_transient_500_that_a_retry_fixes_is_neither_reported_nor_lost(
+    harness: Harness,
+) -> None:
+    harness.playlist.add(1)
+    harness.origin.routes["/seg0.ts"] = [Response(503), Response(body=b"late")]
+    harness.follow()
+    await harness.until(lambda: harness.seqs == [0])
+    assert harness.segments[0].payload == b"late" and harness.events == []
+
+
+async def test_a_segment_that_hangs_times_out_and_the_next_one_is_published(
+    harness: Harness,
+) -> None:
+    harness.playlist.add(2)
+    harness.origin.routes["/seg0.ts"] = Response(hang=True)
+    harness.follow(request_timeout=0.2, max_retries=0)
+    await harness.until(lambda: harness.seqs == [1])
+    (event,) = harness.of_kind(StreamEventKind.TIMEOUT)
+    assert event.seq == 0 and "0.2 s" in event.detail
+    assert harness.errors("timeout") == 1
+
+
+async def test_stop_is_seen_within_a_second_even_during_a_hanging_request(
+    harness: Harness,
+) -> None:
+    harness.origin.routes["/live.m3u8"] = Response(hang=True)
+    harness.follow(request_timeout=30)
+    await wait_for(lambda: bool(harness.origin.hits("/live.m3u8")), timeout=2)
+    # The fixture sets stop and asserts that run returns within a second.
+
+
+async def test_a_refused_connection_is_reported_and_following_resumes_when_the_origin_is_back(
+    harness: Harness,
+) -> None:
+    await harness.origin.stop()
+    harness.playlist.add(1)
+    harness.follow()
+    await harness.until(lambda: bool(harness.of_kind(StreamEventKind.HTTP_ERROR)))
+    event = harness.of_kind(StreamEventKind.HTTP_ERROR)[0]
+    assert event.detail == "connection refused" and event.status is None
+    assert event.url == harness.origin.url("/live.m3u8")
+    assert harness.errors("http_error") >= 1
+    await harness.origin.start()
+    await harness.until(lambda: harness.seqs == [0])
+
+
+async def test_a_playlist_error_status_and_a_malformed_playlist_are_reported_and_survived(
+    harness: Harness,
+) -> None:
+    harness.playlist.add(1)
+    good = harness.playlist.render
+    garbage = Response(body=b"<html>502 Bad Gateway</html>")
+    harness.origin.routes["/live.m3u8"] = [good(), Response(500), Response(500), garbage]
+    harness.follow()
+    await harness.until(lambda: len(harness.of_kind(StreamEventKind.PLAYLIST_PARSE)) >= 1)
+    harness.playlist.add(1)
+    harness.origin.routes["/live.m3u8"] = good
+    await harness.until(lambda: harness.seqs == [0, 1])
+    (status_event,) = harness.of_kind(StreamEventKind.HTTP_ERROR)
+    assert status_event.status == 500 and status_event.seq is None
+    parse_event = harness.of_kind(StreamEventKind.PLAYLIST_PARSE)[0]
+    assert "line 1: missing #EXTM3U" in parse_event.detail
+    assert harness.errors("http_error") == 1 and harness.errors("playlist_parse") >= 1
+
+
+async def test_a_stale_playlist_is_reported_once_per_episode_and_its_recovery_too(
+    harness: Harness,
+) -> None:
+    harness.playlist.add(1)
+    harness.follow(stale_after_targets=1)
+    await harness.until(lambda: bool(harness.of_kind(StreamEventKind.STALE_PLAYLIST)))
+    assert harness.gauge("vqm_ingest_up") == 0
+    await asyncio.sleep(0.6)  # at least one more unchanged reload: no second event
+    harness.playlist.add(1)
+    await harness.until(lambda: harness.seqs == [0, 1])
+    await harness.until(lambda: bool(harness.of_kind(StreamEventKind.RECOVERED)))
+    (stale,) = harness.of_kind(StreamEventKind.STALE_PLAYLIST)
+    assert "media sequence 0" in stale.detail and "unchanged" in stale.detail
+    assert harness.kinds == ["stale_playlist", "recovered"]
+    assert harness.errors("stale_playlist") == 1 and harness.errors("recovered") == 0
+    assert harness.gauge("vqm_ingest_up") == 1
+
+
+async def test_segments_that_left_the_window_unfetched_are_one_gap_event_naming_the_range(
+    harness: Harness,
+) -> None:
+    harness.playlist.add(2)
+    harness.follow()
+    await harness.until(lambda: harness.seqs == [0, 1])
+    harness.playlist.slide_to(5, 2)
+    await harness.until(lambda: harness.seqs == [0, 1, 5, 6])
+    (gap,) = harness.of_kind(StreamEventKind.GAP)
+    assert gap.seq == 2 and "segments 2-4 (3)" in gap.detail
+    assert harness.errors("gap") == 1
+    after = harness.segments[2]
+    assert after.discontinuity and not harness.segments[3].discontinuity
+    assert after.media_start == pytest.approx(2.0 + 3 * 1.0)  # unseen ones: a target each
+
+
+async def test_a_discontinuity_is_reported_and_flagged_on_its_segment(harness: Harness) -> None:
+    harness.playlist.add(3)
+    harness.playlist.discontinuity_before = {1}
+    harness.follow()
+    await harness.until(lambda: harness.seqs == [0, 1, 2])
+    assert [s.discontinuity for s in harness.segments] == [False, True, False]
+    (event,) = harness.of_kind(StreamEventKind.DISCONTINUITY)
+    assert event.seq == 1 and "EXT-X-DISCONTINUITY" in event.detail
+    assert harness.errors("discontinuity") == 1
+
+
+async def test_an_origin_restart_that_resets_the_sequence_is_followed_from_the_new_one(
+    harness: Harness,
+) -> None:
+    harness.playlist.slide_to(100, 2)
+    harness.follow()
+    await harness.until(lambda: harness.seqs == [100, 101])
+    harness.playlist.slide_to(0, 2)
+    await harness.until(lambda: harness.seqs == [100, 101, 0, 1])
+    (event,) = harness.of_kind(StreamEventKind.DISCONTINUITY)
+    assert "went back from 101 to 1" in event.detail
+    assert harness.segments[2].discontinuity
+
+
+@pytest.mark.parametrize("send_length", [True, False], ids=["content-length", "streamed"])
+async def test_an_oversize_segment_is_reported_not_published_and_the_next_one_is(
+    harness: Harness, send_length: bool
+) -> None:
+    harness.playlist.add(2)
+    harness.origin.routes["/seg0.ts"] = Response(body=b"x" * 5000, send_length=send_length)
+    harness.follow(max_segment_bytes=1000)
+    await harness.until(lambda: harness.seqs == [1])
+    (event,) = harness.of_kind(StreamEventKind.OVERSIZE)
+    assert event.seq == 0 and "1000-byte limit" in event.detail
+    assert harness.errors("oversize") == 1
+    assert len(harness.origin.hits("/seg0.ts")) == 1  # refused, never retried
+
+
+async def test_the_channel_is_down_after_three_target_durations_unreachable_and_up_again(
+    harness: Harness,
+) -> None:
+    harness.playlist.add(1)
+    harness.follow()
+    await harness.until(lambda: harness.seqs == [0])
+    assert harness.gauge("vqm_ingest_up") == 1
+    await harness.origin.stop()
+    lost = time.monotonic()
+    await wait_for(lambda: harness.gauge("vqm_ingest_up") == 0, timeout=6)
+    assert time.monotonic() - lost >= 2.5
+    harness.playlist.add(1)
+    await harness.origin.start()
+    await harness.until(lambda: harness.seqs == [0, 1])
+    assert harness.gauge("vqm_ingest_up") == 1
+
+
+async def test_a_bus_failure_is_caught_at_the_loop_boundary_and_following_continues(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.playlist.add(1)
+    real_publish = harness.bus.publish
+    failures = {"left": 1}
+
+    async def flaky_publish(topic: str, key: str, value: bytes) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("broker went away")
+        await real_publish(topic, key, value)
+
+    monkeypatch.setattr(harness.bus, "publish", flaky_publish)
+    harness.follow()
+    await wait_for(lambda: harness.errors("internal") == 1, timeout=3)
+    harness.playlist.add(1)
+    await harness.until(lambda: harness.seqs == [1])
+
+
+async def test_an_empty_vod_playlist_ends_the_run_at_once(harness: Harness) -> None:
+    harness.playlist.endlist = True
+    harness.follow()
+    assert harness.task is not None
+    await asyncio.wait_for(harness.task, timeout=2)
+    await harness.collect()
+    assert harness.segments == [] and harness.events == []
+
+
+async def test_a_variant_that_disappears_sends_the_follower_back_to_the_master_playlist(
+    harness: Harness,
+) -> None:
+    harness.playlist.add(1)
+    master = b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=%d\n%s\n"
+    routes = harness.origin.routes
+    routes["/master.m3u8"] = [
+        Response(body=master % (1, b"live.m3u8")),
+        Response(body=master % (2, b"v2.m3u8")),
+    ]
+    harness.follow(url=harness.origin.url("/master.m3u8"))
+    await harness.until(lambda: harness.seqs == [0])
+    routes["/v2.m3u8"] = routes.pop("/live.m3u8")
+    harness.playlist.add(1)
+    await harness.until(lambda: harness.seqs == [0, 1])
+    assert harness.of_kind(StreamEventKind.HTTP_ERROR)[0].status == 404
+    assert len(harness.origin.hits("/master.m3u8")) == 2
