@@ -30,6 +30,12 @@ class IngestConfig(StrictModel):
     max_segment_bytes: int = Field(
         default=16 * 1024 * 1024, gt=0, description="Larger segments are refused with an event."
     )
+    min_target_duration: float = Field(
+        default=1.0, gt=0, description="A shorter EXT-X-TARGETDURATION is followed as this."
+    )
+    max_target_duration: float = Field(
+        default=30.0, gt=0, description="A longer EXT-X-TARGETDURATION is followed as this."
+    )
     start: Literal["live_edge", "first"] = Field(
         default="live_edge", description="Start at the newest segment or the oldest listed."
     )

@@ -1,16 +1,19 @@
-"""Fetching playlists and segments: a total timeout, a size cap and retries with back-off.
+"""Fetching playlists and segments: a URL policy, a total timeout, a size cap, retries.
 
 Every failure becomes a :class:`FetchError` whose ``kind`` is the stream event kind to report,
 so callers never have to know httpx's exception tree::
 
-    fetcher = Fetcher(client, settings)
+    fetcher = Fetcher(client, settings, UrlPolicy.for_channel(channel.url, channel.allow_hosts))
     try:
         data = await fetcher.get(url, cap=settings.max_segment_bytes)
     except FetchError as exc:
         ...  # exc.kind, exc.status, exc.detail
 
-A URL without an ``http(s)://`` scheme is read as a local file, so a playlist written to disk
-(tests, ``vqm scan`` of a packaged asset) goes through the same path.
+Every URL, and every redirect's target, is checked against the policy first
+(:mod:`stream_ingest.urls`); a refused one is a ``url_refused`` error, never a request. Only a
+policy for a playlist named on the command line (``vqm scan PATH``) reads local files, and then
+only regular ones, in a worker thread: nothing an origin sends can make ingest open a file or
+block the event loop. The size cap counts the bytes read, whatever the byte range asks for.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
+import stat
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
@@ -30,14 +35,21 @@ from stream_ingest.playlist import (
     ByteRange,
     MasterPlaylist,
     MediaPlaylist,
+    PlaylistError,
     Variant,
-    parse_media_playlist,
     parse_playlist,
 )
+from stream_ingest.urls import UrlPolicy, UrlRefused, is_local_scheme
 
 logger = logging.getLogger(__name__)
 
 MAX_PLAYLIST_BYTES = 4 * 1024 * 1024
+MAX_REDIRECTS = 5
+# Playlists longer than this are parsed in a worker thread, so a huge one (a 100,000-entry
+# playlist takes seconds) never stalls the event loop; PARSE_TIMEOUT bounds the wait.
+PARSE_IN_THREAD_BYTES = 64 * 1024
+PARSE_TIMEOUT = 10.0
+PARSE_YIELD_LINES = 500
 # 4xx statuses that trying again can fix: not yet published (404), timeouts and throttling.
 _RETRIABLE_CLIENT_STATUSES = {404, 408, 425, 429}
 
@@ -66,14 +78,19 @@ def make_client(settings: IngestConfig) -> httpx.AsyncClient:
 
 
 class Fetcher:
-    """GET with retries (exponential back-off from ``backoff_base`` to ``backoff_max``)."""
+    """GET with retries (exponential back-off from ``backoff_base`` to ``backoff_max``), for
+    the URLs ``policy`` allows."""
 
-    def __init__(self, client: httpx.AsyncClient, settings: IngestConfig) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, settings: IngestConfig, policy: UrlPolicy
+    ) -> None:
         self._client = client
         self._settings = settings
+        self.policy = policy
 
     async def get(self, url: str, *, cap: int, byterange: ByteRange | None = None) -> bytes:
         """The body of ``url`` (or its sub-range), at most ``cap`` bytes, or a FetchError."""
+        self._check(url)
         attempt = 0
         while True:
             try:
@@ -91,9 +108,15 @@ class Fetcher:
         s = self._settings
         return float(min(s.backoff_max, s.backoff_base * 2**attempt))
 
+    def _check(self, url: str) -> None:
+        try:
+            self.policy.check(url)
+        except UrlRefused as exc:
+            raise FetchError(StreamEventKind.URL_REFUSED, url, str(exc), retriable=False) from None
+
     async def _get_once(self, url: str, cap: int, byterange: ByteRange | None) -> bytes:
-        if not url.startswith(("http://", "https://")):
-            return _read_local(url, cap, byterange)
+        if is_local_scheme(url):  # only a command-line playlist's policy lets one through
+            return await asyncio.to_thread(_read_local, url, cap, byterange)
         timeout = self._settings.request_timeout
         try:
             async with asyncio.timeout(timeout):
@@ -109,22 +132,51 @@ class Fetcher:
             raise FetchError(StreamEventKind.HTTP_ERROR, url, detail) from None
 
     async def _stream(self, url: str, cap: int, byterange: ByteRange | None) -> bytes:
+        """GET ``url``, following at most ``MAX_REDIRECTS`` redirects the policy allows."""
         headers = {"Range": byterange.header} if byterange is not None else {}
-        async with self._client.stream("GET", url, headers=headers) as response:
-            _check_status(url, response.status_code)
-            # A server that ignores Range answers 200 with the whole resource: read up to the end
-            # of the wanted range and cut it out.
-            whole = byterange is not None and response.status_code != 206
-            limit = cap + byterange.offset if whole and byterange is not None else cap
-            _check_length(url, response.headers.get("content-length"), limit, cap)
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > limit:
-                    raise _oversize(url, f"body passed the {cap}-byte limit; stopped reading")
-        if whole and byterange is not None:
-            return bytes(body[byterange.offset : byterange.offset + byterange.length])
-        return bytes(body)
+        for _ in range(MAX_REDIRECTS + 1):
+            async with self._client.stream(
+                "GET", url, headers=headers, follow_redirects=False
+            ) as response:
+                if not response.is_redirect:
+                    _check_status(url, response.status_code)
+                    return await _read_body(url, response, cap, byterange)
+                location = response.headers.get("location")
+            if not location:
+                raise FetchError(StreamEventKind.HTTP_ERROR, url, "redirect without Location")
+            url = urljoin(url, location)
+            self._check(url)
+        raise FetchError(StreamEventKind.HTTP_ERROR, url, f"more than {MAX_REDIRECTS} redirects")
+
+
+async def _read_body(
+    url: str, response: httpx.Response, cap: int, byterange: ByteRange | None
+) -> bytes:
+    """The body (or the sub-range asked for), reading at most ``cap`` bytes in all.
+
+    A server that ignores Range answers 200 with the whole resource: ingest reads up to the
+    end of the wanted range and cuts it out, and refuses when that end is past the cap.
+    """
+    whole = byterange is not None and response.status_code != 206
+    if whole and byterange is not None:
+        end = byterange.offset + byterange.length
+        if end > cap:
+            raise _oversize(
+                url, f"the server ignored Range; bytes up to {end} would pass the {cap}-byte limit"
+            )
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) >= end:
+                break
+        return bytes(body[byterange.offset : end])
+    _check_length(url, response.headers.get("content-length"), cap)
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > cap:
+            raise _oversize(url, f"body passed the {cap}-byte limit; stopped reading")
+    return bytes(body)
 
 
 def _check_status(url: str, status: int) -> None:
@@ -137,11 +189,11 @@ def _check_status(url: str, status: int) -> None:
     )
 
 
-def _check_length(url: str, content_length: str | None, limit: int, cap: int) -> None:
+def _check_length(url: str, content_length: str | None, cap: int) -> None:
     """Refuse before reading a byte when the server announces more than we accept."""
     if content_length is None or not content_length.isdigit():
         return
-    if int(content_length) > limit:
+    if int(content_length) > cap:
         raise _oversize(url, f"Content-Length {content_length} is over the {cap}-byte limit")
 
 
@@ -165,19 +217,25 @@ def _connect_detail(exc: httpx.ConnectError) -> str:
 
 
 def _read_local(url: str, cap: int, byterange: ByteRange | None) -> bytes:
+    """A regular local file (blocking: run it in a thread). The file is opened without
+    blocking and checked before a byte is read, so a FIFO or a device is refused, not read."""
     path = Path(unquote(urlsplit(url).path) if url.startswith("file://") else url)
     try:
-        size = path.stat().st_size
-        wanted = byterange.length if byterange is not None else size
-        if wanted > cap:
-            raise _oversize(url, f"file of {wanted} bytes is over the {cap}-byte limit")
-        with path.open("rb") as f:
-            if byterange is not None:
-                f.seek(byterange.offset)
-            return f.read(wanted)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         detail = f"cannot read file: {exc.strerror or exc}"
         raise FetchError(StreamEventKind.HTTP_ERROR, url, detail, retriable=False) from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            detail = "not a regular file (a FIFO, device or directory is never read)"
+            raise FetchError(StreamEventKind.URL_REFUSED, url, detail, retriable=False)
+        wanted = byterange.length if byterange is not None else info.st_size
+        if wanted > cap:
+            raise _oversize(url, f"file of {wanted} bytes is over the {cap}-byte limit")
+        if byterange is not None:
+            f.seek(byterange.offset)
+        return f.read(wanted)
 
 
 async def load_media_playlist(fetcher: Fetcher, url: str) -> tuple[MediaPlaylist, Variant | None]:
@@ -186,11 +244,13 @@ async def load_media_playlist(fetcher: Fetcher, url: str) -> tuple[MediaPlaylist
     Returns the media playlist and the variant chosen (None when ``url`` was a media playlist).
     Raises :class:`FetchError` or :class:`~stream_ingest.playlist.PlaylistError`.
     """
-    playlist = parse_playlist(await fetch_text(fetcher, url), url)
+    playlist = await fetch_playlist(fetcher, url)
     if isinstance(playlist, MediaPlaylist):
         return playlist, None
     variant = choose_variant(playlist)
-    media = parse_media_playlist(await fetch_text(fetcher, variant.uri), variant.uri)
+    media = await fetch_playlist(fetcher, variant.uri)
+    if isinstance(media, MasterPlaylist):
+        raise PlaylistError(f"{variant.uri}: expected a media playlist, got a master playlist")
     return media, variant
 
 
@@ -208,7 +268,46 @@ def choose_variant(master: MasterPlaylist) -> Variant:
     return variant
 
 
-async def fetch_text(fetcher: Fetcher, url: str) -> str:
-    """A playlist body as text (UTF-8 per RFC 8216; undecodable bytes are replaced)."""
-    data = await fetcher.get(url, cap=MAX_PLAYLIST_BYTES)
-    return data.decode("utf-8", errors="replace")
+Playlist = MediaPlaylist | MasterPlaylist
+
+
+async def fetch_playlist(fetcher: Fetcher, url: str) -> Playlist:
+    """Fetch and parse a playlist (UTF-8 per RFC 8216; undecodable bytes are replaced)."""
+    return await parse_off_loop(await fetcher.get(url, cap=MAX_PLAYLIST_BYTES), url)
+
+
+class PlaylistReader:
+    """Fetches and parses the playlists one follower reloads; a body that has not changed
+    since the last load of the same URL is not parsed again (a live follower reloads every
+    target duration, and most reloads of a long playlist find it unchanged)."""
+
+    def __init__(self, fetcher: Fetcher) -> None:
+        self.fetcher = fetcher
+        self._last: dict[str, tuple[bytes, Playlist]] = {}
+
+    async def read(self, url: str) -> Playlist:
+        data = await self.fetcher.get(url, cap=MAX_PLAYLIST_BYTES)
+        last = self._last.get(url)
+        if last is not None and last[0] == data:
+            return last[1]
+        playlist = await parse_off_loop(data, url)
+        self._last = {u: v for u, v in self._last.items() if u != url}
+        self._last[url] = (data, playlist)
+        while len(self._last) > 2:  # the master and the media playlist at most
+            self._last.pop(next(iter(self._last)))
+        return playlist
+
+
+async def parse_off_loop(data: bytes, url: str) -> Playlist:
+    """Parse ``data``; a long playlist in a worker thread within ``PARSE_TIMEOUT``, so the
+    event loop keeps serving the other channels and the API meanwhile."""
+    text = data.decode("utf-8", errors="replace")
+    if len(data) <= PARSE_IN_THREAD_BYTES:
+        return parse_playlist(text, url)
+    try:
+        parse = asyncio.to_thread(parse_playlist, text, url, PARSE_YIELD_LINES)
+        return await asyncio.wait_for(parse, PARSE_TIMEOUT)
+    except TimeoutError:
+        raise PlaylistError(
+            f"{url}: {len(data)} bytes not parsed within {PARSE_TIMEOUT:g} s"
+        ) from None

@@ -20,6 +20,7 @@ from monitor.core.messages import SegmentMessage, now
 from stream_ingest.config import IngestConfig
 from stream_ingest.fetch import Fetcher, FetchError, load_media_playlist, make_client
 from stream_ingest.playlist import InitSection, PlaylistError, Segment
+from stream_ingest.urls import UrlPolicy, is_local_scheme
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +35,20 @@ async def fetch_vod_segments(
     client: httpx.AsyncClient | None = None,
     *,
     channel_id: str = "scan",
+    allow_hosts: tuple[str, ...] = (),
 ) -> AsyncIterator[SegmentMessage]:
-    """Yield every segment ``url`` lists, in order, with media time counted from zero."""
+    """Yield every segment ``url`` lists, in order, with media time counted from zero.
+
+    A URL is held to the channel URL policy (its own host, or ``allow_hosts``); a local
+    playlist (a path given on the command line) may name local regular files.
+    """
     own_client = client is None
     http = client or make_client(settings)
+    policy = (
+        UrlPolicy.local_file() if is_local_scheme(url) else UrlPolicy.for_channel(url, allow_hosts)
+    )
     try:
-        fetcher = Fetcher(http, settings)
+        fetcher = Fetcher(http, settings, policy)
         try:
             playlist, variant = await load_media_playlist(fetcher, url)
         except FetchError as exc:

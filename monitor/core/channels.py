@@ -57,9 +57,15 @@ class ChannelConfig(StrictModel):
     name: str | None = Field(default=None, description="Display name; defaults to the id.")
     url: str = Field(
         description="Where the channel comes from; its scheme picks the ingest source "
-        "(http/https: an HLS playlist; a plain path: a local playlist, for testing)."
+        "(http/https: an HLS playlist)."
     )
     severity: Severity = Field(default="major", description="Severity of this channel's alerts.")
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts besides the playlist's own that its variant, segment, map and key "
+        "URIs may name (shell patterns, e.g. '*.cdn.example.net'); link-local and cloud "
+        "metadata addresses only when listed here.",
+    )
     detectors: Sequence[DetectorConfig] = Field(
         default_factory=list, description="Per-channel detector overrides, by type."
     )

@@ -118,6 +118,8 @@ class StreamEventKind(StrEnum):
     DISCONTINUITY = "discontinuity"
     GAP = "gap"
     OVERSIZE = "oversize"
+    URL_REFUSED = "url_refused"
+    TARGET_DURATION = "target_duration"
     DECODE_ERROR = "decode_error"
     RECOVERED = "recovered"
 

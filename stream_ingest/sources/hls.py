@@ -23,6 +23,9 @@ discontinuity      EXT-X-DISCONTINUITY before a followed segment, or the media s
 gap                segments that left the window before they were fetched (``detail`` names
                    the range, ``seq`` its first)
 oversize           a segment over ``max_segment_bytes``; it is not published
+url_refused        a variant, segment, init or redirect URI the channel's URL policy refuses
+                   (another host, a local file, a metadata address); it is not fetched
+target_duration    EXT-X-TARGETDURATION outside ``min/max_target_duration``; followed clamped
 recovered          the playlist moves again after being stale (not counted as an error)
 =================  ==========================================================================
 
@@ -41,8 +44,8 @@ from monitor.core.messages import SegmentMessage, StreamEvent, StreamEventKind, 
 from stream_ingest.fetch import (
     Fetcher,
     FetchError,
+    PlaylistReader,
     choose_variant,
-    fetch_text,
     make_client,
 )
 from stream_ingest.playlist import (
@@ -51,10 +54,10 @@ from stream_ingest.playlist import (
     MediaPlaylist,
     PlaylistError,
     Segment,
-    parse_playlist,
 )
 from stream_ingest.sources.base import Source, SourceContext
 from stream_ingest.sources.registry import register
+from stream_ingest.urls import UrlPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +74,11 @@ _WARN = set(StreamEventKind) - {StreamEventKind.DISCONTINUITY, StreamEventKind.R
 class HlsFollower(Source):
     """Follows one channel's playlist until stopped (or until a VOD playlist ends).
 
-    ``http``/``https`` playlists, and a plain path (a playlist on disk, for testing).
+    ``http`` and ``https`` playlists; what they may list is the channel's URL policy
+    (:mod:`stream_ingest.urls`).
     """
 
-    schemes = ("http", "https", "file")
+    schemes = ("http", "https")
 
     def __init__(self, channel: ChannelConfig, context: SourceContext) -> None:
         super().__init__(channel, context)
@@ -84,9 +88,11 @@ class HlsFollower(Source):
         self._metrics = context.metrics
         self._client = context.http
         self._fetcher: Fetcher | None = None
+        self._playlists: PlaylistReader | None = None
         self._media_url: str | None = None  # set once a master playlist chose a variant
         self._codecs = ""
-        self._target: float | None = None
+        self._target: float | None = None  # the playlist's target duration, clamped
+        self._announced_target: float | None = None
         self._next_seq: int | None = None  # next media sequence number to fetch
         self._media_time = 0.0  # running sum of EXTINF since the first followed segment
         self._mark_discontinuity = False  # the next segment follows a gap or a restart
@@ -106,7 +112,9 @@ class HlsFollower(Source):
         request in flight (up to ``request_timeout``) does not delay shutdown.
         """
         client = self._client or make_client(self.settings)
-        self._fetcher = Fetcher(client, self.settings)
+        policy = UrlPolicy.for_channel(self.channel.url, self.channel.allow_hosts)
+        self._fetcher = Fetcher(client, self.settings, policy)
+        self._playlists = PlaylistReader(self._fetcher)
         follow = asyncio.create_task(self._follow(), name=f"hls-follow-{self.channel.id}")
         stopped = asyncio.create_task(stop.wait(), name=f"hls-stop-{self.channel.id}")
         try:
@@ -160,7 +168,7 @@ class HlsFollower(Source):
             self._failing = True
             await self._report(StreamEventKind.PLAYLIST_PARSE, str(exc), url=self._playlist_url)
             return False
-        self._target = playlist.target_duration
+        self._target = await self._clamped_target(playlist)
         changed = await self._observe(playlist)
         await self._ingest_new(playlist)
         if playlist.endlist and (self._next_seq is None or self._next_seq > playlist.last_seq):
@@ -173,9 +181,9 @@ class HlsFollower(Source):
 
     async def _load(self) -> MediaPlaylist:
         """Fetch and parse the media playlist, choosing a variant the first time a master shows."""
-        assert self._fetcher is not None
+        assert self._playlists is not None
         url = self._playlist_url
-        playlist = parse_playlist(await fetch_text(self._fetcher, url), url)
+        playlist = await self._playlists.read(url)
         if isinstance(playlist, MasterPlaylist):
             if self._media_url is not None:
                 raise PlaylistError(f"{url}: variant playlist is itself a master playlist")
@@ -184,15 +192,37 @@ class HlsFollower(Source):
             return await self._load()
         return playlist
 
+    async def _clamped_target(self, playlist: MediaPlaylist) -> float:
+        """The target duration the follower paces itself by: the playlist's, kept within
+        ``[min_target_duration, max_target_duration]``. An origin announcing 0.0001 s or a day
+        would otherwise make it reload hundreds of times a second, or once in five minutes;
+        the first reload that shows a new out-of-range value is a ``target_duration`` event."""
+        announced = playlist.target_duration
+        low, high = self.settings.min_target_duration, self.settings.max_target_duration
+        target = min(max(announced, low), high)
+        if target != announced and announced != self._announced_target:
+            await self._report(
+                StreamEventKind.TARGET_DURATION,
+                f"EXT-X-TARGETDURATION {announced:g} s is outside {low:g}-{high:g} s; "
+                f"following at {target:g} s",
+                url=playlist.url,
+            )
+        self._announced_target = announced
+        return target
+
     # Staleness
 
     async def _observe(self, playlist: MediaPlaylist) -> bool:
         """Note whether the playlist moved; raise ``stale_playlist`` / ``recovered`` on edges."""
         clock = asyncio.get_running_loop().time()
+        # What moves when a live playlist moves; cheap even for a very long playlist (a tuple
+        # of every URI cost tens of milliseconds of event loop at 100,000 entries).
+        segments = playlist.segments
         signature = (
             playlist.media_sequence,
             playlist.endlist,
-            tuple(s.uri for s in playlist.segments),
+            len(segments),
+            segments[-1].uri if segments else None,
         )
         if signature != self._signature:
             self._signature, self._changed_at = signature, clock
@@ -205,7 +235,7 @@ class HlsFollower(Source):
                 )
             return True
         unchanged_for = clock - self._changed_at
-        limit = self.settings.stale_after_targets * playlist.target_duration
+        limit = self.settings.stale_after_targets * (self._target or playlist.target_duration)
         if not self._stale and not playlist.endlist and unchanged_for >= limit:
             self._stale = True
             self._metrics.ingest_up.labels(channel=self.channel.id).set(0)
@@ -227,9 +257,8 @@ class HlsFollower(Source):
             self._next_seq = self._start_seq(playlist)
         else:
             await self._check_window(playlist)
-        for segment in playlist.segments:
-            if segment.seq < self._next_seq:
-                continue
+        first_new = max(0, self._next_seq - playlist.media_sequence)
+        for segment in playlist.segments[first_new:]:
             media_start = self._media_time
             # Advance first: a segment that fails (or crashes) is never fetched twice.
             self._next_seq = segment.seq + 1
@@ -269,7 +298,7 @@ class HlsFollower(Source):
             return
         missing = range(self._next_seq, first)
         # Their EXTINF was never seen: keep the timeline close to wall clock with a target each.
-        self._media_time += len(missing) * playlist.target_duration
+        self._media_time += len(missing) * (self._target or playlist.target_duration)
         await self._report(
             StreamEventKind.GAP,
             f"segments {missing.start}-{missing.stop - 1} ({len(missing)}) left the playlist "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,8 +12,12 @@ from tests.conftest import REPO
 
 
 def test_the_wheel_has_the_three_stages_and_the_models_and_no_lab_code(tmp_path: Path) -> None:
+    # A copy of the checkout, so the build's own folders (build/, *.egg-info) land there.
+    source = tmp_path / "src"
+    skip = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", ".*cache")
+    shutil.copytree(REPO, source, ignore=skip)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
          "-q", "-w", str(tmp_path)],
         check=True, timeout=300, capture_output=True,
     )  # fmt: skip

@@ -15,7 +15,7 @@ from monitor.core.messages import SegmentMessage, decode_message
 from monitor.core.metrics import Metrics
 from stream_ingest.config import IngestConfig
 from stream_ingest.service import IngestService
-from tests.unit.stream_ingest.sources.test_hls import Origin, Response, segment_bytes
+from tests.unit.stream_ingest.origin import Origin, Response, segment_bytes
 
 LIVE = b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nseg0.ts\n#EXTINF:1,\nseg1.ts\n"
 

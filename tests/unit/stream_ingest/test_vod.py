@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from monitor.core.messages import SegmentMessage
 from stream_ingest.config import IngestConfig
 from stream_ingest.vod import VodError, fetch_vod_segments
 from tests.conftest import free_port
-from tests.unit.stream_ingest.sources.test_hls import Origin, Response, segment_bytes
+from tests.unit.stream_ingest.origin import Origin, Response, segment_bytes
 
 SETTINGS = IngestConfig(request_timeout=0.5, max_retries=1, backoff_base=0.01, backoff_max=0.02)
 VOD = (
@@ -83,3 +85,12 @@ async def test_a_segment_that_cannot_be_fetched_raises_naming_it(origin: Origin)
     origin.routes["/seg8.ts"] = Response(500)
     with pytest.raises(VodError, match=r"cannot read segment 8 .*HTTP 500"):
         await scan(origin.url("/vod.m3u8"))
+
+
+async def test_a_local_playlist_naming_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    """`vqm scan PATH` reads local files, but only regular ones: a FIFO would block forever."""
+    os.mkfifo(tmp_path / "fifo.ts")
+    playlist = tmp_path / "index.m3u8"
+    playlist.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nfifo.ts\n#EXT-X-ENDLIST\n")
+    with pytest.raises(VodError, match="not a regular file"):
+        await asyncio.wait_for(scan(str(playlist)), 5)

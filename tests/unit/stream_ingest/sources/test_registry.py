@@ -9,11 +9,16 @@ from stream_ingest.sources.hls import HlsFollower
 from stream_ingest.sources.registry import scheme_of, source_class
 
 
-def test_http_https_and_local_playlists_are_hls() -> None:
+def test_http_and_https_playlists_are_hls() -> None:
     assert source_class("https://cdn.example/live/index.m3u8") is HlsFollower
     assert source_class("HTTP://cdn.example/live.m3u8") is HlsFollower
-    assert source_class("/srv/test/live.m3u8") is HlsFollower
-    assert scheme_of("C:/media/live.m3u8") == "file"
+
+
+def test_a_channel_cannot_be_a_local_file() -> None:
+    """Local files are for `vqm scan PATH` only; a channel is followed from an origin."""
+    assert scheme_of("C:/media/live.m3u8") == scheme_of("/srv/live.m3u8") == "file"
+    with pytest.raises(ValueError, match="unknown source scheme 'file'; known: http, https"):
+        source_class("/srv/test/live.m3u8")
 
 
 def test_an_unknown_scheme_is_an_error_naming_the_known_ones() -> None:
