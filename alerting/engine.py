@@ -132,7 +132,7 @@ class AlertEngine:
             await self._keep_thumbnail(msg)
         if msg.error:
             logger.info(
-                "%s seq %d: %s did not decode: %s", channel.id, msg.seq, msg.detector, msg.error
+                "%s seq %d: %s gave no verdict: %s", channel.id, msg.seq, msg.detector, msg.error
             )
             return  # neither clean nor defective: the tracker never hears of it
         settings = self.config.detectors_for(channel).get(msg.detector)

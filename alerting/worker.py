@@ -113,6 +113,7 @@ class AlertingWorker:
                 if not is_retriable(exc):
                     self.errors += 1
                     self.engine.metrics.alerting_errors.labels(where="message").inc()
+                    self.engine.metrics.poison_records.labels(record.topic).inc()
                     logger.exception(
                         "skipping %s offset %d after an error", record.topic, record.offset
                     )

@@ -11,7 +11,7 @@ not parse, or a segment that cannot be fetched raises :class:`VodError` with one
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import httpx
 
@@ -36,7 +36,7 @@ async def fetch_vod_segments(
     *,
     channel_id: str = "scan",
     allow_hosts: tuple[str, ...] = (),
-) -> AsyncIterator[SegmentMessage]:
+) -> AsyncGenerator[SegmentMessage, None]:
     """Yield every segment ``url`` lists, in order, with media time counted from zero.
 
     A URL is held to the channel URL policy (its own host, or ``allow_hosts``); a local

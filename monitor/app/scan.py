@@ -9,8 +9,9 @@ seconds from the input's first decoded frame.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
@@ -18,14 +19,14 @@ from pydantic import BaseModel, ConfigDict
 from alerting.intervals import join_offline
 from monitor.app.config import VqmConfig
 from monitor.core.errors import VqmError
-from monitor.core.messages import DefectSpan
+from monitor.core.messages import DefectSpan, SegmentMessage
 from monitor.core.settings import Settings
 from monitor.inference.detectors.base import Detector
 from monitor.inference.detectors.registry import build
 from monitor.inference.media import DecodeError, iter_decoded
 from monitor.inference.models import ModelCache
 from monitor.inference.segment import DecodedSegment
-from monitor.inference.worker import union_needs
+from monitor.inference.worker import run_detector, union_needs
 
 logger = logging.getLogger(__name__)
 
@@ -108,23 +109,26 @@ def _playlist_chunks(
     from monitor.inference.media import decode_bytes
     from stream_ingest.vod import fetch_vod_segments
 
-    async def collect() -> list[bytes]:
-        payloads = []
-        segments: AsyncIterator = fetch_vod_segments(source, config.ingest)
-        async for segment in segments:
-            payloads.append(segment.payload)
-        return payloads
-
-    try:
-        payloads = asyncio.run(collect())
-    except Exception as exc:  # noqa: BLE001 - any fetch failure ends the scan with one line
-        raise ScanError(f"{source}: {exc}") from exc
+    # One segment at a time: each is fetched, decoded and analysed before the next is fetched,
+    # so a long playlist never sits in memory whole.
     needs = union_needs(detectors)
-    for i, payload in enumerate(payloads):
-        try:
-            yield decode_bytes(payload, needs)
-        except DecodeError as exc:
-            logger.warning("segment %d of %s does not decode: %s", i, source, exc)
+    loop = asyncio.new_event_loop()
+    segments: AsyncGenerator[SegmentMessage, None] = fetch_vod_segments(source, config.ingest)
+    try:
+        for i in itertools.count():
+            try:
+                segment = loop.run_until_complete(anext(segments))
+            except StopAsyncIteration:
+                return
+            except Exception as exc:  # noqa: BLE001 - any fetch failure ends the scan, one line
+                raise ScanError(f"{source}: {exc}") from exc
+            try:
+                yield decode_bytes(segment.payload, needs)
+            except DecodeError as exc:
+                logger.warning("segment %d of %s does not decode: %s", i, source, exc)
+    finally:
+        loop.run_until_complete(segments.aclose())
+        loop.close()
 
 
 def _analyse(chunks: Iterator[DecodedSegment], detectors: list[Detector]) -> _Results:
@@ -132,11 +136,14 @@ def _analyse(chunks: Iterator[DecodedSegment], detectors: list[Detector]) -> _Re
         d.key: [] for d in detectors
     }
     origin: float | None = None
-    for chunk in chunks:
+    for number, chunk in enumerate(chunks):
         if origin is None:
             origin = chunk.video_times[0] if chunk.has_video else chunk.audio_start
         for detector in detectors:
-            spans = [_shift(s, -origin) for s in detector.detect(chunk)]
+            found, error = run_detector(detector, chunk, "scan", number)
+            if error is not None:
+                continue  # no verdict for this stretch: neither clean nor defective
+            spans = [_shift(s, -origin) for s in found]
             start, end = detector.analysed_span(chunk)
             by_detector[detector.key].append((start - origin, end - origin, spans))
     if origin is None:

@@ -42,6 +42,19 @@ class Metrics:
         self.decode_errors = Counter(
             "vqm_decode_errors", "Segments that could not be decoded.", ["channel"], registry=r
         )
+        self.detector_errors = Counter(
+            "vqm_detector_errors",
+            "Segments a detector raised on; it gave no verdict, the other detectors carried on.",
+            ["channel", "detector"],
+            registry=r,
+        )
+        self.poison_records = Counter(
+            "vqm_poison_records",
+            "Bus records that failed to process (not for a bus or store outage) and were "
+            "skipped after retries, so one bad record never stalls a channel.",
+            ["topic"],
+            registry=r,
+        )
         self.invalid_messages = Counter(
             "vqm_invalid_messages",
             "Bus messages that failed validation and were skipped.",

@@ -12,12 +12,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import av
+import cv2
 import numpy as np
 
 from monitor.core.errors import VqmError
 from monitor.inference.segment import AUDIO_RATE, DecodedSegment, DecodeNeeds
 
 logger = logging.getLogger(__name__)
+
+NETWORK_PROTOCOLS = "http,https,tcp,tls,crypto"
 
 # Demuxers and codecs FFmpeg uses to render text or single pictures as "video": a monitor
 # given a text file must say it is not media, not report a 25 fps ANSI-art stream.
@@ -45,10 +48,17 @@ def iter_decoded(
     """Decode a file, URL or buffer in chunks of about ``chunk_seconds`` of video.
 
     ``None`` gives one chunk with everything (a segment). Raises :class:`DecodeError` when
-    the source is not media, so a recording of any length is scanned in bounded memory.
+    the source is not media, so a recording of any length is scanned in bounded memory. A
+    URL is read over the network protocols only: whatever it serves (a playlist, a redirect)
+    cannot make FFmpeg open a local file.
     """
+    options = (
+        {"protocol_whitelist": NETWORK_PROTOCOLS}
+        if isinstance(source, str) and "://" in source
+        else {}
+    )
     try:
-        container = av.open(source, mode="r", timeout=10.0)
+        container = av.open(source, mode="r", timeout=10.0, options=options)
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise DecodeError(f"not decodable media: {_one_line(exc)}") from exc
     try:
@@ -115,7 +125,7 @@ class _Gatherer:
             self.chunk.times.append(t)
             self.full_range = self.full_range or _is_full_range(frame)
             if self.needs.luma:
-                self.chunk.planes.append(_luma(frame))
+                self.chunk.planes.append(_fit(_luma(frame), self.needs.luma_limit))
             if self.needs.rgb:
                 self.chunk.rgbs.append(frame.to_ndarray(format="rgb24"))
         elif self.needs.audio:
@@ -221,6 +231,17 @@ def _luma(frame: av.VideoFrame) -> np.ndarray:
         )
         return buf[:, : frame.width].copy()
     return frame.to_ndarray(format="gray")
+
+
+def _fit(plane: np.ndarray, limit: tuple[int, int]) -> np.ndarray:
+    """``plane`` downscaled (area averaging, aspect kept) to fit ``limit``, if bigger. Luma
+    codes keep their range: black stays 16 (or 0) whatever the size."""
+    height, width = plane.shape
+    scale = min(limit[0] / width, limit[1] / height)
+    if scale >= 1.0:
+        return plane
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
 
 
 def _is_full_range(frame: av.VideoFrame) -> bool:

@@ -14,13 +14,23 @@ import numpy as np
 AUDIO_RATE = 48_000
 
 
+# The largest luma picture a detector reads: freeze and black judge a 4K picture no better at
+# full size, and 60 UHD frames a second would take 500 MB per second of video to hold.
+LUMA_LIMIT = (1920, 1080)
+
+
 @dataclass(frozen=True)
 class DecodeNeeds:
-    """What the detectors of a worker need, so nothing unused is converted."""
+    """What the detectors of a worker need, so nothing unused is converted.
+
+    ``luma_limit`` is the largest luma picture (width, height) they read: bigger frames are
+    downscaled (area averaging, aspect kept) at decode.
+    """
 
     luma: bool = True
     rgb: bool = False
     audio: bool = True
+    luma_limit: tuple[int, int] = LUMA_LIMIT
 
 
 @dataclass

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from monitor.core.bus import Bus, Record
+from monitor.core.bus import Bus, BusError, Record
 from monitor.core.channels import Channels
 from monitor.core.messages import (
+    DefectSpan,
     DetectionMessage,
     MessageError,
     SegmentMessage,
@@ -39,6 +40,7 @@ from monitor.inference.segment import DecodedSegment, DecodeNeeds
 
 logger = logging.getLogger(__name__)
 
+POISON_ATTEMPTS = 2  # tries before a record that keeps failing is skipped
 THUMBNAIL_SIZE = (192, 108)  # width, height: a status wall tile, a few kB as JPEG
 THUMBNAIL_QUALITY = 70
 
@@ -75,6 +77,23 @@ class Analysis:
 
     detections: list[DetectionMessage]
     error: str | None = None
+
+
+def run_detector(
+    detector: Detector, segment: DecodedSegment, channel_id: str, seq: int
+) -> tuple[list[DefectSpan], str | None]:
+    """The detector's spans, or ``([], why)`` when it raised: a detector that fails on one
+    segment (a picture smaller than it can handle, a bug) gives no verdict for that segment
+    and detector, logged in one line; the segment's other detectors and every other channel
+    carry on."""
+    try:
+        return detector.detect(segment), None
+    except Exception as exc:
+        logger.error(
+            "channel %s seq %d: detector %s failed: %s", channel_id, seq, detector.key, repr(exc)
+        )
+        logger.debug("detector %s traceback", detector.key, exc_info=True)
+        return [], f"{detector.key} failed: {exc!r}"[:500]
 
 
 class SegmentAnalyzer:
@@ -130,11 +149,13 @@ class SegmentAnalyzer:
         self, detector: Detector, segment: SegmentMessage, decoded: DecodedSegment, share: float
     ) -> DetectionMessage:
         started = time.perf_counter()
-        spans = detector.detect(decoded)
+        spans, error = run_detector(detector, decoded, segment.channel_id, segment.seq)
         self._metrics.processing_seconds.labels(segment.channel_id, detector.key).observe(
             share + time.perf_counter() - started
         )
-        if spans:
+        if error is not None:
+            self._metrics.detector_errors.labels(segment.channel_id, detector.key).inc()
+        elif spans:
             self._metrics.detections.labels(segment.channel_id, detector.key).inc()
         media_start, media_end = detector.analysed_span(decoded)
         return DetectionMessage(
@@ -148,6 +169,7 @@ class SegmentAnalyzer:
             model_name=detector.model_name,
             model_version=detector.model_version,
             fetched_at=segment.fetched_at,
+            error=error,
         )
 
 
@@ -206,9 +228,27 @@ class InferenceWorker:
 
         async def in_order(channel_records: list[Record]) -> None:
             for record in channel_records:
-                await self._handle(record)
+                await self._handle_or_skip(record)
 
         await asyncio.gather(*(in_order(rs) for rs in by_channel.values()))
+
+    async def _handle_or_skip(self, record: Record) -> None:
+        """Handle a record; one that keeps failing (not for a bus outage, which is raised so
+        nothing is committed) is a poison record: counted, logged and skipped, so a restarted
+        worker is never handed it again and no channel stalls behind it."""
+        for attempt in range(1, POISON_ATTEMPTS + 1):
+            try:
+                await self._handle(record)
+                return
+            except BusError:
+                raise
+            except Exception as exc:
+                logger.warning(
+                    "%s offset %d (channel %s) failed, attempt %d of %d: %r",
+                    record.topic, record.offset, record.key, attempt, POISON_ATTEMPTS, exc,
+                )  # fmt: skip
+        self._metrics.poison_records.labels(record.topic).inc()
+        logger.error("%s offset %d: poison record skipped", record.topic, record.offset)
 
     async def _handle(self, record: Record) -> None:
         try:

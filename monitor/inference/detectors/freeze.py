@@ -47,10 +47,17 @@ class FreezeConfig(DetectorConfig):
 
 
 def downscale(luma: np.ndarray, factor: int) -> np.ndarray:
+    """Mean of each ``factor`` x ``factor`` block, float32; frame by frame, so no float copy
+    of the whole segment at full size is ever made. A picture smaller than the factor is
+    averaged by what it has (at least one pixel a side)."""
     n, h, w = luma.shape
+    factor = max(1, min(factor, h, w))
     h2, w2 = h // factor, w // factor
-    cropped = luma[:, : h2 * factor, : w2 * factor].astype(np.float32)
-    return cropped.reshape(n, h2, factor, w2, factor).mean(axis=(2, 4))
+    out = np.empty((n, h2, w2), np.float32)
+    for i, frame in enumerate(luma):
+        blocks = frame[: h2 * factor, : w2 * factor].reshape(h2, factor, w2, factor)
+        out[i] = blocks.mean(axis=(1, 3), dtype=np.float32)
+    return out
 
 
 def block_diffs(a: np.ndarray, b: np.ndarray, grid: int) -> np.ndarray:

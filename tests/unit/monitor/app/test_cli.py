@@ -110,3 +110,19 @@ def test_eval_and_train_say_so_when_the_lab_is_not_installed(
         result = runner.invoke(app, command)
         assert result.exit_code == 2
         assert "run from a source checkout (the lab is not installed)" in result.output
+
+
+@pytest.mark.parametrize("size", ["2x2", "1x1", "3x3", "4096x2"])
+def test_scan_of_a_picture_smaller_than_the_detectors_need_prints_no_traceback(
+    size: str, tmp_path: Path
+) -> None:
+    from tests.unit.monitor.inference.test_worker import _tiny_segment
+
+    width, height = map(int, size.split("x"))
+    clip = tmp_path / f"tiny_{size}.ts"
+    clip.write_bytes(_tiny_segment(width, height, seconds=3.0))
+    result = runner.invoke(app, ["scan", str(clip), "--format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    for line in result.stdout.splitlines():  # whatever it found is the JSONL contract
+        assert json.loads(line)["detector"] in {"black", "freeze", "silence"}

@@ -137,3 +137,28 @@ def test_vqm_run_on_a_vod_playlist_alerts_its_black_before_the_channel_ends(
     assert result.exit_code == 0, result.stderr
     lines = [line.split() for line in result.stdout.splitlines()]
     assert [(words[1], words[3]) for words in lines] == [("OPEN", "black"), ("RESOLVED", "black")]
+
+
+def test_a_vod_scan_fetches_each_segment_only_after_the_one_before_was_decoded(
+    vod_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Segments stream through the scan one at a time; none waits in memory for the rest."""
+    import monitor.inference.media as media
+    from stream_ingest.fetch import Fetcher
+
+    fetched: list[str] = []
+    at_decode: list[int] = []
+    real_get, real_decode = Fetcher.get, media.decode_bytes
+
+    async def get(self: Fetcher, url: str, **kwargs: object) -> bytes:
+        fetched.append(url)
+        return await real_get(self, url, **kwargs)  # type: ignore[arg-type]
+
+    def decode(data: bytes, needs: object = None):  # type: ignore[no-untyped-def]
+        at_decode.append(sum(".ts" in u for u in fetched))
+        return real_decode(data, needs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Fetcher, "get", get)
+    monkeypatch.setattr(media, "decode_bytes", decode)
+    assert_scan_finds_the_black_at_4_to_7_s(vod_url)
+    assert at_decode == [1, 2, 3, 4, 5]

@@ -138,3 +138,109 @@ async def test_channels_of_one_poll_are_analysed_side_by_side_each_in_order(
     for c in ("a", "b"):
         seqs = [d.seq for d in found if d.channel_id == c]
         assert seqs == sorted(seqs) and set(seqs) == {0, 1, 2}
+
+
+def _tiny_segment(width: int, height: int, seconds: float = 1.0) -> bytes:
+    """An MPEG-TS segment of ``width`` x ``height`` video (H.264, 4:4:4 so odd sizes encode)."""
+    import io
+
+    import av
+    import numpy as np
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mpegts") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
+        for i in range(int(25 * seconds)):
+            rgb = np.full((height, width, 3), (i * 9) % 256, np.uint8)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return out.getvalue()
+
+
+async def _detections(bus: MemoryBus, topic: str) -> list[DetectionMessage]:
+    records = await bus.consumer([topic], "check").getmany(timeout_ms=10, max_records=1000)
+    return [decode_message(r.value, DetectionMessage) for r in records]
+
+
+@pytest.mark.parametrize(
+    "size", [(2, 2), (1, 1), (3, 3), (4096, 2)], ids=lambda s: "x".join(map(str, s))
+)
+async def test_pictures_smaller_than_a_detector_needs_give_verdicts_not_a_crash(
+    size: tuple[int, int], metrics: Metrics, models: ModelCache
+) -> None:
+    config = VqmConfig(channels=[ChannelConfig(id="c", url="http://unused/c.m3u8")])
+    bus = MemoryBus()
+    payload = _tiny_segment(*size)
+    await bus.publish(
+        config.topics.segments,
+        "c",
+        encode_message(SegmentMessage(channel_id="c", seq=0, duration=1.0, payload=payload)),
+    )
+    worker = InferenceWorker(config, bus, metrics, models)
+    video_detectors = {d.key for d in worker.analyzer.detectors("c") if d.needs.luma}
+    await _run_until(bus, worker, config.topics.detections, len(worker.analyzer.detectors("c")))
+    found = {d.detector: d for d in await _detections(bus, config.topics.detections)}
+    assert video_detectors <= set(found)
+    assert all(found[k].error is None for k in video_detectors)  # freeze and black cope
+
+
+async def test_a_detector_that_raises_gives_an_error_verdict_and_the_rest_carry_on(
+    channel: SyntheticChannel, metrics: Metrics, models: ModelCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.inference.detectors.freeze import FreezeDetector
+
+    def explode(self: FreezeDetector, segment: object) -> list[object]:
+        raise ValueError("zero-size array to reduction operation maximum")
+
+    monkeypatch.setattr(FreezeDetector, "detect", explode)
+    config = VqmConfig(channels=[ChannelConfig(id="c", url="http://unused/c.m3u8")])
+    bus = MemoryBus()
+    for seq in (0, 1):
+        segment = SegmentMessage(
+            channel_id="c", seq=seq, duration=2.0, payload=channel.segment_bytes(seq)
+        )
+        await bus.publish(config.topics.segments, "c", encode_message(segment))
+    worker = InferenceWorker(config, bus, metrics, models)
+    keys = {d.key for d in worker.analyzer.detectors("c")}
+    await _run_until(bus, worker, config.topics.detections, 2 * len(keys))
+    found = await _detections(bus, config.topics.detections)
+    assert sorted((d.seq, d.detector) for d in found) == sorted(
+        (s, k) for s in (0, 1) for k in keys
+    )
+    freeze = [d for d in found if d.detector == "freeze"]
+    assert all(d.error and "zero-size array" in d.error and not d.spans for d in freeze)
+    assert all(d.error is None for d in found if d.detector != "freeze")
+    errors = {"channel": "c", "detector": "freeze"}
+    assert metrics.registry.get_sample_value("vqm_detector_errors_total", errors) == 2
+
+
+async def test_a_record_that_keeps_failing_is_skipped_as_poison_and_the_next_is_analysed(
+    channel: SyntheticChannel, metrics: Metrics, models: ModelCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.inference.worker import SegmentAnalyzer
+
+    real = SegmentAnalyzer.analyse
+
+    def analyse(self: SegmentAnalyzer, segment: SegmentMessage):  # type: ignore[no-untyped-def]
+        if segment.seq == 0:
+            raise MemoryError("a segment nobody can analyse")
+        return real(self, segment)
+
+    monkeypatch.setattr(SegmentAnalyzer, "analyse", analyse)
+    config = VqmConfig(channels=[ChannelConfig(id="c", url="http://unused/c.m3u8")])
+    bus = MemoryBus()
+    for seq in (0, 1):
+        segment = SegmentMessage(
+            channel_id="c", seq=seq, duration=2.0, payload=channel.segment_bytes(seq)
+        )
+        await bus.publish(config.topics.segments, "c", encode_message(segment))
+    worker = InferenceWorker(config, bus, metrics, models)
+    await _run_until(bus, worker, config.topics.detections, len(worker.analyzer.detectors("c")))
+    assert {d.seq for d in await _detections(bus, config.topics.detections)} == {1}
+    topic = {"topic": config.topics.segments}
+    assert metrics.registry.get_sample_value("vqm_poison_records_total", topic) == 1
+    # Committed: a worker of the same group starting now is not handed the poison record again.
+    again = bus.consumer([config.topics.segments], "vqm-inference")
+    assert await again.getmany(timeout_ms=10) == []

@@ -1,0 +1,69 @@
+"""Decoding within bounds: what a hostile or unusual stream (4K60, 16-channel audio, tiny
+pictures) becomes before any detector sees it."""
+
+from __future__ import annotations
+
+import io
+
+import av
+import numpy as np
+import pytest
+
+from monitor.inference.media import decode_bytes
+from monitor.inference.segment import DecodeNeeds
+
+
+def encode(width: int, height: int, frames: int, fps: int = 60) -> bytes:
+    """MPEG-TS of a grey ramp picture."""
+    out = io.BytesIO()
+    with av.open(out, "w", format="mpegts") as container:
+        video = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        ramp = np.tile(np.linspace(16, 235, width, dtype=np.uint8), (height, 1))
+        for _ in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.stack([ramp] * 3, axis=-1), format="rgb24")
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    return out.getvalue()
+
+
+def many_channels(layout: str, channels: int) -> bytes:
+    """One second of a tone in every channel of ``layout`` (PCM in Matroska)."""
+    out = io.BytesIO()
+    with av.open(out, "w", format="matroska") as container:
+        audio = container.add_stream("pcm_s16le", rate=48000, layout=layout)
+        tone = (3000 * np.sin(np.arange(48000) / 10.0)).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(
+            np.repeat(tone, channels).reshape(1, -1), format="s16", layout=layout
+        )
+        frame.sample_rate = 48000
+        for packet in [*audio.encode(frame), *audio.encode(None)]:
+            container.mux(packet)
+    return out.getvalue()
+
+
+def test_uhd_pictures_reach_the_detectors_at_most_1080_lines_with_their_luma_codes() -> None:
+    data = encode(3840, 2160, 6)
+    decoded = decode_bytes(data, DecodeNeeds(audio=False))
+    assert decoded.luma.shape == (6, 1080, 1920)  # 4x less to hold than the picture as coded
+    coded = decode_bytes(data, DecodeNeeds(audio=False, luma_limit=(3840, 2160))).luma
+    assert coded.shape == (6, 2160, 3840)
+    # Area averages of the coded luma: the same codes (black stays black), only fewer of them.
+    halves = coded[0].reshape(1080, 2, 1920, 2).mean(axis=(1, 3))
+    assert np.abs(decoded.luma[0].astype(float) - halves).max() <= 1.0
+
+
+def test_pictures_that_fit_are_kept_as_coded() -> None:
+    assert decode_bytes(encode(1280, 720, 3, fps=25), DecodeNeeds(audio=False)).luma.shape[1:] == (
+        720,
+        1280,
+    )
+
+
+@pytest.mark.parametrize(("layout", "channels"), [("7.1", 8), ("hexadecagonal", 16), ("22.2", 24)])
+def test_audio_of_many_channels_is_mixed_to_the_stereo_the_detectors_read(
+    layout: str, channels: int
+) -> None:
+    decoded = decode_bytes(many_channels(layout, channels))
+    assert decoded.audio.shape == (2, 48000)
+    assert float(np.abs(decoded.audio).max()) > 0.05  # the tone is there, not silence
