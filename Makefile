@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint system-deps eval clean
+.PHONY: demo test test-fast fuzz lint system-deps eval clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ system-deps:
 test: $(STAMP) system-deps
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The property tests on hostile input, with a budget fifty times that of `make test`.
+fuzz: $(STAMP)
+	VQM_FUZZ=long $(BIN)/python -m pytest -q -m fuzz tests/unit $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -101,6 +102,10 @@ class Acknowledgement(BaseModel):
     at: float = Field(description="Wall clock, epoch seconds.")
 
 
+# A wall-clock time a person means: finite (NaN and 1e309 are refused) and before year 5000.
+Epoch = Annotated[float, Field(ge=0, le=95_617_584_000, allow_inf_nan=False)]
+
+
 class SilenceSpec(BaseModel):
     """What a silence matches: a channel, a detector, both, or (neither) every alert.
 
@@ -110,12 +115,16 @@ class SilenceSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    channel_id: str | None = Field(default=None, description="Only this channel; any if unset.")
-    detector: str | None = Field(
-        default=None, description="Only this detector (or 'stream'); any if unset."
+    channel_id: str | None = Field(
+        default=None, max_length=64, description="Only this channel; any if unset."
     )
-    starts_at: float | None = Field(default=None, description="Epoch seconds; now if unset.")
-    ends_at: float | None = Field(
+    detector: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]{0,63}$",
+        description="Only this detector (or 'stream'); any if unset.",
+    )
+    starts_at: Epoch | None = Field(default=None, description="Epoch seconds; now if unset.")
+    ends_at: Epoch | None = Field(
         default=None, description="Epoch seconds; open-ended (until deleted) if unset."
     )
     comment: str = Field(default="", max_length=2000, description="Why, for the next person.")
@@ -137,7 +146,7 @@ class Silence(SilenceSpec):
 
     id: str
     created_at: float
-    starts_at: float | None = None
+    starts_at: Epoch | None = None
 
     def active(self, at: float) -> bool:
         started = self.starts_at is None or self.starts_at <= at

@@ -1,9 +1,11 @@
 """The ``ingest:`` section of the channels file: how ingest follows its sources.
 
-ingest:
-  request_timeout: 5
-  max_segment_bytes: 16777216
-  start: live_edge
+For example::
+
+    ingest:
+      request_timeout: 5
+      max_segment_bytes: 16777216
+      start: live_edge
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import httpx
 
 from monitor.core.errors import VqmError
 from monitor.core.messages import SegmentMessage, now
+from monitor.core.redact import redact_url
 from stream_ingest.config import IngestConfig
 from stream_ingest.fetch import Fetcher, FetchError, load_media_playlist, make_client
 from stream_ingest.playlist import InitSection, PlaylistError, Segment
@@ -64,7 +65,7 @@ async def fetch_vod_segments(
             yield SegmentMessage(
                 channel_id=channel_id,
                 seq=segment.seq,
-                uri=segment.uri,
+                uri=redact_url(segment.uri),
                 media_start=media_time,
                 duration=segment.duration,
                 fetched_at=now(),

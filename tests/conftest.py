@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,11 +10,21 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
 from prometheus_client import CollectorRegistry
 
 from monitor.core.metrics import Metrics
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout the tests run from
+
+# Property tests (the fuzz tests) run a small budget in `make test` and a large one in
+# `make fuzz` (VQM_FUZZ=long). No deadline: a busy CI machine must not turn slowness into
+# failures; what the properties check is correctness.
+settings.register_profile("default", max_examples=60, deadline=None, derandomize=False)
+settings.register_profile(
+    "long", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("long" if os.environ.get("VQM_FUZZ") == "long" else "default")
 
 if TYPE_CHECKING:
     from monitor.inference.models import ModelCache

@@ -13,9 +13,10 @@ from prometheus_client import make_asgi_app
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from alerting.api.auth import require_read, require_write
+from alerting.api.auth import bearer, require_read, require_write
 from alerting.api.context import ApiContext
 from alerting.api.errors import http_error, validation_error
+from alerting.api.guard import Guard
 from alerting.api.routes import alerts, channels, probes, silences
 from alerting.api.schemas import ErrorResponse
 
@@ -47,11 +48,15 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.add_route("/metrics", _Asgi(metrics_app), include_in_schema=False)  # type: ignore[arg-type]
     app.mount("/metrics", metrics_app)
     app.include_router(probes.router)
+    read = [Depends(require_read)]
+    if ctx.auth.api_read_token_required:
+        read.append(Depends(bearer))  # declares the scheme on reads when they need it
     for module in (channels, alerts, silences):
-        app.include_router(module.read_router, dependencies=[Depends(require_read)])
+        app.include_router(module.read_router, dependencies=read)
     for module in (alerts, silences):
         app.include_router(module.write_router, dependencies=[Depends(require_write)])
     app.mount("/static", StaticFiles(directory=probes.STATIC_DIR), name="static")
+    app.add_middleware(Guard, settings=lambda: ctx.auth)  # type: ignore[arg-type]
     return app
 
 

@@ -32,6 +32,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from alerting.models import AlertEvent
 from monitor.core.errors import VqmError
+from monitor.core.redact import redact, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -119,11 +120,13 @@ class HttpNotifier(Notifier):
             )
         except httpx.TimeoutException as exc:
             raise NotifierError(
-                f"{self.name}: no answer from {url} within {self.timeout}s", retriable=True
+                f"{self.name}: no answer from {redact_url(url)} within {self.timeout}s",
+                retriable=True,
             ) from exc
         except httpx.TransportError as exc:
             raise NotifierError(
-                f"{self.name}: cannot reach {url}: {exc!r}", retriable=True
+                f"{self.name}: cannot reach {redact_url(url)}: {redact(repr(exc))}",
+                retriable=True,
             ) from exc
         check_status(self.name, url, response)
         return response
@@ -137,7 +140,7 @@ def check_status(name: str, url: str, response: httpx.Response) -> None:
     retriable = status >= 500 or status in _RETRIABLE_STATUS
     body = response.text[:200].strip()
     raise NotifierError(
-        f"{name}: {url} answered {status}: {body or response.reason_phrase}",
+        f"{name}: {redact_url(url)} answered {status}: {body or response.reason_phrase}",
         retriable=retriable,
         status=status,
     )

@@ -37,11 +37,16 @@ class OutputFormat(StrEnum):
 
 
 def _setup_logging(level: str) -> None:
+    """Logs to stderr, every line with its URLs redacted (:mod:`monitor.core.redact`)."""
+    from monitor.core.redact import RedactingFilter
+
     logging.basicConfig(
         level=level.upper(),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
 
 
 def _load(path: Path | None) -> VqmConfig:
@@ -61,6 +66,15 @@ def _settings(**overrides: object) -> Settings:
     """Settings from the environment, with the command-line options that were given."""
     given = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**given)  # type: ignore[arg-type]  # pydantic validates each value
+
+
+def _closed_by_default(settings: Settings) -> Settings:
+    """A monitoring service is production unless told otherwise: without ``VQM_ENVIRONMENT``,
+    ``vqm run`` and the stage commands refuse changing API calls that carry no token (only
+    ``vqm demo``, and a ``local`` environment on loopback, are open)."""
+    if "environment" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"environment": "production"})
 
 
 async def _until_signal(main: asyncio.Event, duration: float | None) -> None:
@@ -102,7 +116,7 @@ def run(
 
     _setup_logging(log_level)
     cfg = _load(config)
-    settings = _settings(api_port=port)
+    settings = _closed_by_default(_settings(api_port=port))
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -168,7 +182,7 @@ def _distributed(stage: str, config: Path | None, kafka: str | None, redis: str 
     from monitor.app.runtime import Runtime
 
     cfg = _load(config)
-    settings = _settings(kafka_bootstrap=kafka, redis_url=redis)
+    settings = _closed_by_default(_settings(kafka_bootstrap=kafka, redis_url=redis))
     if not settings.kafka_bootstrap:
         typer.echo("error: --kafka or VQM_KAFKA_BOOTSTRAP is required", err=True)
         raise typer.Exit(2)

@@ -10,6 +10,7 @@ channel list: where the broker and Redis are, the API's address and token, ONNX 
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -63,6 +64,21 @@ class Settings(BaseSettings):
         if self.api_read_token_required and not self.api_token:
             raise ValueError("api_read_token_required needs api_token; set VQM_API_TOKEN")
         return self
+
+    @property
+    def api_on_loopback(self) -> bool:
+        """Whether the API listens on this machine only (127.0.0.0/8, ::1, localhost)."""
+        if self.api_host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.api_host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def open_for_changes(self) -> bool:
+        """Changing API calls without a token: only a local environment on loopback."""
+        return self.environment == "local" and self.api_on_loopback
 
     @property
     def providers(self) -> list[str]:

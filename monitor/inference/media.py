@@ -188,7 +188,17 @@ def _refuse_non_media(
 def _frames(
     container: av.container.InputContainer, streams: list[Any]
 ) -> Iterator[av.VideoFrame | av.AudioFrame]:
-    for packet in container.demux(*streams):
+    packets = container.demux(*streams)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except IndexError:
+            # A packet of a stream that appeared after the header (a damaged or changed PMT):
+            # PyAV cannot hand it out, and its demuxer cannot go on. Keep what was decoded.
+            logger.debug("a stream appeared mid-segment; decoded up to it")
+            return
         try:
             for frame in packet.decode():
                 if isinstance(frame, av.VideoFrame | av.AudioFrame):

@@ -32,6 +32,7 @@ from monitor.core.messages import (
     encode_message,
 )
 from monitor.core.metrics import Metrics
+from monitor.core.redact import redact_url
 from monitor.inference.detectors.base import Detector
 from monitor.inference.detectors.registry import build
 from monitor.inference.media import DecodeError, decode_bytes
@@ -41,6 +42,9 @@ from monitor.inference.segment import DecodedSegment, DecodeNeeds
 logger = logging.getLogger(__name__)
 
 POISON_ATTEMPTS = 2  # tries before a record that keeps failing is skipped
+# A segment (at most ``max_segment_bytes``, decoded from memory) that takes longer than this
+# to analyse is reported and skipped rather than holding its channel up.
+ANALYSIS_DEADLINE = 60.0
 THUMBNAIL_SIZE = (192, 108)  # width, height: a status wall tile, a few kB as JPEG
 THUMBNAIL_QUALITY = 70
 
@@ -257,7 +261,13 @@ class InferenceWorker:
             self._metrics.invalid_messages.labels(record.topic).inc()
             logger.warning("skipping invalid segment message at offset %s: %s", record.offset, exc)
             return
-        analysis = await asyncio.to_thread(self.analyzer.analyse, segment)
+        try:
+            analysis = await asyncio.wait_for(
+                asyncio.to_thread(self.analyzer.analyse, segment), ANALYSIS_DEADLINE
+            )
+        except TimeoutError:
+            # The thread cannot be stopped and finishes on its own; the channel moves on.
+            analysis = Analysis([], error=f"not analysed within {ANALYSIS_DEADLINE:g} s")
         if analysis.error is not None:
             logger.warning(
                 "channel %s segment %d does not decode: %s",
@@ -281,7 +291,7 @@ class InferenceWorker:
             kind=StreamEventKind.DECODE_ERROR,
             detail=detail,
             seq=segment.seq,
-            url=segment.uri or None,
+            url=redact_url(segment.uri) if segment.uri else None,
         )
         await self._bus.publish(
             self._topics.stream_events, segment.channel_id, encode_message(event)

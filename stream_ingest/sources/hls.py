@@ -41,6 +41,7 @@ import logging
 
 from monitor.core.channels import ChannelConfig
 from monitor.core.messages import SegmentMessage, StreamEvent, StreamEventKind, encode_message, now
+from monitor.core.redact import redact, redact_url
 from stream_ingest.fetch import (
     Fetcher,
     FetchError,
@@ -329,7 +330,7 @@ class HlsFollower(Source):
         message = SegmentMessage(
             channel_id=self.channel.id,
             seq=segment.seq,
-            uri=segment.uri,
+            uri=redact_url(segment.uri),
             media_start=media_start,
             duration=segment.duration,
             fetched_at=now(),
@@ -412,7 +413,12 @@ class HlsFollower(Source):
         if kind != StreamEventKind.RECOVERED:
             self._metrics.ingest_errors.labels(channel=channel, kind=kind.value).inc()
         event = StreamEvent(
-            channel_id=channel, kind=kind, detail=detail, seq=seq, url=url, status=status
+            channel_id=channel,
+            kind=kind,
+            detail=redact(detail),
+            seq=seq,
+            url=redact_url(url) if url else None,
+            status=status,
         )
         await self._bus.publish(
             self._topics.stream_events, key=channel, value=encode_message(event)

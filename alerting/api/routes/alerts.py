@@ -12,6 +12,7 @@ from alerting.api.deps import Ctx, Store
 from alerting.api.errors import documented
 from alerting.api.schemas import AckRequest, AlertList
 from alerting.models import Acknowledgement, Alert, AlertState
+from monitor.core.redact import log_safe
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,9 @@ async def list_alerts(
 
 
 @write_router.post(
-    "/api/alerts/{alert_id}/ack", response_model=Alert, responses=documented(401, 403, 404, 409)
+    "/api/alerts/{alert_id}/ack",
+    response_model=Alert,
+    responses=documented(400, 401, 403, 404, 409, 413),
 )
 async def acknowledge(
     alert_id: str,
@@ -56,6 +59,6 @@ async def acknowledge(
     request = body or AckRequest()
     ack = Acknowledgement(alert_id=alert_id, by=request.by, comment=request.comment, at=ctx.clock())
     await store.put_ack(ack)
-    logger.info("alert %s acknowledged by %s", alert_id, ack.by or "someone")
+    logger.info("alert %s acknowledged by %s", log_safe(alert_id), log_safe(ack.by or "someone"))
     [acked] = await store.with_acks([alert])
     return acked

@@ -145,7 +145,9 @@ def test_channel_overrides_replace_file_defaults_which_replace_plugin_defaults()
 
 def test_duplicate_channel_ids_are_rejected() -> None:
     with pytest.raises(ValueError, match="duplicate"):
-        VqmConfig.model_validate({"channels": [{"id": "a", "url": "u"}, {"id": "a", "url": "v"}]})
+        VqmConfig.model_validate(
+            {"channels": [{"id": "a", "url": "http://o/u"}, {"id": "a", "url": "http://o/v"}]}
+        )
 
 
 def test_every_plugin_is_known_even_when_one_plugin_module_was_imported_first() -> None:

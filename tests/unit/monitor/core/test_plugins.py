@@ -89,4 +89,4 @@ def test_the_real_registries_find_their_plugins_in_their_packages() -> None:
         DETECTORS.types()
     )
     assert {"alertmanager", "pagerduty", "slack", "webhook"} == set(NOTIFIERS.types())
-    assert {"http", "https", "file"} <= set(SOURCES.types())
+    assert {"http", "https"} <= set(SOURCES.types())
