@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from alerting.config import AlertingView
 from alerting.intervals import IntervalChange
 from alerting.models import Alert, AlertEvent, AlertState, AlertTransition, Silence
-from alerting.store import AlertStore, ChannelHealth, Thumbnail, alert_key
+from alerting.store import AlertStore, ChannelHealth, Measurements, Thumbnail, alert_key
 from monitor.core.channels import ChannelConfig
 from monitor.core.messages import DetectionMessage, StreamEvent, StreamEventKind, now
 from monitor.core.metrics import Metrics
@@ -130,6 +130,8 @@ class AlertEngine:
         await self._segment_seen(channel.id, msg.fetched_at, msg.media_end - msg.media_start)
         if msg.thumbnail_jpeg:
             await self._keep_thumbnail(msg)
+        if msg.measurements:
+            await self._keep_measurements(msg)
         if msg.error:
             logger.info(
                 "%s seq %d: %s gave no verdict: %s", channel.id, msg.seq, msg.detector, msg.error
@@ -144,7 +146,11 @@ class AlertEngine:
             )
             return
         tracker = await self.store.load_tracker(
-            channel.id, msg.detector, settings.min_duration, settings.recovery
+            channel.id,
+            msg.detector,
+            settings.min_duration,
+            settings.recovery,
+            settings.label_min_durations(),
         )
         changes = tracker.feed(msg.media_start, msg.media_end, msg.spans)
         severity = settings.severity or channel.severity
@@ -215,6 +221,16 @@ class AlertEngine:
         for alert in await self.store.active(channel_id, STREAM_DETECTOR):
             if before is None or alert.start < before:
                 await self._recovered(alert, max(end, alert.end))
+
+    async def _keep_measurements(self, msg: DetectionMessage) -> None:
+        await self.store.put_measurements(
+            Measurements(
+                channel_id=msg.channel_id,
+                detector=msg.detector,
+                values=msg.measurements,
+                at=msg.fetched_at,
+            )
+        )
 
     async def _keep_thumbnail(self, msg: DetectionMessage) -> None:
         """The newest picture per channel; an older segment's (a replay) does not replace it."""

@@ -129,6 +129,7 @@ class IntervalTracker:
         max_jump: float = 5.0,
         confidence: ConfidenceMode = "max",
         state: TrackerState | None = None,
+        label_min_durations: dict[str, float] | None = None,
     ) -> None:
         if min_duration < 0 or recovery < 0 or gap_tolerance < 0 or max_jump <= 0:
             raise ValueError(
@@ -136,6 +137,7 @@ class IntervalTracker:
                 f"recovery={recovery} gap_tolerance={gap_tolerance} max_jump={max_jump}"
             )
         self.min_duration = min_duration
+        self.label_min_durations = dict(label_min_durations or {})  # per-label overrides
         self.recovery = recovery
         self.gap_tolerance = gap_tolerance
         self.max_jump = max_jump
@@ -231,7 +233,8 @@ class IntervalTracker:
                 )
             run.add(span)
             cursor = max(cursor, span.end)
-            if not run.opened and run.end - run.start >= self.min_duration - DURATION_RESOLUTION:
+            needed = self.label_min_durations.get(key, self.min_duration)
+            if not run.opened and run.end - run.start >= needed - DURATION_RESOLUTION:
                 run.opened = True
         if run is not None:
             run.clean += max(0.0, analysed_end - cursor)

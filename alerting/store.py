@@ -14,6 +14,7 @@ namespace          key                              value
 ``silences``       silence id                       :class:`~alerting.models.Silence`
 ``acks``           alert id                         :class:`~alerting.models.Acknowledgement`
 ``thumbnails``     channel id                       :class:`Thumbnail` (latest JPEG, base64)
+``measurements``   ``channel:detector``             :class:`Measurements` (newest readings)
 =================  ===============================  ==========================================
 
 Acknowledgements live beside the alerts rather than inside them: the API writes them while
@@ -48,6 +49,7 @@ DEDUP = "dedup"
 SILENCES = "silences"
 ACKS = "acks"
 THUMBNAILS = "thumbnails"
+MEASUREMENTS = "measurements"
 
 HISTORY_LIMIT = 200
 HISTORY_TTL = 7 * 24 * 3600.0
@@ -77,6 +79,17 @@ class ChannelHealth(BaseModel):
     last_event: str | None = Field(default=None, description="Latest stream event kind.")
     last_event_at: float | None = None
     changed_at: float | None = Field(default=None, description="When ``up`` last changed.")
+
+
+class Measurements(BaseModel):
+    """A detector's newest readings of a channel (loudness, say), for the status wall."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel_id: str
+    detector: str
+    values: dict[str, float]
+    at: float = Field(description="Wall clock when the segment was fetched, epoch seconds.")
 
 
 class Thumbnail(BaseModel):
@@ -174,16 +187,25 @@ class AlertStore:
 
     # -- trackers ------------------------------------------------------------------------
     async def load_tracker(
-        self, channel_id: str, detector: str, min_duration: float, recovery: float
+        self,
+        channel_id: str,
+        detector: str,
+        min_duration: float,
+        recovery: float,
+        label_min_durations: dict[str, float] | None = None,
     ) -> IntervalTracker:
         """The tracker of one channel and detector as last saved, or a fresh one."""
         key = tracker_key(channel_id, detector)
         data = await self.state.get(TRACKERS, key)
         try:
-            return IntervalTracker.load(data, min_duration, recovery)
+            return IntervalTracker.load(
+                data, min_duration, recovery, label_min_durations=label_min_durations
+            )
         except ValidationError:
             logger.warning("tracker state %s unreadable; starting afresh", key)
-            return IntervalTracker(min_duration, recovery)
+            return IntervalTracker(
+                min_duration, recovery, label_min_durations=label_min_durations
+            )
 
     async def save_tracker(self, channel_id: str, detector: str, tracker: IntervalTracker) -> None:
         await self.state.set(TRACKERS, tracker_key(channel_id, detector), tracker.dump())
@@ -246,6 +268,22 @@ class AlertStore:
     async def get_thumbnail(self, channel_id: str) -> Thumbnail | None:
         raw = await self.state.get(THUMBNAILS, channel_id)
         return _parse(Thumbnail, raw, THUMBNAILS, channel_id)
+
+    # -- measurements --------------------------------------------------------------------
+    async def put_measurements(self, readings: Measurements) -> None:
+        key = f"{readings.channel_id}:{readings.detector}"
+        await self.state.set(MEASUREMENTS, key, readings.model_dump_json())
+
+    async def measurements(self, channel_id: str) -> dict[str, dict[str, float]]:
+        """The newest readings of each detector of the channel, by detector."""
+        items = await self.state.items(MEASUREMENTS)
+        out: dict[str, dict[str, float]] = {}
+        for key, raw in items.items():
+            if key.startswith(f"{channel_id}:"):
+                readings = _parse(Measurements, raw, MEASUREMENTS, key)
+                if readings is not None:
+                    out[readings.detector] = readings.values
+        return out
 
     async def _all(self, ns: str) -> list[Alert]:
         items = await self.state.items(ns)

@@ -53,6 +53,10 @@ class ChannelView(BaseModel):
     thumbnail_at: float | None = Field(
         default=None, description="Fetch time of the segment it shows, epoch s."
     )
+    measurements: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Newest readings by detector, e.g. loudness: short_term_lufs.",
+    )
 
 
 class ChannelList(BaseModel):

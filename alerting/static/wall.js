@@ -83,6 +83,19 @@ async function loadThumbnail(channel, img) {
   }
 }
 
+// Short-term loudness (3 s, LUFS) with the sliding integrated value beside it, when measured.
+function loudness(channel) {
+  const values = (channel.measurements || {}).loudness;
+  if (!values || values.short_term_lufs === undefined) return null;
+  const box = el("div", "loudness");
+  box.dataset.shortTerm = String(values.short_term_lufs);
+  let text = "S " + values.short_term_lufs.toFixed(1) + " LUFS";
+  if (values.integrated_lufs !== undefined) text += " · I " + values.integrated_lufs.toFixed(1);
+  if (values.true_peak_dbtp !== undefined) text += " · TP " + values.true_peak_dbtp.toFixed(1) + " dBTP";
+  box.textContent = text;
+  return box;
+}
+
 function tile(channel) {
   const node = el("section", "tile status-" + channel.status);
   node.id = "channel-" + channel.id;
@@ -91,6 +104,8 @@ function tile(channel) {
   const head = el("div", "head");
   head.append(el("span", "name", channel.name), el("span", "status", channel.status));
   node.append(head, picture(channel));
+  const meter = loudness(channel);
+  if (meter) node.append(meter);
   const list = el("ul", "alerts");
   for (const alert of channel.active_alerts) list.append(alertItem(alert));
   node.append(list);

@@ -230,7 +230,9 @@ def alert(config: ConfigOpt = None, kafka: KafkaOpt = None, redis: RedisOpt = No
 
 @app.command(name="eval")
 def evaluate(
-    name: Annotated[str, typer.Argument(help="signal (freeze, black, silence) or a model name.")],
+    name: Annotated[
+        str, typer.Argument(help="signal (freeze, black, silence), loudness, or a model name.")
+    ],
     clips: Annotated[int, typer.Option(help="Labelled clips to generate.")] = 24,
     out: Annotated[Path | None, typer.Option(help="Also write the results as JSON here.")] = None,
 ) -> None:
@@ -253,12 +255,14 @@ def _lab(name: str):  # type: ignore[no-untyped-def]
 
 
 def _evaluation_module(name: str):  # type: ignore[no-untyped-def]
-    """The torch-free evaluation of a model when it has one, else its training module."""
-    try:
-        return _lab(f"training.{name}_data")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"lab.training.{name}_data":
-            raise
+    """A detector's evaluation (``lab.evaluation.<name>``), else a model's torch-free one,
+    else its training module."""
+    for module in (f"evaluation.{name}", f"training.{name}_data"):
+        try:
+            return _lab(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"lab.{module}":
+                raise
     return _training_module(name)
 
 

@@ -160,7 +160,11 @@ def _intervals(results: _Results, detectors: list[Detector]) -> list[Defect]:
     for detector in detectors:
         config = detector.config
         joined = join_offline(
-            detector.key, results.by_detector[detector.key], config.min_duration, config.recovery
+            detector.key,
+            results.by_detector[detector.key],
+            config.min_duration,
+            config.recovery,
+            label_min_durations=config.label_min_durations(),
         )
         out.extend(Defect.model_validate(_contract(detector.key, item)) for item in joined)
     return sorted(out, key=lambda d: (d.start, d.detector))

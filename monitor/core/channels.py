@@ -45,6 +45,11 @@ class DetectorConfig(StrictModel):
         default=None, description="Overrides the channel's severity for this detector."
     )
 
+    def label_min_durations(self) -> dict[str, float]:
+        """Labels whose alerts open after a different ``min_duration`` (e.g. a true-peak over
+        alerts at once while too-loud programme must last); none by default."""
+        return {}
+
 
 class ChannelConfig(StrictModel):
     """One live channel to follow.

@@ -99,6 +99,11 @@ class DetectionMessage(Message):
     fetched_at: float = Field(description="When ingest fetched the segment, epoch s.")
     detected_at: float = Field(default_factory=now)
     error: str | None = Field(default=None, description="Set when the segment did not decode.")
+    measurements: dict[str, float] = Field(
+        default_factory=dict,
+        description="Readings the detector made of the segment (loudness in LUFS, say), "
+        "finite numbers by name.",
+    )
     thumbnail_jpeg: str | None = Field(
         default=None,
         description="A small JPEG of one frame, base64; on the segment's first detection only.",

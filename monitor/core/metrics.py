@@ -48,6 +48,13 @@ class Metrics:
             ["channel", "detector"],
             registry=r,
         )
+        self.measurement = Gauge(
+            "vqm_detector_measurement",
+            "A detector's newest reading of a channel, by name (loudness: momentary_lufs, "
+            "short_term_lufs, integrated_lufs, range_lu, true_peak_dbtp).",
+            ["channel", "detector", "name"],
+            registry=r,
+        )
         self.poison_records = Counter(
             "vqm_poison_records",
             "Bus records that failed to process (not for a bus or store outage) and were "

@@ -14,6 +14,7 @@ from typing import Any
 import av
 import cv2
 import numpy as np
+from av.sidedata.sidedata import Type as SideDataType
 
 from monitor.core.errors import VqmError
 from monitor.inference.segment import AUDIO_RATE, DecodedSegment, DecodeNeeds
@@ -21,6 +22,7 @@ from monitor.inference.segment import AUDIO_RATE, DecodedSegment, DecodeNeeds
 logger = logging.getLogger(__name__)
 
 NETWORK_PROTOCOLS = "http,https,tcp,tls,crypto"
+_A53_CC = SideDataType.A53_CC
 
 # Demuxers and codecs FFmpeg uses to render text or single pictures as "video": a monitor
 # given a text file must say it is not media, not report a 25 fps ANSI-art stream.
@@ -81,6 +83,7 @@ class _Chunk:
         self.planes: list[np.ndarray] = []
         self.rgbs: list[np.ndarray] = []
         self.audio: list[np.ndarray] = []
+        self.captions: list[bool] = []
 
     def empty(self) -> bool:
         return not self.times and not self.audio
@@ -128,6 +131,8 @@ class _Gatherer:
                 self.chunk.planes.append(_fit(_luma(frame), self.needs.luma_limit))
             if self.needs.rgb:
                 self.chunk.rgbs.append(frame.to_ndarray(format="rgb24"))
+            if self.needs.captions:
+                self.chunk.captions.append(_has_captions(frame))
         elif self.needs.audio:
             if self.audio_origin is None:
                 self.audio_origin = t
@@ -229,6 +234,9 @@ def _assemble(
         fps=fps,
         audio=audio,
         audio_start=audio_start,
+        captions=np.asarray(chunk.captions, dtype=bool)[order]
+        if chunk.captions
+        else np.zeros(0, bool),
     )
 
 
@@ -252,6 +260,11 @@ def _fit(plane: np.ndarray, limit: tuple[int, int]) -> np.ndarray:
         return plane
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
+
+
+def _has_captions(frame: av.VideoFrame) -> bool:
+    """Whether the frame carried A/53 caption data (CEA-608/708 in the video's user data)."""
+    return any(getattr(data, "type", None) == _A53_CC for data in frame.side_data)
 
 
 def _is_full_range(frame: av.VideoFrame) -> bool:

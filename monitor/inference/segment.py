@@ -31,6 +31,7 @@ class DecodeNeeds:
     rgb: bool = False
     audio: bool = True
     luma_limit: tuple[int, int] = LUMA_LIMIT
+    captions: bool = False  # whether each frame carries caption data (A/53 CC side data)
 
 
 @dataclass
@@ -39,7 +40,8 @@ class DecodedSegment:
 
     ``luma`` is (N, H, W) uint8, the Y plane as coded; ``full_range`` says whether black is
     0 (full/JPEG range) or 16 (limited/TV range). ``audio`` is (channels, samples) float32
-    in [-1, 1] at ``audio_rate``, first sample at ``audio_start``.
+    in [-1, 1] at ``audio_rate``, first sample at ``audio_start``. ``captions`` says, per
+    frame, whether it carried CEA-608/708 caption data (only when a detector asked).
     """
 
     video_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -50,6 +52,7 @@ class DecodedSegment:
     audio: np.ndarray = field(default_factory=lambda: np.zeros((1, 0), np.float32))
     audio_rate: int = AUDIO_RATE
     audio_start: float = 0.0
+    captions: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
     @property
     def start(self) -> float:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -72,6 +73,7 @@ def union_needs(detectors: list[Detector]) -> DecodeNeeds:
         luma=any(d.needs.luma for d in detectors),
         rgb=any(d.needs.rgb for d in detectors),
         audio=any(d.needs.audio for d in detectors),
+        captions=any(d.needs.captions for d in detectors),
     )
 
 
@@ -157,10 +159,13 @@ class SegmentAnalyzer:
         self._metrics.processing_seconds.labels(segment.channel_id, detector.key).observe(
             share + time.perf_counter() - started
         )
+        measurements: dict[str, float] = {}
         if error is not None:
             self._metrics.detector_errors.labels(segment.channel_id, detector.key).inc()
-        elif spans:
-            self._metrics.detections.labels(segment.channel_id, detector.key).inc()
+        else:
+            measurements = self._measurements(detector, segment.channel_id)
+            if spans:
+                self._metrics.detections.labels(segment.channel_id, detector.key).inc()
         media_start, media_end = detector.analysed_span(decoded)
         return DetectionMessage(
             channel_id=segment.channel_id,
@@ -174,7 +179,15 @@ class SegmentAnalyzer:
             model_version=detector.model_version,
             fetched_at=segment.fetched_at,
             error=error,
+            measurements=measurements,
         )
+
+    def _measurements(self, detector: Detector, channel_id: str) -> dict[str, float]:
+        """The detector's readings, each also a ``vqm_detector_measurement`` gauge."""
+        values = {k: v for k, v in detector.measurements().items() if math.isfinite(v)}
+        for name, value in values.items():
+            self._metrics.measurement.labels(channel_id, detector.key, name).set(value)
+        return values
 
 
 class InferenceWorker:

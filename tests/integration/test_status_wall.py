@@ -217,3 +217,31 @@ async def test_a_tile_turns_red_when_its_channel_gets_an_alert(browser: Browser)
         stop.set()
         await asyncio.wait_for(server, 10)
     assert (ARTIFACTS / "status_wall.png").stat().st_size > 1000
+
+
+async def test_a_tile_shows_its_channels_short_term_loudness(browser: Browser) -> None:
+    state, metrics = MemoryStateStore(), Metrics(CollectorRegistry())
+    engine = AlertEngine(CONFIG, state, metrics)
+    reading = DetectionMessage(
+        channel_id="news",
+        seq=0,
+        detector="loudness",
+        media_start=0.0,
+        media_end=2.0,
+        fetched_at=time.time(),
+        measurements={"short_term_lufs": -22.4, "integrated_lufs": -23.1, "true_peak_dbtp": -3.2},
+    )
+    await engine.handle_detection(reading)
+    port, stop = free_port(), asyncio.Event()
+    ctx = ApiContext(config=CONFIG, state=state, metrics=metrics)
+    server = asyncio.create_task(serve(create_app(ctx), "127.0.0.1", port, stop))
+    try:
+        await asyncio.sleep(0.3)
+        await browser.open(f"http://127.0.0.1:{port}/")
+        meter = "document.querySelector('#channel-news .loudness')"
+        text = await until(browser, f"{meter}?.textContent")
+        assert "S -22.4 LUFS" in text and "I -23.1" in text and "TP -3.2 dBTP" in text
+        assert await browser.evaluate("document.querySelector('#channel-sport .loudness')") is None
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 10)

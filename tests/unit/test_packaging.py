@@ -14,7 +14,10 @@ from tests.conftest import REPO
 def test_the_wheel_has_the_three_stages_and_the_models_and_no_lab_code(tmp_path: Path) -> None:
     # A copy of the checkout, so the build's own folders (build/, *.egg-info) land there.
     source = tmp_path / "src"
-    skip = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", ".*cache")
+    skip = shutil.ignore_patterns(
+        ".git", ".venv", ".data", ".hypothesis", "artifacts", "build", "*.egg-info", "__pycache__",
+        ".*cache",
+    )
     shutil.copytree(REPO, source, ignore=skip)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",

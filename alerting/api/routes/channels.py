@@ -74,4 +74,5 @@ async def channel_view(
         active_alerts=mine,
         last_thumbnail=f"/api/channels/{channel.id}/thumbnail.jpg" if thumbnail else None,
         thumbnail_at=thumbnail.at if thumbnail else None,
+        measurements=await store.measurements(channel.id),
     )

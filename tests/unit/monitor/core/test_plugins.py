@@ -85,8 +85,16 @@ def test_the_real_registries_find_their_plugins_in_their_packages() -> None:
     from monitor.inference.detectors.registry import DETECTORS
     from stream_ingest.sources.registry import SOURCES
 
-    assert {"black", "freeze", "silence", "block_corruption", "audio_artifact", "av_sync"} == set(
-        DETECTORS.types()
-    )
+    assert {
+        "black",
+        "freeze",
+        "silence",
+        "loudness",
+        "stutter",
+        "captions",
+        "block_corruption",
+        "audio_artifact",
+        "av_sync",
+    } == set(DETECTORS.types())
     assert {"alertmanager", "pagerduty", "slack", "webhook"} == set(NOTIFIERS.types())
     assert {"http", "https"} <= set(SOURCES.types())

@@ -244,3 +244,25 @@ async def test_a_record_that_keeps_failing_is_skipped_as_poison_and_the_next_is_
     # Committed: a worker of the same group starting now is not handed the poison record again.
     again = bus.consumer([config.topics.segments], "vqm-inference")
     assert await again.getmany(timeout_ms=10) == []
+
+
+async def test_loudness_readings_travel_with_the_detection_and_as_gauges(
+    channel: SyntheticChannel, metrics: Metrics, models: ModelCache
+) -> None:
+    config = VqmConfig(channels=[ChannelConfig(id="c", url="http://unused/c.m3u8")])
+    bus = MemoryBus()
+    for seq in range(3):
+        segment = SegmentMessage(
+            channel_id="c", seq=seq, duration=2.0, payload=channel.segment_bytes(seq)
+        )
+        await bus.publish(config.topics.segments, "c", encode_message(segment))
+    worker = InferenceWorker(config, bus, metrics, models)
+    await _run_until(bus, worker, config.topics.detections, 3 * len(worker.analyzer.detectors("c")))
+    loudness = [
+        d for d in await _detections(bus, config.topics.detections) if d.detector == "loudness"
+    ]
+    assert len(loudness) == 3 and all("momentary_lufs" in d.measurements for d in loudness)
+    assert "short_term_lufs" in loudness[-1].measurements  # 6 s heard: a 3 s value exists
+    gauge = {"channel": "c", "detector": "loudness", "name": "momentary_lufs"}
+    value = metrics.registry.get_sample_value("vqm_detector_measurement", gauge)
+    assert value == loudness[-1].measurements["momentary_lufs"]
