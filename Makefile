@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast fuzz lint system-deps eval clean
+.PHONY: demo test test-fast fuzz lint system-deps eval clean image
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,21 @@ lint: $(STAMP)
 
 eval: $(STAMP) system-deps
 	$(BIN)/vqm eval signal
+
+# The container image (Containerfile; VARIANT=cuda builds Containerfile.cuda, tagged -cuda) with
+# podman or docker, whichever is on PATH; tagged $(IMAGE):<version in pyproject.toml>[-cuda].
+IMAGE ?= vqm
+VARIANT ?= cpu
+ENGINE ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null)
+IMAGE_VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+image:
+	@test -n "$(ENGINE)" || { echo "make image: needs podman or docker on PATH; neither is here" >&2; exit 1; }
+	@$(ENGINE) info > /dev/null 2>&1 || { echo "make image: $(ENGINE) cannot reach a container engine (is its service running?)" >&2; exit 1; }
+	$(ENGINE) build -f Containerfile$(if $(filter cuda,$(VARIANT)),.cuda) \
+		--build-arg VERSION=$(IMAGE_VERSION) \
+		--build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
+		--build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+		-t $(IMAGE):$(IMAGE_VERSION)$(if $(filter cuda,$(VARIANT)),-cuda) .
 
 clean:
 	rm -rf $(VENV) .pytest_cache artifacts
