@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
@@ -181,6 +182,26 @@ async def until(browser: Browser, expression: str, timeout: float = 15.0) -> Any
         await asyncio.sleep(0.2)
 
 
+@contextlib.asynccontextmanager
+async def serving(ctx: ApiContext) -> AsyncIterator[int]:
+    """The API on a free port, answering (polled, not slept on) before the page opens."""
+    port, stop = free_port(), asyncio.Event()
+    server = asyncio.create_task(serve(create_app(ctx), "127.0.0.1", port, stop))
+    try:
+        async with httpx.AsyncClient(timeout=1) as client:
+            deadline = time.monotonic() + 15
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                        break
+                assert time.monotonic() < deadline and not server.done(), "API never answered"
+                await asyncio.sleep(0.05)
+        yield port
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 10)
+
+
 STATUS = "document.querySelector('#channel-{id}')?.dataset.status"
 
 
@@ -192,11 +213,8 @@ async def test_a_tile_turns_red_when_its_channel_gets_an_alert(browser: Browser)
     for channel in ("news", "sport"):
         await engine.handle_detection(black(channel, 0, defective=False, thumbnail=grey))
     await engine.tick()
-    port, stop = free_port(), asyncio.Event()
     ctx = ApiContext(config=CONFIG, state=state, metrics=metrics)
-    server = asyncio.create_task(serve(create_app(ctx), "127.0.0.1", port, stop))
-    try:
-        await asyncio.sleep(0.3)
+    async with serving(ctx) as port:
         await browser.open(f"http://127.0.0.1:{port}/")
         assert await until(browser, STATUS.format(id="news") + " === 'ok'")
         assert await browser.evaluate("document.querySelectorAll('.tile').length") == 2
@@ -213,9 +231,6 @@ async def test_a_tile_turns_red_when_its_channel_gets_an_alert(browser: Browser)
         assert await browser.evaluate(STATUS.format(id="sport")) == "ok"
         ARTIFACTS.mkdir(exist_ok=True)
         await browser.screenshot(ARTIFACTS / "status_wall.png")
-    finally:
-        stop.set()
-        await asyncio.wait_for(server, 10)
     assert (ARTIFACTS / "status_wall.png").stat().st_size > 1000
 
 
@@ -232,16 +247,10 @@ async def test_a_tile_shows_its_channels_short_term_loudness(browser: Browser) -
         measurements={"short_term_lufs": -22.4, "integrated_lufs": -23.1, "true_peak_dbtp": -3.2},
     )
     await engine.handle_detection(reading)
-    port, stop = free_port(), asyncio.Event()
     ctx = ApiContext(config=CONFIG, state=state, metrics=metrics)
-    server = asyncio.create_task(serve(create_app(ctx), "127.0.0.1", port, stop))
-    try:
-        await asyncio.sleep(0.3)
+    async with serving(ctx) as port:
         await browser.open(f"http://127.0.0.1:{port}/")
         meter = "document.querySelector('#channel-news .loudness')"
         text = await until(browser, f"{meter}?.textContent")
         assert "S -22.4 LUFS" in text and "I -23.1" in text and "TP -3.2 dBTP" in text
         assert await browser.evaluate("document.querySelector('#channel-sport .loudness')") is None
-    finally:
-        stop.set()
-        await asyncio.wait_for(server, 10)

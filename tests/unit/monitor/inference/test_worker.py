@@ -39,16 +39,21 @@ async def _run_until(bus: MemoryBus, worker: InferenceWorker, topic: str, count:
     await asyncio.wait_for(task, 5)
 
 
+async def publish(bus: MemoryBus, channel: SyntheticChannel, seqs: range | tuple[int, ...]) -> None:
+    """Segments ``seqs`` of ``channel`` on the segments topic, as ingest publishes them."""
+    for seq in seqs:
+        segment = SegmentMessage(
+            channel_id="c", seq=seq, duration=2.0, payload=channel.segment_bytes(seq)
+        )
+        await bus.publish(VqmConfig().topics.segments, "c", encode_message(segment))
+
+
 async def test_each_segment_gets_one_detection_per_enabled_detector(
     channel: SyntheticChannel, metrics: Metrics, models: ModelCache
 ) -> None:
     config = VqmConfig(channels=[ChannelConfig(id="c", url="http://unused/c.m3u8")])
     bus = MemoryBus()
-    for seq in (0, 1):
-        segment = SegmentMessage(
-            channel_id="c", seq=seq, duration=2.0, payload=channel.segment_bytes(seq)
-        )
-        await bus.publish(config.topics.segments, "c", encode_message(segment))
+    await publish(bus, channel, (0, 1))
     worker = InferenceWorker(config, bus, metrics, models)
     detectors = {d.key for d in worker.analyzer.detectors("c")}
     await _run_until(bus, worker, config.topics.detections, 2 * len(detectors))
@@ -197,11 +202,7 @@ async def test_a_detector_that_raises_gives_an_error_verdict_and_the_rest_carry_
     monkeypatch.setattr(FreezeDetector, "detect", explode)
     config = VqmConfig(channels=[ChannelConfig(id="c", url="http://unused/c.m3u8")])
     bus = MemoryBus()
-    for seq in (0, 1):
-        segment = SegmentMessage(
-            channel_id="c", seq=seq, duration=2.0, payload=channel.segment_bytes(seq)
-        )
-        await bus.publish(config.topics.segments, "c", encode_message(segment))
+    await publish(bus, channel, (0, 1))
     worker = InferenceWorker(config, bus, metrics, models)
     keys = {d.key for d in worker.analyzer.detectors("c")}
     await _run_until(bus, worker, config.topics.detections, 2 * len(keys))
@@ -231,11 +232,7 @@ async def test_a_record_that_keeps_failing_is_skipped_as_poison_and_the_next_is_
     monkeypatch.setattr(SegmentAnalyzer, "analyse", analyse)
     config = VqmConfig(channels=[ChannelConfig(id="c", url="http://unused/c.m3u8")])
     bus = MemoryBus()
-    for seq in (0, 1):
-        segment = SegmentMessage(
-            channel_id="c", seq=seq, duration=2.0, payload=channel.segment_bytes(seq)
-        )
-        await bus.publish(config.topics.segments, "c", encode_message(segment))
+    await publish(bus, channel, (0, 1))
     worker = InferenceWorker(config, bus, metrics, models)
     await _run_until(bus, worker, config.topics.detections, len(worker.analyzer.detectors("c")))
     assert {d.seq for d in await _detections(bus, config.topics.detections)} == {1}
@@ -251,11 +248,7 @@ async def test_loudness_readings_travel_with_the_detection_and_as_gauges(
 ) -> None:
     config = VqmConfig(channels=[ChannelConfig(id="c", url="http://unused/c.m3u8")])
     bus = MemoryBus()
-    for seq in range(3):
-        segment = SegmentMessage(
-            channel_id="c", seq=seq, duration=2.0, payload=channel.segment_bytes(seq)
-        )
-        await bus.publish(config.topics.segments, "c", encode_message(segment))
+    await publish(bus, channel, range(3))
     worker = InferenceWorker(config, bus, metrics, models)
     await _run_until(bus, worker, config.topics.detections, 3 * len(worker.analyzer.detectors("c")))
     loudness = [
