@@ -108,10 +108,14 @@ def _decoded(path: Path, seconds: float) -> np.ndarray | None:
 def vqm_measure(audio: np.ndarray) -> dict[str, float]:
     meter = LoudnessMeter(window=max(3.0, audio.shape[-1] / RATE + 1), channels=2, rate=RATE)
     block = RATE // 10
-    peak = -math.inf
     for i in range(0, audio.shape[-1], block):
-        peak = max(peak, meter.add(audio[:, i : i + block]))
-    return {"integrated": meter.integrated(), "true_peak": peak}
+        meter.add(audio[:, i : i + block])
+    # the whole programme as one block, so the last partial 100 ms counts too
+    peak = float(meter.true_peak.block_peaks(audio, audio.shape[-1]).max())
+    return {
+        "integrated": meter.integrated(),
+        "true_peak": 20 * math.log10(peak) if peak > 0 else -math.inf,
+    }
 
 
 def ffmpeg_measure(audio: np.ndarray) -> dict[str, float]:

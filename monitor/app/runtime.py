@@ -54,12 +54,15 @@ Listener = Callable[[AlertEvent], Awaitable[None]]
 SHUTDOWN_SECONDS = 8.0
 
 
-def make_bus(settings: Settings) -> Bus:
+def make_bus(settings: Settings, metrics: Metrics) -> Bus:
     if settings.kafka_bootstrap:
         from monitor.core.bus_kafka import KafkaBus
 
         return KafkaBus(settings.kafka_bootstrap, client_id=f"{settings.deployment}")
-    return MemoryBus()
+    return MemoryBus(
+        settings.memory_bus_max_bytes,
+        on_drop=lambda topic, n: metrics.bus_dropped.labels(topic).inc(n),
+    )
 
 
 def make_state(settings: Settings) -> StateStore:
@@ -86,7 +89,7 @@ class Runtime:
         self.config = config
         self.settings = settings or Settings()
         self.metrics = metrics or Metrics()
-        self.bus = bus or make_bus(self.settings)
+        self.bus = bus or make_bus(self.settings, self.metrics)
         self.state = state or make_state(self.settings)
         self.engine = AlertEngine(config, self.state, self.metrics, list(listeners or []))
         self.inference: InferenceWorker | None = None

@@ -62,6 +62,13 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.bus_dropped = Counter(
+            "vqm_bus_dropped_records",
+            "One-process mode: records the memory bus dropped at its size cap before every "
+            "consumer group read them (a stage that cannot keep up).",
+            ["topic"],
+            registry=r,
+        )
         self.invalid_messages = Counter(
             "vqm_invalid_messages",
             "Bus messages that failed validation and were skipped.",

@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from monitor.core.bus import DEFAULT_MAX_BYTES
+
 PLACEHOLDER_TOKENS = frozenset({"changeme", "secret", "token"})
 
 
@@ -47,6 +49,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Distributed ingest: seconds a channel lease lasts without renewal; a dead "
         "worker's channels move to the others within two of them.",
+    )
+    memory_bus_max_bytes: int = Field(
+        default=DEFAULT_MAX_BYTES,
+        gt=0,
+        description="One-process mode: bytes per topic the memory bus holds for a stage that "
+        "falls behind; beyond it the oldest records are dropped (vqm_bus_dropped_records).",
     )
     worker_id: str | None = Field(
         default=None, description="This process's name in channel leases; default host-pid."

@@ -34,6 +34,25 @@ class DecodeNeeds:
     captions: bool = False  # whether each frame carries caption data (A/53 CC side data)
 
 
+def block_means(pictures: np.ndarray, factor: int) -> np.ndarray:
+    """Mean of each ``factor`` x ``factor`` block of (N, H, W) pictures, float32; frame by
+    frame, so no float copy of the whole segment at full size is ever made. Rows and columns
+    past the last whole block are left out; a picture smaller than the factor is averaged by
+    what it has (at least one pixel a side)."""
+    import cv2  # here, not at import: a process that only reads the config needs no OpenCV
+
+    n, h, w = pictures.shape
+    factor = max(1, min(factor, h, w))
+    h2, w2 = h // factor, w // factor
+    out = np.empty((n, h2, w2), np.float32)
+    for i, frame in enumerate(pictures):
+        # OpenCV's area resize by a whole factor is exactly the block mean, and about seven
+        # times faster than NumPy's reshape and mean on a 1080p frame.
+        whole = frame[: h2 * factor, : w2 * factor].astype(np.float32)
+        out[i] = cv2.resize(whole, (w2, h2), interpolation=cv2.INTER_AREA)
+    return out
+
+
 @dataclass
 class DecodedSegment:
     """Frames and audio of one segment, with timestamps.
@@ -53,6 +72,24 @@ class DecodedSegment:
     audio_rate: int = AUDIO_RATE
     audio_start: float = 0.0
     captions: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    # Block means already taken, by factor: freeze and stutter both read averaged luma, and
+    # the second derives its pictures from the first's instead of reading every pixel again.
+    _means: dict[int, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+
+    def luma_means(self, factor: int) -> np.ndarray:
+        """``luma`` averaged over ``factor`` x ``factor`` blocks (see :func:`block_means`),
+        taken once per segment: from a finer set already taken when one divides ``factor``
+        (the mean of equal blocks' means is the mean of their union), else from the pixels.
+        Callers must not write into the array they get."""
+        factor = max(1, min(factor, *self.luma.shape[1:])) if self.luma.size else 1
+        if factor not in self._means:
+            finer = [f for f in self._means if factor % f == 0]
+            if finer:
+                base = max(finer)
+                self._means[factor] = block_means(self._means[base], factor // base)
+            else:
+                self._means[factor] = block_means(self.luma, factor)
+        return self._means[factor]
 
     @property
     def start(self) -> float:

@@ -10,6 +10,15 @@ accumulate (frames two apart differ as much as neighbours, ``d2 = d1``) while mo
 (``d2 = 2 * d1``). So ``2 * d1 - d2`` of the median block measures the noise floor, and the
 threshold rises by it; local motion (a talking mouth) leaves the median block near zero.
 Black frames are left to the black detector.
+
+An encoder refines a still picture for a few frames after each keyframe, so a frozen feed
+drifts up to about 1.5x the threshold from the keyframe and then settles; at a segment start
+that split one freeze into runs with a 0.1-0.2 s "moving" gap between them, enough for
+alerting to miss a freeze that spans segments. A run that continues its predecessor within
+``drift`` thresholds (of its last frame and of its reference) and moves no further from that
+reference while it lasts (``growth``) is the same still picture and joins it; a slow pan
+also continues its predecessor, but moves away from the reference steadily, by about one
+threshold per run.
 """
 
 from __future__ import annotations
@@ -44,20 +53,18 @@ class FreezeConfig(DetectorConfig):
     noise_factor: float = Field(
         default=2.0, ge=0, description="Threshold rises by this times the segment's noise floor."
     )
-
-
-def downscale(luma: np.ndarray, factor: int) -> np.ndarray:
-    """Mean of each ``factor`` x ``factor`` block, float32; frame by frame, so no float copy
-    of the whole segment at full size is ever made. A picture smaller than the factor is
-    averaged by what it has (at least one pixel a side)."""
-    n, h, w = luma.shape
-    factor = max(1, min(factor, h, w))
-    h2, w2 = h // factor, w // factor
-    out = np.empty((n, h2, w2), np.float32)
-    for i, frame in enumerate(luma):
-        blocks = frame[: h2 * factor, : w2 * factor].reshape(h2, factor, w2, factor)
-        out[i] = blocks.mean(axis=(1, 3), dtype=np.float32)
-    return out
+    drift: float = Field(
+        default=2.0,
+        ge=1,
+        description="A still picture may drift this many thresholds from its first frame as "
+        "the encoder refines it after a keyframe.",
+    )
+    growth: float = Field(
+        default=0.5,
+        ge=0,
+        description="...but while it drifts it may move at most this many thresholds further "
+        "from that frame (a slow pan moves about one threshold per run).",
+    )
 
 
 def block_diffs(a: np.ndarray, b: np.ndarray, grid: int) -> np.ndarray:
@@ -112,7 +119,30 @@ class FreezeDetector(Detector):
             ref, last, worst = i, i, 0.0
         if last > ref:
             runs.append((ref, last, worst))
-        return runs
+        return self._join_drift(small, runs, threshold)
+
+    def _join_drift(
+        self, small: np.ndarray, runs: list[tuple[int, int, float]], threshold: float
+    ) -> list[tuple[int, int, float]]:
+        """Join each run to the one before when it is that picture drifting (module doc)."""
+        joined: list[tuple[int, int, float]] = []
+        for first, last, worst in runs:
+            if joined and self._drifts_from(small, joined[-1], first, last, threshold):
+                ref, _, before = joined[-1]
+                joined[-1] = (ref, last, max(before, worst))
+            else:
+                joined.append((first, last, worst))
+        return joined
+
+    def _drifts_from(
+        self, small: np.ndarray, run: tuple[int, int, float], first: int, last: int, limit: float
+    ) -> bool:
+        ref, end, _ = run
+        grid, drift = self.config.grid, self.config.drift * limit
+        if first != end + 1 or block_diff(small[first], small[end], grid) > drift:
+            return False  # a gap or a jump: the picture changed
+        away = [block_diff(small[i], small[ref], grid) for i in range(first, last + 1)]
+        return away[0] <= drift and max(away) - away[0] <= self.config.growth * limit
 
     def _worth_reporting(self, a: int, b: int, edges: tuple[int, int], fps: float) -> bool:
         """A mouth resting for a few frames is not a freeze; a run at a segment edge may be
@@ -129,7 +159,7 @@ class FreezeDetector(Detector):
     def detect(self, segment: DecodedSegment) -> list[DefectSpan]:
         if len(segment.video_times) < 2:
             return []
-        small = downscale(segment.luma, self.config.downscale)
+        small = segment.luma_means(self.config.downscale)
         is_black, _ = black_scores(segment.luma, segment.full_range, BlackConfig())
         times, step = segment.video_times, segment.frame_duration
         spans = []

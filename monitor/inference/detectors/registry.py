@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from monitor.inference.models import ModelCache
 
 DETECTORS: Registry[type[Detector]] = Registry(
-    "detector", "monitor.inference.detectors", infrastructure={"base", "spans"}
+    "detector", "monitor.inference.detectors", infrastructure={"base", "spans", "true_peak"}
 )
 register = DETECTORS.register
 

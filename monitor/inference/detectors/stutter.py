@@ -34,7 +34,6 @@ from pydantic import Field
 
 from monitor.core.messages import DefectSpan
 from monitor.inference.detectors.base import Detector, DetectorConfig
-from monitor.inference.detectors.freeze import downscale
 from monitor.inference.detectors.registry import register
 from monitor.inference.segment import DecodedSegment, DecodeNeeds
 
@@ -43,6 +42,7 @@ if TYPE_CHECKING:
 
 REGULAR_SHARE = 0.9  # the repeat runs that make up this share of a segment are its cadence
 LONGEST_REPEAT = 12  # frames; a longer still is a freeze, left to the freeze detector
+SMALL = 8  # pixels a side averaged into one: fine enough to see a frame change
 BOUNDARY = 1.0  # seconds; the previous segment's last frame joins this one's if this close
 
 
@@ -134,8 +134,8 @@ class StutterDetector(Detector):
         one just before (so a stutter across the boundary is seen too), and how many repeats
         that frame ended."""
         times = segment.video_times.astype(np.float64)
-        small = _small(segment.luma)
-        last, self._last = self._last, (float(times[-1]), small[-1])
+        small = segment.luma_means(SMALL)
+        last, self._last = self._last, (float(times[-1]), small[-1].copy())
         follows = last is not None and 0 < times[0] - last[0] < BOUNDARY
         if last is not None and follows and last[1].shape == small[0].shape:
             joined = np.concatenate([[last[0]], times]), np.concatenate([last[1][None], small])
@@ -158,10 +158,6 @@ class StutterDetector(Detector):
         before and continue into this one's first run."""
         diffs = np.abs(np.diff(small, axis=0)).reshape(len(small) - 1, -1)
         change = diffs.mean(axis=1)
-        # Where the picture moves most (the 95th percentile of its blocks): grain changes
-        # every block a little and never accumulates, motion changes a few a lot and does.
-        k = int(0.95 * (diffs.shape[1] - 1))
-        motion = np.partition(diffs, k, axis=1)[:, k] if len(diffs) else change
         typical = float(np.median(change)) if len(change) else 0.0
         if typical < self.config.static_motion:
             self._trailing = 0
@@ -175,10 +171,16 @@ class StutterDetector(Detector):
         gaps = np.diff(fresh)  # 1: no repeat; 2: one repeated frame; a 2-3 mix: 10 fps at 25
         gaps[0] += carried
         allowed = _cadence(gaps)
+        long_runs = [
+            (int(a), int(b), int(g))
+            for a, b, g in zip(fresh[:-1], fresh[1:], gaps, strict=True)
+            if allowed < g <= LONGEST_REPEAT
+        ]
+        motion = _motion(diffs, [b for _, b, _ in long_runs])
         events: list[Event] = []
-        for a, b, gap in zip(fresh[:-1], fresh[1:], gaps, strict=True):
+        for a, b, gap in long_runs:
             start = float(times[a]) + frame * (1 - (carried if a == 0 else 0))
-            if not allowed < gap <= LONGEST_REPEAT or not self._catches_up(motion, int(b)):
+            if not self._catches_up(motion, b):
                 continue
             if not self._periodic(start, frame):
                 events.append(("repeated", start, start + (gap - 1) * frame))
@@ -188,7 +190,9 @@ class StutterDetector(Detector):
         """Whether the picture after a repeat jumps ahead: the moment it held was lost from a
         moving scene, so the next frame differs by more than the usual step. An animation
         drawn on holds, or grain over a still, moves on by a usual step and is left alone."""
-        usual = np.concatenate([motion[max(0, fresh - 6) : fresh - 2], motion[fresh : fresh + 4]])
+        usual = np.concatenate(
+            [motion[max(0, fresh - 6) : max(0, fresh - 2)], motion[fresh : fresh + 4]]
+        )
         if usual.size == 0:
             return True
         return bool(motion[fresh - 1] >= self.config.catch_up * float(np.median(usual)))
@@ -215,18 +219,18 @@ class StutterDetector(Detector):
         return spans
 
 
-def _small(luma: np.ndarray) -> np.ndarray:
-    """Each frame averaged over 8x8 blocks, float32 (OpenCV's area resize: a few times
-    faster than NumPy's reshape and mean)."""
-    import cv2  # here, not at import: the config loads without OpenCV
-
-    if luma.shape[1] < 8 or luma.shape[2] < 8:
-        return downscale(luma, 8)
-    size = (luma.shape[2] // 8, luma.shape[1] // 8)
-    out = np.empty((len(luma), size[1], size[0]), np.float32)
-    for i, frame in enumerate(luma):
-        out[i] = cv2.resize(frame.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-    return out
+def _motion(diffs: np.ndarray, fresh: list[int]) -> np.ndarray:
+    """Per frame step, where the picture moves most (the 95th percentile of its blocks):
+    grain changes every block a little and never accumulates, motion changes a few a lot and
+    does. Taken only around the ``fresh`` frames that end a long repeat (the steps
+    :meth:`StutterDetector._catches_up` reads), NaN elsewhere: a partition of every step
+    costs more than the rest of the detector."""
+    motion = np.full(len(diffs), np.nan, np.float32)
+    wanted = sorted({i for b in fresh for i in range(b - 6, b + 4) if 0 <= i < len(diffs)})
+    if wanted:
+        k = int(0.95 * (diffs.shape[1] - 1))
+        motion[wanted] = np.partition(diffs[wanted], k, axis=1)[:, k]
+    return motion
 
 
 def _cadence(gaps: np.ndarray) -> int:

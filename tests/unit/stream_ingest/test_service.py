@@ -51,7 +51,7 @@ async def test_each_selected_channel_is_followed_and_all_stop_within_a_second(
     service = IngestService(cfg, bus, Metrics(CollectorRegistry()), channel_ids=["news", "kids"])
     task = asyncio.create_task(service.run(stop))
     deadline = time.monotonic() + 3
-    while bus.size(cfg.topics.segments) < 4:
+    while bus.published(cfg.topics.segments) < 4:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
     stop.set()

@@ -93,7 +93,7 @@ async def test_the_live_worker_emits_both_learned_detectors_spans_per_segment(
     task = asyncio.create_task(worker.run(stop))
     expected = 4 * len(worker.analyzer.detectors("c"))
     for _ in range(600):
-        if bus.size(config.topics.detections) >= expected:
+        if bus.published(config.topics.detections) >= expected:
             break
         await asyncio.sleep(0.05)
     stop.set()

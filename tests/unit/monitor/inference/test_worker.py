@@ -32,7 +32,7 @@ async def _run_until(bus: MemoryBus, worker: InferenceWorker, topic: str, count:
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     for _ in range(200):
-        if bus.size(topic) >= count:
+        if bus.published(topic) >= count:
             break
         await asyncio.sleep(0.05)
     stop.set()
