@@ -37,6 +37,7 @@ from alerting.outbox import Outbox, OutboxMetrics
 from alerting.resend import Resender
 from alerting.worker import AlertingWorker
 from monitor.app.config import VqmConfig
+from monitor.app.telemetry import export_known_series
 from monitor.core.bus import Bus, MemoryBus
 from monitor.core.metrics import Metrics
 from monitor.core.settings import Settings
@@ -194,6 +195,7 @@ class Runtime:
     ) -> None:
         """Run ``stages`` until ``stop`` is set or one of them fails."""
         self._stages = set(stages)
+        export_known_series(self.metrics, self.config, self._stages, self.settings.revision)
         await self.state.start()
         tasks: dict[str, asyncio.Task[None]] = {}
         try:
