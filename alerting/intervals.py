@@ -192,7 +192,8 @@ class IntervalTracker:
             by_label.setdefault(_key(span.label), []).append(span)
         clean_from = analysed_start if previous is None else max(analysed_start, previous)
         for key in sorted(set(self._state.runs) | set(by_label)):
-            out += self._advance(key, clean_from, analysed_end, by_label.get(key, []))
+            spans_of = by_label.get(key, [])
+            out += self._advance(key, clean_from, analysed_end, spans_of, fresh=previous is None)
         self._state.analysed_end = analysed_end
         return out
 
@@ -215,9 +216,20 @@ class IntervalTracker:
         return analysed_start - previous > self.max_jump or analysed_end < previous - self.max_jump
 
     def _advance(
-        self, key: str, clean_from: float, analysed_end: float, spans: list[DefectSpan]
+        self,
+        key: str,
+        clean_from: float,
+        analysed_end: float,
+        spans: list[DefectSpan],
+        *,
+        fresh: bool = False,
     ) -> list[IntervalChange]:
-        """Walk one label's spans through one segment: join, split, open, resolve."""
+        """Walk one label's spans through one segment: join, split, open, resolve.
+
+        ``fresh``: the tracker knows nothing before this segment (a first start, a lost
+        state store, a break), so a span's ``run_start`` is the best word on where its
+        defect began.
+        """
         out: list[IntervalChange] = []
         run = self._state.runs.get(key)
         cursor = clean_from if run is None else max(clean_from, run.end)
@@ -229,7 +241,7 @@ class IntervalTracker:
                     run = None
             if run is None:
                 run = self._state.runs[key] = DefectRun(
-                    label=span.label, start=span.start, end=span.end
+                    label=span.label, start=_start_of(span, fresh), end=span.end
                 )
             run.add(span)
             cursor = max(cursor, span.end)
@@ -276,6 +288,21 @@ class IntervalTracker:
             confidence=run.confidence(self.confidence_mode),
             offset_ms=run.offset_ms(),
         )
+
+
+def _start_of(span: DefectSpan, fresh: bool) -> float:
+    """Where a new run begins: the span's start, or, for a tracker without history, where
+    the inference worker saw the unbroken defect begin (``run_start``).
+
+    Alert ids are made of the start (``alert_id``), and receivers deduplicate on them. A
+    tracker whose state was lost while a defect lasted would otherwise name it after the
+    first segment it sees again: a second alert and page for the same defect, and the first
+    one never resolved. A tracker with history ignores ``run_start``: its own joining
+    (which bridges short clean gaps once open) is the reference.
+    """
+    if fresh and span.run_start is not None:
+        return min(span.start, span.run_start)
+    return span.start
 
 
 def join_offline(

@@ -73,9 +73,18 @@ class Notifier(abc.ABC):
 
     key: ClassVar[str]
     config_class: ClassVar[type[BaseModel]]
+    # A receiver that forgets what it was sent (Alertmanager keeps alerts in memory) sets
+    # these, and the resender (``alerting.resend``) re-asserts open alerts through
+    # :meth:`resend` every ``resend_interval`` seconds, and resolves for ``resolved_retention``.
+    resend_interval: float | None = None
+    resolved_retention: float = 0.0
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+    async def resend(self, events: list[AlertEvent]) -> None:
+        """Deliver the current state of several alerts at once (see ``resend_interval``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not re-send")
 
     @abc.abstractmethod
     async def send(self, event: AlertEvent) -> None:

@@ -34,8 +34,10 @@ from alerting.engine import AlertEngine
 from alerting.models import AlertEvent
 from alerting.notifiers import build_notifiers
 from alerting.outbox import Outbox, OutboxMetrics
+from alerting.resend import Resender
 from alerting.worker import AlertingWorker
 from monitor.app.config import VqmConfig
+from monitor.app.telemetry import export_known_series
 from monitor.core.bus import Bus, MemoryBus
 from monitor.core.metrics import Metrics
 from monitor.core.settings import Settings
@@ -96,6 +98,7 @@ class Runtime:
         self.models: ModelCache | None = None
         self.ingest: IngestService | OwnedIngest | None = None
         self.outbox: Outbox | None = None
+        self.resender: Resender | None = None
         self._http: httpx.AsyncClient | None = None
         self._stages: set[str] = set()
 
@@ -123,6 +126,7 @@ class Runtime:
             self.state, router, OutboxMetrics(metrics=self.metrics), self.config.alerting.outbox
         )
         self.engine.add_listener(outbox.listener)
+        self.resender = Resender(self.engine.store, router, OutboxMetrics(metrics=self.metrics))
         if router.notifiers:
             logger.info("paging through %s", ", ".join(sorted(router.notifiers)))
         return outbox
@@ -131,20 +135,23 @@ class Runtime:
         if self.outbox is not None:
             self.engine.listeners.remove(self.outbox.listener)
             self.outbox = None
+        self.resender = None
         if self._http is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._http.aclose(), SHUTDOWN_SECONDS)
             self._http = None
 
     async def _alert_stage(self, stop: asyncio.Event) -> None:
-        """The alerting worker and the outbox together: one stage, one failure domain."""
-        assert self.outbox is not None
+        """The alerting worker, the outbox and the resender together: one stage, one
+        failure domain."""
+        assert self.outbox is not None and self.resender is not None
         worker = AlertingWorker(
             self.bus, self.config.topics, self.engine, group=f"{self.settings.deployment}-alerting"
         )
         async with asyncio.TaskGroup() as group:
             group.create_task(worker.run(stop), name="vqm-alert-worker")
             group.create_task(self.outbox.run(stop), name="vqm-alert-outbox")
+            group.create_task(self.resender.run(stop), name="vqm-alert-resend")
 
     def _stage_coroutines(
         self, stages: set[str], stop: asyncio.Event, channel_ids: list[str] | None
@@ -191,6 +198,7 @@ class Runtime:
     ) -> None:
         """Run ``stages`` until ``stop`` is set or one of them fails."""
         self._stages = set(stages)
+        export_known_series(self.metrics, self.config, self._stages, self.settings.revision)
         await self.state.start()
         tasks: dict[str, asyncio.Task[None]] = {}
         try:

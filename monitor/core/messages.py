@@ -15,9 +15,16 @@ import json
 import struct
 import time
 from enum import StrEnum
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from monitor.core.errors import MessageError
 
@@ -78,6 +85,21 @@ class DefectSpan(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0)
     label: str | None = Field(default=None, description="Sub-class, e.g. 'hum' for audio.")
     offset_ms: float | None = Field(default=None, description="AV offset; + means audio lags.")
+    run_start: float | None = Field(
+        default=None,
+        description="Where the unbroken defect this span continues began, media seconds, when "
+        "that was in an earlier segment; set by the inference worker, which sees a channel's "
+        "segments in order, so alerting can name the defect after losing its own state.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_run_start(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Spans without ``run_start`` keep their old wire form, which consumers of an older
+        release (``extra="forbid"``) still accept during a rolling upgrade."""
+        data: dict[str, Any] = handler(self)
+        if data.get("run_start") is None:
+            data.pop("run_start", None)
+        return data
 
 
 class DetectionMessage(Message):

@@ -1,15 +1,27 @@
 """Every Prometheus metric vqm exports, created against one explicit registry.
 
 Each process builds one :class:`Metrics` and hands it to its stages; tests build their own
-with a fresh ``CollectorRegistry``, so no metric is ever registered twice.
+with a fresh ``CollectorRegistry``, so no metric is ever registered twice. The registry also
+carries prometheus_client's process, platform and GC collectors (``process_*``,
+``python_*``), which a registry of one's own does not get by default.
 
     metrics = Metrics(CollectorRegistry())
     metrics.segments_ingested.labels(channel="news").inc()
+    metrics.announce({"alert"}, revision="4f2a9c0")   # vqm_build_info of the stages run
+    metrics.zero(metrics.alerting_errors, [{"where": "tick"}])   # a panel shows 0, not "No data"
 """
 
 from __future__ import annotations
 
+import platform
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 
 _LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60)
 _PROCESSING_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8)
@@ -21,6 +33,14 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        _add_runtime_collectors(r)
+        self.build_info = Gauge(
+            "vqm_build_info",
+            "1 per stage this process runs (ingest, infer, alert), with the release, the "
+            "source revision and the Python it runs on: which version runs where.",
+            ["version", "revision", "python", "stage"],
+            registry=r,
+        )
         self.segments_ingested = Counter(
             "vqm_segments_ingested",
             "Segments fetched and published by ingest.",
@@ -152,3 +172,43 @@ class Metrics:
             ["where"],
             registry=r,
         )
+
+    def announce(self, stages: Iterable[str], revision: str = "unknown") -> None:
+        """``vqm_build_info`` = 1 for each stage run here; the rules' absent() checks read it."""
+        for stage in sorted(stages):
+            self.build_info.labels(
+                version=vqm_version(),
+                revision=revision,
+                python=platform.python_version(),
+                stage=stage,
+            ).set(1)
+
+    @staticmethod
+    def zero(family: MetricWrapperBase, label_sets: Iterable[Mapping[str, str]]) -> None:
+        """Export these label combinations of a labelled family now, at zero.
+
+        A labelled counter has no series until its first increment, so a panel or a
+        ``rate()`` over an error that never happened shows "No data", which a NOC cannot
+        tell from a broken scrape.
+        """
+        for labels in label_sets:
+            family.labels(**labels)
+
+
+def vqm_version() -> str:
+    """The installed distribution's version; "unknown" from a checkout not installed."""
+    try:
+        return metadata.version("vqm")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _add_runtime_collectors(registry: CollectorRegistry) -> None:
+    """process_* (CPU, memory, open files), python_info and python_gc_* on ``registry``.
+
+    The default registry has them; a registry of one's own must add them, each its own
+    instances (the global ones belong to the default registry).
+    """
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         "status page itself stay open).",
     )
     log_level: str = "INFO"
+    revision: str = Field(
+        default="unknown",
+        description="Source revision this build is of, for vqm_build_info (the image sets it).",
+    )
     onnx_providers: str = Field(
         default="TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider",
         description="ONNX Runtime providers in order of preference; unavailable ones skipped.",

@@ -38,6 +38,7 @@ from monitor.inference.detectors.base import Detector
 from monitor.inference.detectors.registry import build
 from monitor.inference.media import DecodeError, decode_bytes
 from monitor.inference.models import ModelCache
+from monitor.inference.runs import DefectRuns
 from monitor.inference.segment import DecodedSegment, DecodeNeeds
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,9 @@ class SegmentAnalyzer:
         self._metrics = metrics
         self.models = models
         self._detectors: dict[str, list[Detector]] = {}
+        # Each defect's start, carried on its spans so alerting can name it after losing
+        # its state; one channel's segments come here in order (see runs.py).
+        self._runs = DefectRuns()
 
     def detectors(self, channel_id: str) -> list[Detector]:
         if channel_id not in self._detectors:
@@ -167,6 +171,10 @@ class SegmentAnalyzer:
             if spans:
                 self._metrics.detections.labels(segment.channel_id, detector.key).inc()
         media_start, media_end = detector.analysed_span(decoded)
+        if error is None:  # no verdict, no change: like the tracker, runs skip the segment
+            spans = self._runs.carry(
+                segment.channel_id, detector.key, media_start, media_end, spans
+            )
         return DetectionMessage(
             channel_id=segment.channel_id,
             seq=segment.seq,

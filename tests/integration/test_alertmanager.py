@@ -1,8 +1,12 @@
-"""A real Alertmanager accepts vqm's alerts, shows them with the right labels, and resolves them."""
+"""A real Alertmanager accepts vqm's alerts, shows them with the right labels, and resolves
+them; it has them back after a restart (vqm re-sends), and every member of an HA list gets
+them."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import os
 import shutil
 import time
@@ -15,6 +19,10 @@ import pytest
 
 from alerting.models import Alert, AlertEvent, AlertState, AlertTransition
 from alerting.notifiers.alertmanager import AlertmanagerConfig, AlertmanagerNotifier
+from alerting.notifiers.routing import Route, Router
+from alerting.resend import Resender
+from alerting.store import AlertStore
+from monitor.core.state import MemoryStateStore
 from tests.conftest import free_port
 from tests.integration.conftest import Service
 
@@ -33,17 +41,19 @@ receivers:
 """
 
 
-@pytest.fixture(scope="module")
-def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of an Alertmanager on a free port, clustering off, state in a temp dir."""
+def start_alertmanager(workdir: Path, port: int) -> Service:
+    """An Alertmanager on ``port``, clustering off, state under ``workdir``, once it is ready.
+
+    Starting it again on the same ``workdir`` is a restart: silences and the notification
+    log come back from disk, alerts do not (Alertmanager keeps them in memory).
+    """
     if BINARY is None:
         pytest.skip(
             "prometheus-alertmanager is not installed (Debian package 'prometheus-alertmanager'; "
             "`make system-deps` installs it)"
         )
-    workdir = tmp_path_factory.mktemp("alertmanager")
+    workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "alertmanager.yml").write_text(MINIMAL_CONFIG)
-    port = free_port()
     cmd = [
         BINARY,
         f"--config.file={workdir / 'alertmanager.yml'}",
@@ -53,12 +63,8 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--log.level=warn",
     ]
     service = Service(cmd, port, workdir / "alertmanager.log", "alertmanager")
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(service, url, timeout=20)
-        yield url
-    finally:
-        service.stop()
+    _wait_ready(service, f"http://127.0.0.1:{port}", timeout=20)
+    return service
 
 
 def _wait_ready(service: Service, url: str, timeout: float) -> None:
@@ -77,6 +83,29 @@ def _wait_ready(service: Service, url: str, timeout: float) -> None:
     )
 
 
+@pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of an Alertmanager shared by the module's tests."""
+    service = start_alertmanager(tmp_path_factory.mktemp("alertmanager"), free_port())
+    try:
+        yield f"http://127.0.0.1:{service.port}"
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def alertmanagers(tmp_path: Path) -> Iterator[list[Service]]:
+    """Two Alertmanagers of this test's own (a test may stop and restart them)."""
+    services = [start_alertmanager(tmp_path / f"am{i}", free_port()) for i in range(2)]
+    yield services
+    for service in services:
+        service.stop()
+
+
+def _url(service: Service) -> str:
+    return f"http://127.0.0.1:{service.port}"
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient() as c:
@@ -86,9 +115,17 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 def _alert(alert_id: str) -> Alert:
     now = time.time()
     return Alert(
-        id=alert_id, channel_id="news", detector="audio_artifact", label="hum",
-        severity="major", start=10.0, end=16.0, confidence=0.97,
-        opened_at=now - 5, updated_at=now, summary="Hum on news",
+        id=alert_id,
+        channel_id="news",
+        detector="audio_artifact",
+        label="hum",
+        severity="major",
+        start=10.0,
+        end=16.0,
+        confidence=0.97,
+        opened_at=now - 5,
+        updated_at=now,
+        summary="Hum on news",
     )
 
 
@@ -143,3 +180,66 @@ async def test_an_alert_posted_through_the_notifier_is_active_with_its_labels_th
         return not await _ours(client, alertmanager, alert.id)
 
     assert await _until(gone), "the resolved alert is still listed as firing"
+
+
+async def _firing(client: httpx.AsyncClient, url: str, alert_id: str) -> list[dict[str, Any]]:
+    return [a for a in await _ours(client, url, alert_id) if a["status"]["state"] == "active"]
+
+
+@contextlib.asynccontextmanager
+async def resending(store: AlertStore, config: AlertmanagerConfig) -> AsyncIterator[None]:
+    """vqm's resender re-sending ``store``'s alerts to ``config``'s Alertmanagers."""
+    async with httpx.AsyncClient() as http:
+        router = Router(
+            {"am": AlertmanagerNotifier("am", config, http)},
+            [Route(severities=["major"], notifiers=["am"])],
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(Resender(store, router).run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+
+async def test_a_restarted_alertmanager_has_the_open_alert_back_after_a_resend(
+    alertmanagers: list[Service], client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    am = alertmanagers[0]
+    store = AlertStore(MemoryStateStore())
+    alert = _alert(f"restart:{tmp_path.name}")
+    await store.put_active(alert)
+    config = AlertmanagerConfig(url=_url(am), resend_interval=0.5)
+    async with resending(store, config):
+        [shown] = await _until(lambda: _firing(client, _url(am), alert.id))
+        ends_in = dt.datetime.fromisoformat(shown["endsAt"]).timestamp() - time.time()
+        assert 0 < ends_in <= 4 * 0.5 + 1, "a firing alert should expire a few resends ahead"
+
+        am.stop()  # Alertmanager keeps alerts in memory: the restarted one has none ...
+        restarted = start_alertmanager(am.log.parent, am.port)
+        alertmanagers.append(restarted)
+        # ... until the next re-send brings it back.
+        assert await _until(lambda: _firing(client, _url(restarted), alert.id)), (
+            "the open alert did not come back after the restart"
+        )
+
+
+async def test_two_alertmanagers_of_an_ha_list_both_receive_the_alert_and_its_resolve(
+    alertmanagers: list[Service], client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    urls = [_url(am) for am in alertmanagers]
+    notifier = AlertmanagerNotifier("am", AlertmanagerConfig(urls=urls), client)
+    alert = _alert(f"ha:{tmp_path.name}")
+    await notifier.send(AlertEvent(transition=AlertTransition.OPENED, alert=alert))
+    for url in urls:
+        assert await _until(lambda url=url: _firing(client, url, alert.id)), url
+
+    done = alert.model_copy(update={"state": AlertState.RESOLVED, "resolved_at": time.time()})
+    await notifier.send(AlertEvent(transition=AlertTransition.RESOLVED, alert=done))
+    for url in urls:
+
+        async def gone(url: str = url) -> bool:
+            return not await _firing(client, url, alert.id)
+
+        assert await _until(gone), url

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -17,7 +18,9 @@ from monitor.app.runtime import Runtime
 from monitor.core.bus import MemoryBus
 from monitor.core.messages import DefectSpan, DetectionMessage, encode_message
 from monitor.core.settings import Settings
+from monitor.core.state import StateStore
 from tests.conftest import free_port
+from tests.integration.conftest import wait_for
 from tests.receiver import Receiver
 
 SECRET = "paging-e2e-shared-secret"
@@ -56,13 +59,14 @@ def black(seq: int, defective: bool) -> DetectionMessage:
 class Running:
     """A Runtime running the alert and API stages on a memory bus."""
 
-    def __init__(self, receiver: Receiver) -> None:
+    def __init__(self, receiver: Receiver, state: StateStore | None = None) -> None:
         self.bus = MemoryBus()
         self.port = free_port()
         self.runtime = Runtime(
             config(receiver),
             Settings(api_port=self.port, kafka_bootstrap=None, redis_url=None),
             bus=self.bus,
+            state=state,
         )
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -77,15 +81,25 @@ class Running:
         await asyncio.wait_for(self.task, 15)
 
     async def detect(self, seq: int, defective: bool) -> None:
+        await self.publish(black(seq, defective))
+
+    async def publish(self, msg: DetectionMessage) -> None:
         topic = self.runtime.config.topics.detections
-        await self.bus.publish(topic, "news", encode_message(black(seq, defective)))
+        await self.bus.publish(topic, msg.channel_id, encode_message(msg))
+
+    async def nothing_pending(self) -> bool:
+        """Every page enqueued so far was delivered (or dropped): nothing more will come."""
+        outbox = self.runtime.outbox
+        return outbox is not None and not await outbox.pending()
+
+    async def failed_attempts(self) -> int:
+        outbox = self.runtime.outbox
+        return sum(e.attempts for e in await outbox.pending()) if outbox is not None else 0
 
 
-async def until(condition: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "not in time"
-        await asyncio.sleep(0.05)
+async def until(condition: Callable[[], object], timeout: float) -> None:
+    """Poll ``condition`` (sync or async) until it holds; fail after ``timeout`` seconds."""
+    assert await wait_for(condition, timeout, interval=0.05), "not in time"
 
 
 def transitions(receiver: Receiver) -> list[str]:
@@ -103,7 +117,7 @@ async def test_detections_on_the_bus_page_the_webhook_once_per_transition_signed
             alerts = (await client.get(f"http://127.0.0.1:{running.port}/api/alerts")).json()
         await running.detect(3, defective=False)
         await until(lambda: len(receiver.accepted) == 2, 10)
-        await asyncio.sleep(0.5)  # nothing more comes
+        await until(running.nothing_pending, 10)  # nothing more comes
     assert transitions(receiver) == ["opened", "resolved"]
     [alert] = alerts["alerts"]
     for request in receiver.accepted:
@@ -112,26 +126,31 @@ async def test_detections_on_the_bus_page_the_webhook_once_per_transition_signed
         assert request.json()["alert"]["id"] == alert["id"]
 
 
-async def page_after_outage(outage: float) -> None:
+async def page_after_outage(failures: int, timeout: float) -> None:
+    """The receiver is down until the outbox has failed ``failures`` times to reach it."""
     receiver = Receiver()  # down while the alert opens
     try:
         async with Running(receiver) as running:
             for seq in range(3):
                 await running.detect(seq, defective=True)
-            await asyncio.sleep(outage)
+            await until(lambda: _at_least(running.failed_attempts(), failures), timeout)
             assert receiver.requests == []
             await receiver.start()
             await until(lambda: len(receiver.accepted) == 1, 5)
-            await asyncio.sleep(1.5)  # past the longest back-off: no second copy
+            await until(running.nothing_pending, 5)  # delivered and marked: no second copy
     finally:
         await receiver.stop()
     assert transitions(receiver) == ["opened"]
 
 
-async def test_a_receiver_down_for_a_few_seconds_gets_the_page_once_when_back() -> None:
-    await page_after_outage(3.0)
+async def _at_least(count: Awaitable[int], least: int) -> bool:
+    return await count >= least
+
+
+async def test_a_receiver_down_for_a_few_retries_gets_the_page_once_when_back() -> None:
+    await page_after_outage(failures=3, timeout=10)
 
 
 @pytest.mark.slow
-async def test_a_receiver_down_for_30_seconds_gets_the_page_once_when_back() -> None:
-    await page_after_outage(30.0)
+async def test_a_receiver_down_for_30_retries_gets_the_page_once_when_back() -> None:
+    await page_after_outage(failures=30, timeout=60)

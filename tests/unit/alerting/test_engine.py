@@ -14,6 +14,7 @@ from monitor.core.messages import DefectSpan, DetectionMessage, StreamEvent, Str
 from monitor.core.metrics import Metrics
 from monitor.core.state import MemoryStateStore
 from monitor.inference.detectors.registry import parse_detector_config
+from monitor.inference.runs import DefectRuns
 
 OPENED, UPDATED, RESOLVED = (
     AlertTransition.OPENED,
@@ -201,6 +202,33 @@ async def test_a_restarted_engine_keeps_the_open_alert_and_does_not_notify_again
     assert {e.alert.id for e in events.events} == {alert_id}
     assert (events.events[-1].alert.start, events.events[-1].alert.end) == (0.0, 6.0)
     assert gauge(metrics, "vqm_alerts_opened_total", channel="news", detector="freeze") is None
+
+
+async def test_an_emptied_store_mid_defect_keeps_the_alert_id_and_resolves_it() -> None:
+    """A Redis restarted empty: the re-found defect carries its start (inference stamps it),
+    so the alert comes back under the same id, and its resolve is sent."""
+    runs = DefectRuns()
+
+    def carried(seq: int, frozen: bool) -> DetectionMessage:
+        msg = detection(seq, frozen)
+        spans = runs.carry(msg.channel_id, msg.detector, msg.media_start, msg.media_end, msg.spans)
+        return msg.model_copy(update={"spans": spans})
+
+    first, before, _ = make_engine(MemoryStateStore())
+    for seq in range(3):
+        await first.handle_detection(carried(seq, frozen=True))
+    opened = before.events[0]
+    assert opened.transition is OPENED
+
+    second, after, _ = make_engine(MemoryStateStore())  # the same defect, nothing remembered
+    await second.start()
+    await second.handle_detection(carried(3, frozen=True))
+    await second.handle_detection(carried(4, frozen=False))
+    assert [(e.transition, e.alert.id) for e in after.events] == [
+        (OPENED, opened.alert.id),
+        (RESOLVED, opened.alert.id),
+    ]
+    assert (after.events[-1].alert.start, after.events[-1].alert.end) == (0.0, 8.0)
 
 
 async def test_a_stream_outage_opens_one_stream_alert_and_recovered_resolves_it() -> None:

@@ -222,3 +222,17 @@ def test_a_defect_filling_a_segment_whose_audio_ends_early_opens_with_that_segme
 def test_a_defect_clearly_shorter_than_the_minimum_does_not_open() -> None:
     tracker = IntervalTracker(min_duration=2.0, recovery=1.0)
     assert tracker.feed(30.0, 32.0, [DefectSpan(start=30.1, end=32.0, confidence=1.0)]) == []
+
+
+def test_a_tracker_without_history_takes_the_defect_start_the_spans_carry() -> None:
+    """After its state was lost, the defect keeps its start, so its alert keeps its id."""
+    tracker = IntervalTracker(min_duration=2.0, recovery=1.0)
+    changes = tracker.feed(20.0, 22.0, [span(20.0, 22.0, run_start=14.0)])
+    assert [(c.transition, c.start, c.end) for c in changes] == [(OPENED, 14.0, 22.0)]
+
+
+def test_a_tracker_with_history_keeps_its_own_start_over_the_carried_one() -> None:
+    tracker = IntervalTracker(min_duration=2.0, recovery=1.0)
+    tracker.feed(0.0, 2.0, [])
+    changes = tracker.feed(2.0, 4.0, [span(2.0, 4.0, run_start=0.5)])
+    assert [(c.transition, c.start) for c in changes] == [(OPENED, 2.0)]

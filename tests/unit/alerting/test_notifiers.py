@@ -87,6 +87,71 @@ async def test_alertmanager_resolve_sets_ends_at_to_the_resolve_time(
     assert "label" not in alert["labels"]
 
 
+async def test_alertmanager_firing_alerts_are_valid_for_four_resend_intervals(
+    receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    config = AlertmanagerConfig(url=receiver.url, resend_interval=30)
+    notifier = AlertmanagerNotifier("am", config, client, clock=lambda: OPENED_AT + 5)
+    await notifier.send(opened())
+    [alert] = receiver.accepted[0].json()
+    assert alert["endsAt"] == rfc3339(OPENED_AT + 5 + 4 * 30)
+
+
+async def test_alertmanager_sends_to_every_member_of_an_ha_list(
+    receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    second = Receiver()
+    await second.start()
+    try:
+        config = AlertmanagerConfig(urls=[receiver.url, second.url])
+        await AlertmanagerNotifier("am", config, client).send(opened())
+    finally:
+        await second.stop()
+    for member in (receiver, second):
+        [request] = member.accepted
+        assert request.path == "/api/v2/alerts"
+
+
+async def test_alertmanager_one_member_taking_the_alert_is_enough(
+    receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    notifier = AlertmanagerNotifier("am", AlertmanagerConfig(urls=[down, receiver.url]), client)
+    await notifier.send(opened())
+    assert len(receiver.accepted) == 1
+
+
+async def test_alertmanager_every_member_down_is_a_retriable_failure(
+    client: httpx.AsyncClient,
+) -> None:
+    urls = [f"http://127.0.0.1:{free_port()}" for _ in range(2)]
+    notifier = AlertmanagerNotifier("am", AlertmanagerConfig(urls=urls), client)
+    with pytest.raises(NotifierError, match="cannot reach") as err:
+        await notifier.send(opened())
+    assert err.value.retriable is True
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"url": "http://a:9093", "urls": ["http://b:9093"]}, "not both"),
+        ({"urls": []}, "one of them"),
+        ({"url": "http://a:9093", "resend_interval": 60, "firing_timeout": 60}, "must exceed"),
+    ],
+    ids=["url and urls", "no receiver", "firing_timeout within one resend"],
+)
+def test_alertmanager_config_refuses_what_cannot_work(
+    fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        AlertmanagerConfig.model_validate(fields)
+
+
+def test_alertmanager_single_url_form_is_one_member() -> None:
+    config = AlertmanagerConfig.model_validate({"url": "http://am:9093/"})
+    assert config.endpoints == ["http://am:9093"]
+
+
 # --- PagerDuty ------------------------------------------------------------------------------
 
 
@@ -132,7 +197,9 @@ async def test_webhook_signature_verifies_with_the_secret_and_fails_with_another
     receiver: Receiver, client: httpx.AsyncClient
 ) -> None:
     notifier = WebhookNotifier(
-        "hook", WebhookConfig(url=f"{receiver.url}/hooks/vqm", secret=SECRET), client,
+        "hook",
+        WebhookConfig(url=f"{receiver.url}/hooks/vqm", secret=SECRET),
+        client,
         clock=lambda: 1_714_564_900,
     )
     await notifier.send(opened())

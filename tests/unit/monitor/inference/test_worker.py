@@ -259,3 +259,23 @@ async def test_loudness_readings_travel_with_the_detection_and_as_gauges(
     gauge = {"channel": "c", "detector": "loudness", "name": "momentary_lufs"}
     value = metrics.registry.get_sample_value("vqm_detector_measurement", gauge)
     assert value == loudness[-1].measurements["momentary_lufs"]
+
+
+async def test_a_defect_over_two_segments_carries_its_start_on_the_second_segments_span(
+    metrics: Metrics, models: ModelCache
+) -> None:
+    long_black = SyntheticChannel(
+        seed=5151, schedule=[Defect(kind="black", start=2.0, duration=4.0)]
+    )
+    config = VqmConfig(channels=[ChannelConfig(id="c", url="http://unused/c.m3u8")])
+    bus = MemoryBus()
+    await publish(bus, long_black, (1, 2))
+    worker = InferenceWorker(config, bus, metrics, models)
+    await _run_until(bus, worker, config.topics.detections, 2 * len(worker.analyzer.detectors("c")))
+    consumer = bus.consumer([config.topics.detections], "check")
+    found = [
+        decode_message(r.value, DetectionMessage) for r in await consumer.getmany(timeout_ms=10)
+    ]
+    black = {d.seq: d.spans for d in found if d.detector == "black"}
+    assert black[1][0].run_start is None  # it begins there
+    assert black[2][0].run_start == pytest.approx(black[1][0].start)
