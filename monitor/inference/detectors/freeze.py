@@ -160,12 +160,15 @@ class FreezeDetector(Detector):
         if len(segment.video_times) < 2:
             return []
         small = segment.luma_means(self.config.downscale)
-        is_black, _ = black_scores(segment.luma, segment.full_range, BlackConfig())
         times, step = segment.video_times, segment.frame_duration
         spans = []
         edges = (0, len(small))
         for first, last, worst in self.still_runs(small):
-            for a, b in runs(~is_black[first : last + 1]):  # black frames belong to `black`
+            # Black frames belong to `black`; judged for the still frames only, since most
+            # segments move and have none.
+            luma = segment.luma[first : last + 1]
+            is_black, _ = black_scores(luma, segment.full_range, BlackConfig())
+            for a, b in runs(~is_black):
                 if not self._worth_reporting(first + a, first + b, edges, segment.fps):
                     continue
                 confidence = float(np.clip(1.0 - worst / (2 * self.config.threshold), 0.5, 1.0))
