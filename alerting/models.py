@@ -18,7 +18,18 @@ __all__ = [
     "Severity",
     "Silence",
     "SilenceSpec",
+    "alert_name",
 ]
+
+
+def alert_name(detector: str) -> str:
+    """An alert's name on both paging paths: vqm's own pages and the Prometheus rule.
+
+    Derived from the detector key (``freeze`` -> ``VqmFreeze``, ``av_sync`` -> ``VqmAvSync``)
+    rather than listed, so a new detector's pages are named without a table to keep in step;
+    the rule file is tested to name its defect rules the same way.
+    """
+    return "Vqm" + "".join(part.capitalize() for part in detector.split("_"))
 
 
 class AlertState(StrEnum):

@@ -19,7 +19,7 @@ from typing import Any, Literal, Self
 
 from pydantic import AnyHttpUrl, Field, model_validator
 
-from alerting.models import Alert, AlertEvent, AlertTransition
+from alerting.models import Alert, AlertEvent, AlertTransition, alert_name
 from alerting.notifiers.base import HttpNotifier, NotifierConfig, NotifierError, rfc3339
 from alerting.notifiers.registry import register
 
@@ -155,7 +155,7 @@ class AlertmanagerNotifier(HttpNotifier):
     def labels(self, alert: Alert) -> dict[str, str]:
         labels = {
             **self.config.extra_labels,
-            "alertname": f"vqm_{alert.detector}",
+            "alertname": alert_name(alert.detector),  # the rule of the same defect is named so
             "channel": alert.channel_id,
             "detector": alert.detector,
             "severity": alert.severity,

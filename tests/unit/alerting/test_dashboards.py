@@ -18,15 +18,18 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
+from alerting.engine import STREAM_DETECTOR
+from alerting.models import Alert, alert_name
+from alerting.notifiers.alertmanager import AlertmanagerConfig, AlertmanagerNotifier
 from monitor.core.metrics import Metrics
+from monitor.inference.detectors.registry import detector_types
 from tests.conftest import REPO
 
 ALERTING_DIR = REPO / "alerting"
 DASHBOARDS = sorted((ALERTING_DIR / "dashboards").glob("*.json"))
 RULE_FILES = sorted((ALERTING_DIR / "rules").glob("*.yaml"))
-DETECTORS = [
-    "freeze", "black", "silence", "block_corruption", "audio_artifact", "av_sync", "stream",
-]
+# Every detector alerting can open an alert for: the plugins, and ingest's stream findings.
+DETECTORS = sorted([*detector_types(), STREAM_DETECTOR])
 
 # Words that look like identifiers in PromQL but are not metric names.
 PROMQL_KEYWORDS = {
@@ -179,6 +182,38 @@ def test_there_is_one_defect_rule_per_detector() -> None:
     exprs = list(rule_exprs(ALERTING_DIR / "rules" / "vqm.yaml"))
     for detector in DETECTORS:
         assert sum(f'detector="{detector}"' in e for e in exprs) == 1, detector
+
+
+def defect_rules() -> dict[str, dict[str, Any]]:
+    """Detector -> the rule over its ``vqm_active_alerts`` series."""
+    rules = {}
+    for group in yaml.safe_load((ALERTING_DIR / "rules" / "vqm.yaml").read_text())["groups"]:
+        for rule in group["rules"]:
+            if match := re.search(r'vqm_active_alerts\{detector="(\w+)"\}', rule["expr"]):
+                rules[match.group(1)] = rule
+    return rules
+
+
+def page_alertname(detector: str) -> str:
+    """The ``alertname`` vqm's own page for a defect of ``detector`` carries."""
+    config = AlertmanagerConfig(url="http://am:9093")
+    notifier = AlertmanagerNotifier("am", config, None)  # type: ignore[arg-type]  # never sends
+    alert = Alert(id="a", channel_id="news", detector=detector, start=0, end=1,
+                  opened_at=0, updated_at=0)  # fmt: skip
+    return notifier.labels(alert)["alertname"]
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_the_rule_of_a_detector_is_named_as_vqm_pages_it(detector: str) -> None:
+    """Both paging paths reach Alertmanager; one name lets one route, group or silence both."""
+    rule = defect_rules()[detector]
+    assert rule["alert"] == page_alertname(detector) == alert_name(detector)
+
+
+def test_alert_names_are_the_detector_key_in_camel_case() -> None:
+    assert alert_name("freeze") == "VqmFreeze"
+    assert alert_name("block_corruption") == "VqmBlockCorruption"
+    assert alert_name("stream") == "VqmStream"
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
