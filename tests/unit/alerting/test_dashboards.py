@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
 from alerting.engine import STREAM_DETECTOR
-from alerting.models import Alert, alert_name
+from alerting.models import Alert, AlertEvent, AlertTransition, alert_name
 from alerting.notifiers.alertmanager import AlertmanagerConfig, AlertmanagerNotifier
 from monitor.core.metrics import Metrics
 from monitor.inference.detectors.registry import detector_types
@@ -170,14 +170,14 @@ def test_every_alert_rule_queries_only_metrics_the_code_exports(
     assert unknown_metrics(exprs, known) == {}
 
 
-def test_rules_have_severity_summary_description_and_runbook() -> None:
+def test_rules_have_severity_summary_description_and_runbook_url() -> None:
     defects = {rule["alert"] for rule in defect_rules().values()}
     for path in RULE_FILES:
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:
                 if rule["alert"] not in defects:
                     assert rule["labels"]["severity"] in {"critical", "major", "warning"}, rule
-                assert {"summary", "description", "runbook"} <= set(rule["annotations"]), rule
+                assert {"summary", "description", "runbook_url"} <= set(rule["annotations"]), rule
 
 
 @pytest.mark.parametrize("detector", DETECTORS)
@@ -204,18 +204,26 @@ def defect_rules() -> dict[str, dict[str, Any]]:
     return rules
 
 
+def page(alert: Alert, **settings: str) -> dict[str, Any]:
+    """vqm's own Alertmanager page for ``alert``: labels and annotations."""
+    config = AlertmanagerConfig.model_validate({"url": "http://am:9093", **settings})
+    notifier = AlertmanagerNotifier("am", config, None)  # type: ignore[arg-type]  # never sends
+    return notifier.payload(AlertEvent(transition=AlertTransition.OPENED, alert=alert))
+
+
 def page_labels(alert: Alert) -> dict[str, str]:
     """The labels vqm's own Alertmanager page for ``alert`` carries."""
-    config = AlertmanagerConfig.model_validate({"url": "http://am:9093"})
-    notifier = AlertmanagerNotifier("am", config, None)  # type: ignore[arg-type]  # never sends
-    return notifier.labels(alert)
+    return page(alert)["labels"]  # type: ignore[no-any-return]
+
+
+def defect(detector: str) -> Alert:
+    return Alert(id="a", channel_id="news", detector=detector, start=0, end=1,
+                 opened_at=0, updated_at=0)  # fmt: skip
 
 
 def page_alertname(detector: str) -> str:
     """The ``alertname`` vqm's own page for a defect of ``detector`` carries."""
-    alert = Alert(id="a", channel_id="news", detector=detector, start=0, end=1,
-                  opened_at=0, updated_at=0)  # fmt: skip
-    return page_labels(alert)["alertname"]
+    return page_labels(defect(detector))["alertname"]
 
 
 @pytest.mark.parametrize("detector", DETECTORS)
@@ -223,6 +231,15 @@ def test_the_rule_of_a_detector_is_named_as_vqm_pages_it(detector: str) -> None:
     """Both paging paths reach Alertmanager; one name lets one route, group or silence both."""
     rule = defect_rules()[detector]
     assert rule["alert"] == page_alertname(detector) == alert_name(detector)
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_the_page_of_a_detector_links_the_runbook_its_rule_links(detector: str) -> None:
+    linked = defect_rules()[detector]["annotations"]["runbook_url"]
+    assert page(defect(detector))["annotations"]["runbook_url"] == linked
+    base = "https://git.example.internal/noc/vqm/-/blob/main/"
+    prefixed = page(defect(detector), runbook_base_url=base)["annotations"]["runbook_url"]
+    assert prefixed == base + linked
 
 
 def test_alert_names_are_the_detector_key_in_camel_case() -> None:
@@ -258,3 +275,36 @@ def test_dashboard_uids_and_panel_ids_are_unique() -> None:
     for path in DASHBOARDS:
         ids = [panel["id"] for panel in load(path)["panels"]]
         assert len(set(ids)) == len(ids), path.name
+
+
+RUNBOOK = REPO / "docs" / "runbook.md"
+
+
+def runbook_sections() -> dict[str, str]:
+    """Anchor (as repository browsers make them from ``## Heading``) -> the section's text."""
+    parts = re.split(r"^## (.+)$", RUNBOOK.read_text(), flags=re.MULTILINE)
+    return {
+        re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-"): body
+        for heading, body in zip(parts[1::2], parts[2::2], strict=True)
+    }
+
+
+def all_rules() -> list[dict[str, Any]]:
+    return [
+        rule
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    ]
+
+
+@pytest.mark.parametrize("rule", all_rules(), ids=lambda r: r["alert"])
+def test_every_alert_links_its_own_runbook_section(rule: dict[str, Any]) -> None:
+    """The link resolves in the repository, to a section that says what to do and how to mute."""
+    path, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+    assert (REPO / path).resolve() == RUNBOOK.resolve()
+    assert anchor == rule["alert"].lower()
+    section = runbook_sections()[anchor]
+    for part in ("**What it means.**", "**First checks.**", "**Silence it.**"):
+        assert part in section, (rule["alert"], part)
+    assert f"alertname={rule['alert']}" in section  # the silence names this alert
