@@ -20,7 +20,10 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from alerting.engine import STREAM_DETECTOR
 from alerting.models import Alert, AlertEvent, AlertTransition, alert_name
+from alerting.notifiers import NotificationConfig
 from alerting.notifiers.alertmanager import AlertmanagerConfig, AlertmanagerNotifier
+from monitor.app.config import ChannelConfig, VqmConfig
+from monitor.app.telemetry import STAGES, export_known_series
 from monitor.core.metrics import Metrics
 from monitor.inference.detectors.registry import detector_types
 from tests.conftest import REPO
@@ -68,8 +71,9 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
-def exposed_sample_names(metrics: Metrics) -> set[str]:
-    """Sample names the registry exposes once every family has one child.
+def exposed_labels(metrics: Metrics) -> dict[str, set[str]]:
+    """Sample name -> its label names, as the registry exposes them once every family has one
+    child.
 
     Labelled families show no samples until a label set is used, so each gets one; the names
     then carry the suffixes prometheus_client adds (``_total``, ``_bucket``, ``_sum``...).
@@ -77,9 +81,61 @@ def exposed_sample_names(metrics: Metrics) -> set[str]:
     for metric in vars(metrics).values():
         if isinstance(metric, MetricWrapperBase) and metric._labelnames:
             metric.labels(**{name: "x" for name in metric._labelnames})
-    return {
-        sample.name for family in metrics.registry.collect() for sample in family.samples
-    }
+    labels: dict[str, set[str]] = {}
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            labels.setdefault(sample.name, set()).update(sample.labels)
+    return labels
+
+
+def exposed_sample_names(metrics: Metrics) -> set[str]:
+    return set(exposed_labels(metrics))
+
+
+# A process of every stage with one channel and one notifier, as ``vqm run`` starts it.
+APP_CONFIG = VqmConfig(
+    channels=[ChannelConfig(id="news", url="http://origin/news.m3u8")],
+    notifications=NotificationConfig.model_validate(
+        {"notifiers": {"am": {"type": "alertmanager", "url": "http://am:9093"}}}
+    ),
+)
+
+
+def app_metrics() -> Metrics:
+    """The registry a vqm process builds, with what it exports before anything happens."""
+    metrics = Metrics(CollectorRegistry())
+    export_known_series(metrics, APP_CONFIG, STAGES, revision="test")
+    return metrics
+
+
+_SELECTOR = re.compile(r"\b([A-Za-z_:][\w:]*)\s*\{([^}]*)\}")
+_MATCHER = re.compile(r"([A-Za-z_]\w*)\s*(?:=~|!~|!=|=)")
+
+
+def unknown_labels(expr: str, labels: dict[str, set[str]]) -> set[str]:
+    """``metric:label`` for every label a selector matches on or a ``by`` groups by that the
+    metric (or, for ``by``, none of the expression's metrics) does not carry.
+
+    A misspelled label is as silent as a misspelled metric: the panel is just empty.
+    """
+    stripped = _STRINGS.sub('""', expr)
+    metrics = metric_names(expr)
+    missing = set()
+    for metric, matchers in _SELECTOR.findall(_STRINGS.sub(_blank_string, expr)):
+        for label in _MATCHER.findall(matchers):
+            if label not in labels.get(metric, set()) | TARGET_LABELS:
+                missing.add(f"{metric}:{label}")
+    carried = set().union(*(labels.get(m, set()) for m in metrics)) | TARGET_LABELS
+    for clause in re.findall(r"\bby\s*\(([^)]*)\)", stripped):
+        for label in filter(None, (part.strip() for part in clause.split(","))):
+            if label not in carried:
+                missing.add(f"by:{label}")
+    return missing
+
+
+def _blank_string(match: re.Match[str]) -> str:
+    """A string literal with its content blanked, so a ``}`` or ``=`` in it parses as nothing."""
+    return match.group(0)[0] * 2
 
 
 def dashboard_exprs(node: Any) -> Iterator[str]:
@@ -112,13 +168,19 @@ def load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())  # type: ignore[no-any-return]
 
 
-# Series Prometheus writes itself for every target it scrapes.
+# Series Prometheus writes itself for every target it scrapes, and the labels it adds to all.
 SCRAPE_SERIES = {"up"}
+TARGET_LABELS = {"job", "instance"}
 
 
 @pytest.fixture(scope="module")
 def known() -> set[str]:
-    return exposed_sample_names(Metrics(CollectorRegistry())) | SCRAPE_SERIES
+    return exposed_sample_names(app_metrics()) | SCRAPE_SERIES
+
+
+@pytest.fixture(scope="module")
+def known_labels() -> dict[str, set[str]]:
+    return exposed_labels(app_metrics())
 
 
 def test_the_registry_exposes_suffixed_sample_names(known: set[str]) -> None:
@@ -159,6 +221,49 @@ def test_every_dashboard_queries_only_metrics_the_code_exports(
     exprs = list(dashboard_exprs(load(path)))
     assert len(exprs) >= 5
     assert unknown_metrics(exprs, known) == {}
+
+
+def test_the_label_checker_catches_a_misspelled_label(known_labels: dict[str, set[str]]) -> None:
+    assert unknown_labels('sum by (notifier) (vqm_outbox_pending{job="vqm"})', known_labels) == {
+        "by:notifier"
+    }
+    bad = 'sum by (detector) (vqm_active_alerts{chanel="$channel", severity!="x{y=z"})'
+    assert unknown_labels(bad, known_labels) == {"vqm_active_alerts:chanel"}
+    good = 'max by (name) (vqm_detector_measurement{channel="a", name=~"b|c"})'
+    assert unknown_labels(good, known_labels) == set()
+
+
+@pytest.mark.parametrize("path", [*DASHBOARDS, *RULE_FILES], ids=lambda p: p.name)
+def test_every_panel_and_rule_uses_only_labels_its_metrics_carry(
+    path: Path, known_labels: dict[str, set[str]]
+) -> None:
+    exprs = dashboard_exprs(load(path)) if path.suffix == ".json" else rule_exprs(path)
+    bad = {e: names for e in exprs if (names := unknown_labels(e, known_labels))}
+    assert bad == {}
+
+
+def test_the_pipeline_dashboard_has_a_paging_health_row() -> None:
+    """Delivered, failed, dropped and pending: whether pages reach anyone at all."""
+    panels = load(ALERTING_DIR / "dashboards" / "pipeline.json")["panels"]
+    assert "Paging" in [p["title"] for p in panels if p["type"] == "row"]
+    queried = set().union(*(metric_names(e) for e in dashboard_exprs(panels)))
+    assert {
+        "vqm_notifications_delivered_total",
+        "vqm_notification_failures_total",
+        "vqm_notifications_dropped_total",
+        "vqm_outbox_pending",
+    } <= queried
+
+
+def test_the_channel_dashboard_shows_the_channels_loudness_and_detectors() -> None:
+    panels = load(ALERTING_DIR / "dashboards" / "channel.json")["panels"]
+    exprs = list(dashboard_exprs(panels))
+    loudness = [e for e in exprs if 'detector="loudness"' in e]
+    for name in ("integrated_lufs", "true_peak_dbtp", "range_lu"):
+        assert any(name in e for e in loudness), name
+    for metric in ("vqm_detector_errors_total", "vqm_processing_seconds_bucket"):
+        assert any(metric in metric_names(e) and '$channel' in e for e in exprs), metric
+    assert any("by (detector, severity)" in e for e in exprs)
 
 
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
