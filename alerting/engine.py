@@ -103,9 +103,11 @@ class AlertEngine:
 
     async def start(self) -> None:
         """Set the active-alert gauges from the store (they start at zero in a new process)."""
-        counts = Counter((a.channel_id, a.detector) for a in await self.store.active())
-        for (channel_id, detector), count in counts.items():
-            self.metrics.active_alerts.labels(channel=channel_id, detector=detector).set(count)
+        counts = Counter((a.channel_id, a.detector, a.severity) for a in await self.store.active())
+        for (channel_id, detector, severity), count in counts.items():
+            self.metrics.active_alerts.labels(
+                channel=channel_id, detector=detector, severity=severity
+            ).set(count)
         self._started_at = self._clock()
 
     # -- detections ----------------------------------------------------------------------
@@ -412,11 +414,16 @@ class AlertEngine:
         await self._after(AlertTransition.RESOLVED, alert)
 
     async def _after(self, transition: AlertTransition, alert: Alert) -> None:
-        """Gauges follow the store (not +1/-1), so they stay right across restarts."""
-        count = len(await self.store.active(alert.channel_id, alert.detector))
-        self.metrics.active_alerts.labels(channel=alert.channel_id, detector=alert.detector).set(
-            count
-        )
+        """Gauges follow the store (not +1/-1), so they stay right across restarts.
+
+        Only the series of this alert's severity changes; an alert opened before the channel's
+        severity was changed keeps the severity it was paged with, and its own series.
+        """
+        same = await self.store.active(alert.channel_id, alert.detector)
+        count = sum(a.severity == alert.severity for a in same)
+        self.metrics.active_alerts.labels(
+            channel=alert.channel_id, detector=alert.detector, severity=alert.severity
+        ).set(count)
         logger.info("alert %s %s: %s", alert.id, transition.value, alert.summary)
         await self._notify(AlertEvent(transition=transition, alert=alert.model_copy()))
 

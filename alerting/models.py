@@ -18,7 +18,34 @@ __all__ = [
     "Severity",
     "Silence",
     "SilenceSpec",
+    "alert_name",
+    "prefixed",
+    "runbook_path",
 ]
+
+
+def alert_name(detector: str) -> str:
+    """An alert's name on both paging paths: vqm's own pages and the Prometheus rule.
+
+    Derived from the detector key (``freeze`` -> ``VqmFreeze``, ``av_sync`` -> ``VqmAvSync``)
+    rather than listed, so a new detector's pages are named without a table to keep in step;
+    the rule file is tested to name its defect rules the same way.
+    """
+    return "Vqm" + "".join(part.capitalize() for part in detector.split("_"))
+
+
+def runbook_path(name: str) -> str:
+    """The runbook section of alert ``name``: a path in the repository and its anchor.
+
+    The rule file's ``runbook_url`` annotations are the same paths; both paths put the same
+    configured base URL before them (Helm: ``prometheusRule.runbookBaseUrl``).
+    """
+    return f"docs/runbook.md#{name.lower()}"
+
+
+def prefixed(base: str, path: str) -> str:
+    """``path`` under ``base`` (one slash between them); ``path`` itself when there is none."""
+    return f"{base.rstrip('/')}/{path}" if base else path
 
 
 class AlertState(StrEnum):

@@ -19,7 +19,14 @@ from typing import Any, Literal, Self
 
 from pydantic import AnyHttpUrl, Field, model_validator
 
-from alerting.models import Alert, AlertEvent, AlertTransition
+from alerting.models import (
+    Alert,
+    AlertEvent,
+    AlertTransition,
+    alert_name,
+    prefixed,
+    runbook_path,
+)
 from alerting.notifiers.base import HttpNotifier, NotifierConfig, NotifierError, rfc3339
 from alerting.notifiers.registry import register
 
@@ -67,6 +74,13 @@ class AlertmanagerConfig(NotifierConfig):
     )
     extra_labels: dict[str, str] = Field(
         default_factory=dict, description="Labels added to every alert (e.g. site, team)."
+    )
+    runbook_base_url: str = Field(
+        default="",
+        pattern=r"^(https?://.*)?$",
+        description="Put before each page's runbook_url (docs/runbook.md#<alert name>); give "
+        "it what the Prometheus rules get (Helm: prometheusRule.runbookBaseUrl), so both "
+        "paths link the same section. Empty: the path in the repository as it is.",
     )
 
     @model_validator(mode="after")
@@ -142,7 +156,7 @@ class AlertmanagerNotifier(HttpNotifier):
         alert = event.alert
         body: dict[str, Any] = {
             "labels": self.labels(alert),
-            "annotations": alert_annotations(alert),
+            "annotations": {**alert_annotations(alert), "runbook_url": self.runbook_url(alert)},
             "startsAt": rfc3339(alert.opened_at),
             "endsAt": rfc3339(self.ends_at(event)),
         }
@@ -155,7 +169,7 @@ class AlertmanagerNotifier(HttpNotifier):
     def labels(self, alert: Alert) -> dict[str, str]:
         labels = {
             **self.config.extra_labels,
-            "alertname": f"vqm_{alert.detector}",
+            "alertname": alert_name(alert.detector),  # the rule of the same defect is named so
             "channel": alert.channel_id,
             "detector": alert.detector,
             "severity": alert.severity,
@@ -164,6 +178,10 @@ class AlertmanagerNotifier(HttpNotifier):
         if alert.label:
             labels["label"] = alert.label
         return labels
+
+    def runbook_url(self, alert: Alert) -> str:
+        """The runbook section the Prometheus rule of the same defect links, too."""
+        return prefixed(self.config.runbook_base_url, runbook_path(alert_name(alert.detector)))
 
     def ends_at(self, event: AlertEvent) -> float:
         """The resolve time once resolved; until then a few re-send intervals ahead."""

@@ -115,8 +115,13 @@ class Metrics:
             ["channel", "detector"],
             registry=r,
         )
+        # The severity is the one the engine gave each alert (the detector's, else the
+        # channel's), so the rules copy it instead of keeping severities of their own.
         self.active_alerts = Gauge(
-            "vqm_active_alerts", "Alerts open now.", ["channel", "detector"], registry=r
+            "vqm_active_alerts",
+            "Alerts open now, by the severity vqm pages them with.",
+            ["channel", "detector", "severity"],
+            registry=r,
         )
         self.alerts_opened = Counter(
             "vqm_alerts_opened", "Alerts opened.", ["channel", "detector"], registry=r

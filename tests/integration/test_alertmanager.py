@@ -163,7 +163,7 @@ async def test_an_alert_posted_through_the_notifier_is_active_with_its_labels_th
 
     [shown] = await _until(active)
     assert shown["labels"] == {
-        "alertname": "vqm_audio_artifact",
+        "alertname": "VqmAudioArtifact",
         "channel": "news",
         "detector": "audio_artifact",
         "label": "hum",

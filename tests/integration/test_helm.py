@@ -656,6 +656,30 @@ def test_the_prometheus_rule_carries_exactly_the_groups_of_the_rule_file(
             assert ("alert" in r or "record" in r) and r["expr"], r
 
 
+def test_the_prometheus_rule_links_runbooks_under_the_configured_base_url() -> None:
+    """runbook_url is a path in the repository; the chart makes it a link, and changes nothing
+    else of the rule file."""
+    values = ci_values("all-features")
+    base = "https://git.example.internal/noc/vqm/-/blob/main/"
+    values["prometheusRule"]["runbookBaseUrl"] = base
+    (rule,) = render(values).of_kind("PrometheusRule")
+    expected = yaml.safe_load(RULES.read_text())["groups"]
+    for group in expected:
+        for r in group["rules"]:
+            r["annotations"]["runbook_url"] = base + r["annotations"]["runbook_url"]
+    assert rule.body["spec"]["groups"] == expected
+    assert expected[0]["rules"][0]["annotations"]["runbook_url"] == (
+        base + "docs/runbook.md#vqmstagedown"
+    )
+
+
+def test_the_schema_refuses_a_runbook_base_that_is_not_a_web_address() -> None:
+    values = ci_values("all-features")
+    values["prometheusRule"]["runbookBaseUrl"] = "git.example.internal/vqm"
+    with pytest.raises(Exception, match="runbookBaseUrl"):
+        render(values)
+
+
 def test_the_service_monitor_scrapes_every_stage_on_the_metrics_path(
     releases: dict[str, Release],
 ) -> None:

@@ -6,11 +6,21 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
-from tests.unit.alerting.test_dashboards import dashboard_exprs
+from alerting.config import AlertingConfig
+from alerting.engine import AlertEngine
+from alerting.models import AlertEvent
+from monitor.app.config import ChannelConfig, VqmConfig
+from monitor.core.metrics import Metrics
+from monitor.core.state import MemoryStateStore
+from monitor.inference.detectors.registry import parse_detector_config
+from tests.unit.alerting.test_dashboards import dashboard_exprs, page_labels
+from tests.unit.alerting.test_engine import detection
 
 pytestmark = pytest.mark.integration
 
@@ -98,3 +108,95 @@ def test_every_dashboard_expression_is_valid_promql(tmp_path: Path) -> None:
 
 def _grafana_free(expr: str) -> str:
     return expr.replace("$__rate_interval", "5m").replace("$channel", "news")
+
+
+# news is critical but pages its freezes as warning; sport has the default severity (major).
+SEVERITY_CONFIG = VqmConfig(
+    channels=[
+        ChannelConfig(
+            id="news",
+            url="http://origin/news.m3u8",
+            severity="critical",
+            detectors=[parse_detector_config({"type": "freeze", "severity": "warning"})],
+        ),
+        ChannelConfig(id="sport", url="http://origin/sport.m3u8"),
+    ],
+    alerting=AlertingConfig(flap_window=0),
+)
+
+
+async def _pages_and_series(config: VqmConfig) -> tuple[list[dict[str, str]], dict[str, float]]:
+    """Open freeze and black alerts on every channel through the real engine.
+
+    Returns the labels vqm's own Alertmanager pages carry and the ``vqm_active_alerts``
+    series /metrics then shows (promtool's series notation, with their values).
+    """
+    pages: list[AlertEvent] = []
+
+    async def record(event: AlertEvent) -> None:
+        pages.append(event)
+
+    metrics = Metrics(CollectorRegistry())
+    engine = AlertEngine(config, MemoryStateStore(), metrics, [record])
+    for channel in config.channels:
+        for detector in ("freeze", "black"):
+            await engine.handle_detection(detection(0, True, detector, channel.id))
+    labels = [page_labels(event.alert) for event in pages]
+    series = {
+        "vqm_active_alerts{" + ", ".join(f'{k}="{v}"' for k, v in sorted(s.labels.items())) + "}":
+        s.value
+        for family in metrics.registry.collect() if family.name == "vqm_active_alerts"
+        for s in family.samples
+    }  # fmt: skip
+    return labels, series
+
+
+def _expected_alerts(pages: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """One promtool alert test per alert name: each page's name, channel, detector, severity."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for page in pages:
+        wanted = {k: page[k] for k in ("channel", "detector", "severity")}
+        by_name.setdefault(page["alertname"], []).append({"exp_labels": wanted})
+    return [
+        {"eval_time": "30s", "alertname": name, "exp_alerts": alerts}
+        for name, alerts in sorted(by_name.items())
+    ]
+
+
+def _rules_without_annotations(target: Path) -> None:
+    """The rule file less its annotations, which vqm_test.yaml checks, so labels alone count."""
+    rules = yaml.safe_load((RULES_DIR / "vqm.yaml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    target.write_text(yaml.safe_dump(rules))
+
+
+@requires_promtool
+async def test_rules_fire_with_the_name_and_severity_of_vqms_own_pages(tmp_path: Path) -> None:
+    """The channels file's severities, through the engine's metrics, reach the rules' alerts.
+
+    Both paging paths end in Alertmanager: the rule's alert for a defect must carry the
+    same alertname and severity as vqm's page for it, or one is routed and silenced apart.
+    """
+    pages, series = await _pages_and_series(SEVERITY_CONFIG)
+    assert {(p["channel"], p["detector"], p["severity"]) for p in pages} == {
+        ("news", "freeze", "warning"), ("news", "black", "critical"),
+        ("sport", "freeze", "major"), ("sport", "black", "major"),
+    }  # fmt: skip
+    _rules_without_annotations(tmp_path / "vqm.yaml")
+    test = {
+        "rule_files": ["vqm.yaml"],
+        "evaluation_interval": "15s",
+        "tests": [{
+            "interval": "15s",
+            "input_series": [{"series": k, "values": f"{v:g}x4"} for k, v in series.items()],
+            "alert_rule_test": _expected_alerts(pages),
+        }],
+    }  # fmt: skip
+    (tmp_path / "severity_test.yaml").write_text(yaml.safe_dump(test))
+    result = subprocess.run(
+        [str(PROMTOOL), "test", "rules", "severity_test.yaml"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr

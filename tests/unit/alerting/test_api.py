@@ -136,7 +136,8 @@ async def test_metrics_are_served_in_prometheus_text(
     for path in ("/metrics", "/metrics/"):
         response = await client.get(path)
         assert response.status_code == 200
-        assert 'vqm_active_alerts{channel="news",detector="freeze"} 1.0' in response.text
+        sample = 'vqm_active_alerts{channel="news",detector="freeze",severity="major"} 1.0'
+        assert sample in response.text
 
 
 async def test_channels_list_every_configured_channel_with_its_status(

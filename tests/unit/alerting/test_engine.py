@@ -96,6 +96,11 @@ def gauge(metrics: Metrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels)
 
 
+def active_gauge(metrics: Metrics, channel: str, detector: str, severity: str) -> float | None:
+    labels = {"channel": channel, "detector": detector, "severity": severity}
+    return gauge(metrics, "vqm_active_alerts", **labels)
+
+
 async def test_a_defect_over_several_segments_opens_one_alert_and_resolves_it() -> None:
     engine, recorder, metrics = make_engine()
     for seq in range(4):
@@ -113,7 +118,7 @@ async def test_a_defect_over_several_segments_opens_one_alert_and_resolves_it() 
     assert resolved.id == recorder.events[0].alert.id
     assert resolved.severity == "critical"
     assert gauge(metrics, "vqm_alerts_opened_total", channel="news", detector="freeze") == 1
-    assert gauge(metrics, "vqm_active_alerts", channel="news", detector="freeze") == 0
+    assert active_gauge(metrics, "news", "freeze", "critical") == 0
     assert [a.id for a in await engine.store.recent()] == [resolved.id]
     assert await engine.store.active() == []
 
@@ -124,7 +129,7 @@ async def test_the_open_alert_is_active_in_the_store_and_the_gauge() -> None:
     [alert] = await engine.store.active(channel_id="news")
     assert (alert.detector, alert.start, alert.end, alert.confidence) == ("freeze", 0.0, 2.0, 0.95)
     assert alert.summary == "freeze on News 24"
-    assert gauge(metrics, "vqm_active_alerts", channel="news", detector="freeze") == 1
+    assert active_gauge(metrics, "news", "freeze", "critical") == 1
 
 
 async def test_a_replayed_detection_neither_reopens_nor_notifies() -> None:
@@ -169,6 +174,35 @@ async def test_severity_comes_from_the_detector_override_before_the_channel() ->
     assert recorder.events[0].alert.severity == "minor"
 
 
+async def test_the_active_alert_gauge_carries_the_severity_each_alert_is_paged_with() -> None:
+    """The Prometheus rules copy this label, so both paging paths page with one severity."""
+    engine, recorder, metrics = make_engine()
+    await engine.handle_detection(detection(0, frozen=True, detector="black"))  # override
+    await engine.handle_detection(detection(0, frozen=True))  # news' own severity
+    await engine.handle_detection(detection(0, frozen=True, channel="sport"))  # the default
+    paged = {(e.alert.channel_id, e.alert.detector, e.alert.severity) for e in recorder.events}
+    assert paged == {("news", "black", "minor"), ("news", "freeze", "critical"),
+                     ("sport", "freeze", "major")}  # fmt: skip
+    for channel, detector, severity in paged:
+        assert active_gauge(metrics, channel, detector, severity) == 1
+    await engine.handle_detection(detection(1, frozen=False, detector="black"))
+    assert active_gauge(metrics, "news", "black", "minor") == 0
+
+
+async def test_a_restart_exports_each_open_alert_under_the_severity_it_was_opened_with() -> None:
+    """A channel whose severity changed since keeps its open alert's series, not a new one."""
+    state = MemoryStateStore()
+    first, _, _ = make_engine(state)
+    await first.handle_detection(detection(0, frozen=True, channel="sport"))
+    config = make_config()
+    config.channels[1].severity = "warning"
+    metrics = Metrics(CollectorRegistry())
+    second = AlertEngine(config, state, metrics, clock=Clock())
+    await second.start()
+    assert active_gauge(metrics, "sport", "freeze", "major") == 1
+    assert active_gauge(metrics, "sport", "freeze", "warning") is None
+
+
 async def test_unknown_channels_and_detectors_are_skipped() -> None:
     engine, recorder, _ = make_engine()
     await engine.handle_detection(detection(0, frozen=True, channel="nope"))
@@ -194,7 +228,7 @@ async def test_a_restarted_engine_keeps_the_open_alert_and_does_not_notify_again
 
     second, events, metrics = make_engine(state)
     await second.start()
-    assert gauge(metrics, "vqm_active_alerts", channel="news", detector="freeze") == 1
+    assert active_gauge(metrics, "news", "freeze", "critical") == 1
     await second.handle_detection(detection(1, frozen=True))  # redelivered after the restart
     await second.handle_detection(detection(2, frozen=True))
     await second.handle_detection(detection(3, frozen=False))
@@ -247,7 +281,7 @@ async def test_a_stream_outage_opens_one_stream_alert_and_recovered_resolves_it(
         (UPDATED, "http_error"),
         (RESOLVED, "http_error"),
     ]
-    assert gauge(metrics, "vqm_active_alerts", channel="sport", detector="stream") == 0
+    assert active_gauge(metrics, "sport", "stream", "major") == 0
 
 
 async def test_the_next_good_segment_resolves_a_stream_alert() -> None:

@@ -65,7 +65,7 @@ async def test_alertmanager_receives_labels_annotations_and_open_ended_firing_al
     assert (request.method, request.path) == ("POST", "/api/v2/alerts")
     [alert] = request.json()
     assert alert["labels"] == {
-        "alertname": "vqm_audio_artifact",
+        "alertname": "VqmAudioArtifact",
         "channel": "news",
         "detector": "audio_artifact",
         "severity": "critical",
