@@ -4,8 +4,8 @@ Each clip (20 s of the synthetic channel at 720p25 and 1080p30, libx264 at its d
 factor, speech and music, an IDR every 2 s; the bit rate is printed) is processed pinned to
 one core, in turns:
 
-- **decode**: PyAV decoding every video and audio frame and taking the luma plane, what any
-  detector needs at the least;
+- **decode**: PyAV decoding every video and audio frame and nothing else, the least any
+  monitor does;
 - **vqm**: `vqm scan` with the default detectors (black, freeze, silence, loudness), start-up
   excluded (the scan's own time for the clip, from its process CPU time minus an empty run);
 - **FFmpeg**: `ffmpeg` with `blackdetect`, `freezedetect` and `silencedetect`.
@@ -42,8 +42,7 @@ DECODE_ONLY = """
 import sys, av
 with av.open(sys.argv[1]) as c:
     for frame in c.decode(*c.streams):
-        if isinstance(frame, av.VideoFrame):
-            frame.to_ndarray(format="gray")
+        pass
 """
 EMPTY = "import monitor.app.cli, monitor.app.scan, monitor.inference.detectors.registry"
 

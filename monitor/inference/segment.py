@@ -45,12 +45,31 @@ def block_means(pictures: np.ndarray, factor: int) -> np.ndarray:
     factor = max(1, min(factor, h, w))
     h2, w2 = h // factor, w // factor
     out = np.empty((n, h2, w2), np.float32)
+    halvings = factor.bit_length() - 1
+    exact16 = pictures.dtype == np.uint8 and factor == 1 << halvings and halvings <= 4
     for i, frame in enumerate(pictures):
-        # OpenCV's area resize by a whole factor is exactly the block mean, and about seven
-        # times faster than NumPy's reshape and mean on a 1080p frame.
-        whole = frame[: h2 * factor, : w2 * factor].astype(np.float32)
-        out[i] = cv2.resize(whole, (w2, h2), interpolation=cv2.INTER_AREA)
+        whole = frame[: h2 * factor, : w2 * factor]
+        if exact16:
+            out[i] = _halved(whole, halvings)
+        else:
+            # OpenCV's area resize by a whole factor is exactly the block mean, and about
+            # seven times faster than NumPy's reshape and mean on a 1080p frame.
+            small = cv2.resize(whole.astype(np.float32), (w2, h2), interpolation=cv2.INTER_AREA)
+            out[i] = small
     return out
+
+
+def _halved(frame: np.ndarray, times: int) -> np.ndarray:
+    """Block means of a uint8 picture over 2**times pixels a side, exactly: OpenCV halves
+    16-bit pictures with integer SIMD (three times faster than a float resize at 1080p), and
+    with two spare bits per halving, the sum of four is divisible by four every time."""
+    import cv2
+
+    picture = np.left_shift(frame, 2 * times, dtype=np.uint16)
+    for _ in range(times):
+        h, w = picture.shape
+        picture = cv2.resize(picture, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    return picture.astype(np.float32) * np.float32(1.0 / (1 << 2 * times))
 
 
 @dataclass

@@ -67,3 +67,27 @@ def test_audio_of_many_channels_is_mixed_to_the_stereo_the_detectors_read(
     decoded = decode_bytes(many_channels(layout, channels))
     assert decoded.audio.shape == (2, 48000)
     assert float(np.abs(decoded.audio).max()) > 0.05  # the tone is there, not silence
+
+
+def two_sizes() -> bytes:
+    """One second at 320x180, then one at 160x90: an encoder that switched size mid-segment."""
+    from monitor.app.synthetic.channel import SyntheticChannel
+
+    big = SyntheticChannel(seed=1, width=320, height=180, segment_duration=1.0, scenes=["studio"])
+    small = SyntheticChannel(seed=1, width=160, height=90, segment_duration=1.0, scenes=["studio"])
+    return big.segment_bytes(0) + small.segment_bytes(1)
+
+
+def test_a_segment_whose_picture_changes_size_is_judged_whole_at_its_first_size() -> None:
+    segment = decode_bytes(two_sizes(), DecodeNeeds(luma=True, audio=True))
+    assert segment.luma.shape == (50, 180, 320)
+    assert segment.video_times[0] == pytest.approx(0.0, abs=0.05)
+    assert segment.video_times[-1] == pytest.approx(1.96, abs=0.05)
+    assert segment.audio.shape[1] == pytest.approx(2 * 48000, rel=0.05)
+
+
+def test_a_recording_is_cut_where_its_picture_changes_size() -> None:
+    from monitor.inference.media import iter_decoded
+
+    chunks = list(iter_decoded(io.BytesIO(two_sizes()), DecodeNeeds(luma=True), chunk_seconds=5))
+    assert [c.luma.shape for c in chunks] == [(25, 180, 320), (25, 90, 160)]
