@@ -5,6 +5,9 @@
         oncall: {type: pagerduty, routing_key: "..."}
         am:     {type: alertmanager, url: "http://alertmanager:9093"}
         ops:    {type: slack, url: "https://hooks.slack.com/services/..."}
+        noc:    {type: teams, url: "https://.../workflows/.../invoke?...&sig=..."}
+        genie:  {type: opsgenie, api_key: "...", region: eu}
+        marks:  {type: grafana, url: "http://grafana:3000", token: "glsa_..."}
       routes:
         - {severities: [critical], notifiers: [oncall]}
         - {severities: [critical, major, minor, warning], notifiers: [am, ops]}

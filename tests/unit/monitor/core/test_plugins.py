@@ -98,6 +98,7 @@ def test_the_real_registries_find_their_plugins_in_their_packages() -> None:
     } == set(DETECTORS.types())
     assert {
         "alertmanager",
+        "grafana",
         "opsgenie",
         "pagerduty",
         "slack",
