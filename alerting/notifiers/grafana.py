@@ -19,7 +19,8 @@ from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 from alerting.models import Alert, AlertEvent, AlertTransition
 from alerting.notifiers.base import HttpNotifier, NotifierConfig, NotifierError
 from alerting.notifiers.registry import register
-from alerting.notifiers.text import headline, lasted
+from alerting.notifiers.text import headline, lasted, tags
+from monitor.core.redact import redact_url
 
 ALERT_TAG = "vqm_alert:{id}"
 _FIND_LIMIT = 10  # more than one is a race of two openings; patch them all
@@ -61,10 +62,10 @@ class GrafanaNotifier(HttpNotifier):
         found = await self.find(alert)
         if event.transition is not AlertTransition.RESOLVED:
             if not found:  # else it is there already: this is a re-send
-                await self.create(alert, self.annotation(alert, resolved=False))
+                await self.create(self.annotation(alert, resolved=False))
             return
         if not found:  # the opening never reached Grafana: the whole region at once
-            await self.create(alert, self.annotation(alert, resolved=True))
+            await self.create(self.annotation(alert, resolved=True))
             return
         end = {
             "timeEnd": _ms(alert.resolved_at or alert.updated_at),
@@ -93,18 +94,19 @@ class GrafanaNotifier(HttpNotifier):
             return [int(item["id"]) for item in response.json()]
         except (ValueError, TypeError, KeyError) as exc:
             raise NotifierError(
-                f"{self.name}: {url} answered something that is not a list of annotations",
+                f"{self.name}: {redact_url(url)} answered something that is not a list of "
+                "annotations",
                 retriable=False,
             ) from exc
 
-    async def create(self, alert: Alert, annotation: dict[str, Any]) -> None:
+    async def create(self, annotation: dict[str, Any]) -> None:
         await self.post(f"{self.url}/api/annotations", json=annotation, headers=self.headers)
 
     def annotation(self, alert: Alert, resolved: bool) -> dict[str, Any]:
         """A point at the opening, or (``resolved``) the region from opening to resolve."""
         body: dict[str, Any] = {
             "time": _ms(alert.opened_at),
-            "tags": self.tags(alert),
+            "tags": tags(alert, [ALERT_TAG.format(id=alert.id), *self.config.tags]),
             "text": self.text(alert, resolved),
         }
         if resolved:
@@ -114,18 +116,6 @@ class GrafanaNotifier(HttpNotifier):
         if self.config.panel_id is not None:
             body["panelId"] = self.config.panel_id
         return body
-
-    def tags(self, alert: Alert) -> list[str]:
-        tags = [
-            "vqm",
-            f"channel:{alert.channel_id}",
-            f"detector:{alert.detector}",
-            f"severity:{alert.severity}",
-            ALERT_TAG.format(id=alert.id),
-        ]
-        if alert.label:
-            tags.append(f"label:{alert.label}")
-        return list(dict.fromkeys([*tags, *self.config.tags]))
 
     def text(self, alert: Alert, resolved: bool) -> str:
         """The headline, how long once resolved, and the wall's link on a line of its own."""

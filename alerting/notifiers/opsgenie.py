@@ -18,7 +18,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, model_
 from alerting.models import Alert, AlertEvent, AlertTransition
 from alerting.notifiers.base import HttpNotifier, NotifierConfig
 from alerting.notifiers.registry import register
-from alerting.notifiers.text import facts, headline, lasted, what
+from alerting.notifiers.text import facts, headline, lasted, tags, what
 
 REGIONS = {"us": "https://api.opsgenie.com", "eu": "https://api.eu.opsgenie.com"}
 PRIORITY = {"critical": "P1", "major": "P2", "minor": "P3", "warning": "P4", "info": "P5"}
@@ -102,7 +102,7 @@ class OpsgenieNotifier(HttpNotifier):
             "alias": alert.id,
             "description": description(alert, links)[:_DESCRIPTION_MAX],
             "details": details(alert, links),
-            "tags": self.tags(alert),
+            "tags": tags(alert, self.config.tags)[:_TAGS_MAX],
             "entity": alert.channel_id,
             "source": "vqm",
             "priority": PRIORITY.get(alert.severity, "P3"),
@@ -120,12 +120,6 @@ class OpsgenieNotifier(HttpNotifier):
         if picture is not None:
             out["Picture"] = picture
         return out
-
-    def tags(self, alert: Alert) -> list[str]:
-        tags = ["vqm", f"channel:{alert.channel_id}", f"detector:{alert.detector}", alert.severity]
-        if alert.label:
-            tags.append(f"label:{alert.label}")
-        return list(dict.fromkeys([*tags, *self.config.tags]))[:_TAGS_MAX]
 
 
 def description(alert: Alert, links: dict[str, str]) -> str:

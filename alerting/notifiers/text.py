@@ -49,3 +49,12 @@ def facts(alert: Alert, resolved: bool) -> list[tuple[str, str]]:
     if alert.offset_ms is not None:
         out.append(("Audio offset", f"{alert.offset_ms:+.0f} ms"))
     return out
+
+
+def tags(alert: Alert, extra: list[str]) -> list[str]:
+    """Tags a receiver can filter on (Opsgenie, Grafana), then ``extra``, each once."""
+    out = ["vqm", f"channel:{alert.channel_id}", f"detector:{alert.detector}"]
+    out.append(f"severity:{alert.severity}")
+    if alert.label:
+        out.append(f"label:{alert.label}")
+    return list(dict.fromkeys([*out, *extra]))

@@ -66,8 +66,8 @@ async def test_an_opening_is_a_mark_and_its_resolve_makes_it_a_region(
     [mark] = fake.annotations.values()
     assert mark["time"] == OPENED_AT * 1000 and "timeEnd" not in mark
     assert mark["tags"] == [
-        "vqm", "channel:news", "detector:audio_artifact", "severity:critical",
-        "vqm_alert:news:black:1", "label:hum", "site:lab",
+        "vqm", "channel:news", "detector:audio_artifact", "severity:critical", "label:hum",
+        "vqm_alert:news:black:1", "site:lab",
     ]  # fmt: skip
     assert mark["text"] == f"Black picture [critical]\n{WALL}"
     await marks.send(resolved())

@@ -44,7 +44,8 @@ async def test_opsgenie_creates_with_the_alias_and_closes_by_it(
     )
     assert (body["entity"], body["source"]) == ("news", "vqm")
     assert body["tags"] == [
-        "vqm", "channel:news", "detector:audio_artifact", "critical", "label:hum", "site:lab"
+        "vqm", "channel:news", "detector:audio_artifact", "severity:critical", "label:hum",
+        "site:lab",
     ]  # fmt: skip
     assert body["responders"] == [
         {"type": "team", "name": "noc"},
