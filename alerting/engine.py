@@ -390,6 +390,7 @@ class AlertEngine:
         if silence is not None:
             alert.silenced_by, alert.unpaged = silence.id, True
             logger.info("alert %s is silenced by %s: not paged", alert.id, silence.id)
+        alert.picture = await self.store.keep_picture(alert)
         await self.store.put_active(alert)
         self.metrics.alerts_opened.labels(channel=channel.id, detector=detector).inc()
         await self._after(AlertTransition.OPENED, alert)

@@ -95,6 +95,10 @@ class Alert(BaseModel):
         default=False,
         description="A silence kept its opening from pagers, so its resolve is not paged either.",
     )
+    picture: bool = Field(
+        default=False,
+        description="A picture of the channel was kept when the alert opened; pages link to it.",
+    )
     acknowledged_at: float | None = Field(
         default=None, description="When someone acknowledged it (filled in on read)."
     )

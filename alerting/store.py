@@ -14,6 +14,7 @@ namespace          key                              value
 ``silences``       silence id                       :class:`~alerting.models.Silence`
 ``acks``           alert id                         :class:`~alerting.models.Acknowledgement`
 ``thumbnails``     channel id                       :class:`Thumbnail` (latest JPEG, base64)
+``alert_pictures`` alert id                         the channel's :class:`Thumbnail` at opening
 ``measurements``   ``channel:detector``             :class:`Measurements` (newest readings)
 =================  ===============================  ==========================================
 
@@ -27,6 +28,8 @@ the engine rewrites alerts, and neither may undo the other's write.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from enum import StrEnum
 from typing import TypeVar
@@ -49,6 +52,7 @@ DEDUP = "dedup"
 SILENCES = "silences"
 ACKS = "acks"
 THUMBNAILS = "thumbnails"
+ALERT_PICTURES = "alert_pictures"
 MEASUREMENTS = "measurements"
 
 HISTORY_LIMIT = 200
@@ -101,6 +105,16 @@ class Thumbnail(BaseModel):
     jpeg_base64: str = Field(description="A small JPEG, base64.")
     seq: int = Field(description="Segment it was taken from.")
     at: float = Field(description="Wall clock when the segment was fetched, epoch seconds.")
+
+    def jpeg(self) -> bytes | None:
+        """The JPEG bytes; None when the stored base64 is damaged."""
+        try:
+            return base64.b64decode(self.jpeg_base64, validate=True)
+        except (binascii.Error, ValueError):
+            logger.warning(
+                "thumbnail of %s (seq %d) is not valid base64", self.channel_id, self.seq
+            )
+            return None
 
 
 def channel_status(health: ChannelHealth | None, active_alerts: int) -> ChannelStatus:
@@ -203,9 +217,7 @@ class AlertStore:
             )
         except ValidationError:
             logger.warning("tracker state %s unreadable; starting afresh", key)
-            return IntervalTracker(
-                min_duration, recovery, label_min_durations=label_min_durations
-            )
+            return IntervalTracker(min_duration, recovery, label_min_durations=label_min_durations)
 
     async def save_tracker(self, channel_id: str, detector: str, tracker: IntervalTracker) -> None:
         await self.state.set(TRACKERS, tracker_key(channel_id, detector), tracker.dump())
@@ -268,6 +280,21 @@ class AlertStore:
     async def get_thumbnail(self, channel_id: str) -> Thumbnail | None:
         raw = await self.state.get(THUMBNAILS, channel_id)
         return _parse(Thumbnail, raw, THUMBNAILS, channel_id)
+
+    async def keep_picture(self, alert: Alert) -> bool:
+        """Keep the channel's newest picture as the alert's own, so a page shows what the
+        channel showed when the alert opened, not whatever it shows when someone looks.
+        False when the channel has no picture yet. Kept as long as the alert's history."""
+        thumbnail = await self.get_thumbnail(alert.channel_id)
+        if thumbnail is None:
+            return False
+        await self.state.set(ALERT_PICTURES, alert.id, thumbnail.model_dump_json(), ttl=HISTORY_TTL)
+        return True
+
+    async def get_picture(self, alert_id: str) -> Thumbnail | None:
+        """The picture kept when the alert opened, if any."""
+        raw = await self.state.get(ALERT_PICTURES, alert_id)
+        return _parse(Thumbnail, raw, ALERT_PICTURES, alert_id)
 
     # -- measurements --------------------------------------------------------------------
     async def put_measurements(self, readings: Measurements) -> None:

@@ -1,11 +1,14 @@
-"""A local HTTP receiver standing in for Alertmanager, PagerDuty, Slack or a webhook."""
+"""A local HTTP receiver standing in for Alertmanager, PagerDuty, Slack, Teams, Opsgenie,
+Grafana or a webhook."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from tests.conftest import free_port
 
@@ -20,13 +23,29 @@ class Request:
     def json(self) -> Any:
         return json.loads(self.body)
 
+    @property
+    def route(self) -> str:
+        """The path without its query."""
+        return urlsplit(self.path).path
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(self.path).query)
+
+
+# Answers a request with (status, JSON body): a receiver with state of its own (Grafana's
+# annotations) instead of scripted statuses.
+Handler = Callable[[Request], tuple[int, Any]]
+
 
 @dataclass
 class Receiver:
     """A local HTTP/1.1 server that records requests and answers scripted statuses.
 
     ``statuses`` are used one per request, then ``default_status``; ``accepted`` holds the
-    requests answered 2xx. Start it late to play a receiver that refuses connections.
+    requests answered 2xx. Start it late to play a receiver that refuses connections. A
+    ``handler`` answers instead, status and JSON body, for receivers whose answer depends on
+    the request (Grafana's annotations).
     """
 
     port: int = field(default_factory=free_port)
@@ -34,6 +53,7 @@ class Receiver:
     default_status: int = 202
     requests: list[Request] = field(default_factory=list)
     accepted: list[Request] = field(default_factory=list)
+    handler: Handler | None = None
     _server: asyncio.Server | None = None
 
     @property
@@ -56,17 +76,24 @@ class Receiver:
             headers = {k.lower(): v.strip() for k, v in (h.split(":", 1) for h in head[1:] if h)}
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             request = Request(method, path, headers, body)
-            status = self.statuses.pop(0) if self.statuses else self.default_status
+            status, answer = self._answer(request)
             self.requests.append(request)
             if 200 <= status < 300:
                 self.accepted.append(request)
-            reply = b'{"status":"ok"}'
+            reply = json.dumps(answer).encode()
             writer.write(
                 f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(reply)}\r\nConnection: close\r\n\r\n".encode() + reply
+                f"Content-Length: {len(reply)}\r\nConnection: close\r\n\r\n".encode()
+                + reply
             )
             await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
+
+    def _answer(self, request: Request) -> tuple[int, Any]:
+        if self.handler is not None:
+            return self.handler(request)
+        status = self.statuses.pop(0) if self.statuses else self.default_status
+        return status, {"status": "ok"}

@@ -17,7 +17,7 @@ from alerting.api.auth import bearer, require_read, require_write
 from alerting.api.context import ApiContext
 from alerting.api.errors import http_error, validation_error
 from alerting.api.guard import Guard
-from alerting.api.routes import alerts, channels, probes, silences
+from alerting.api.routes import alerts, channels, links, probes, silences
 from alerting.api.schemas import ErrorResponse
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.add_route("/metrics", _Asgi(metrics_app), include_in_schema=False)  # type: ignore[arg-type]
     app.mount("/metrics", metrics_app)
     app.include_router(probes.router)
+    app.include_router(links.router)  # signed instead of token-checked: receivers fetch it
     read = [Depends(require_read)]
     if ctx.auth.api_read_token_required:
         read.append(Depends(bearer))  # declares the scheme on reads when they need it

@@ -29,6 +29,7 @@ from alerting.models import (
 )
 from alerting.notifiers.base import HttpNotifier, NotifierConfig, NotifierError, rfc3339
 from alerting.notifiers.registry import register
+from alerting.notifiers.text import headline, what
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ class AlertmanagerConfig(NotifierConfig):
     )
     generator_url: str | None = Field(
         default=None,
-        description="Link back to vqm shown in Alertmanager; '{channel}' and '{id}' are filled in.",
+        description="Link back to vqm shown in Alertmanager; '{channel}' and '{id}' are filled "
+        "in. Default: the channel's tile on the wall under VQM_PUBLIC_URL.",
     )
     extra_labels: dict[str, str] = Field(
         default_factory=dict, description="Labels added to every alert (e.g. site, team)."
@@ -164,6 +166,8 @@ class AlertmanagerNotifier(HttpNotifier):
             body["generatorURL"] = self.config.generator_url.format(
                 channel=alert.channel_id, id=alert.id
             )
+        elif self.links is not None:
+            body["generatorURL"] = self.links.wall(alert.channel_id)
         return body
 
     def labels(self, alert: Alert) -> dict[str, str]:
@@ -192,12 +196,10 @@ class AlertmanagerNotifier(HttpNotifier):
 
 
 def alert_annotations(alert: Alert) -> dict[str, str]:
-    what = alert.detector + (f" ({alert.label})" if alert.label else "")
-    summary = alert.summary or f"{what} on {alert.channel_id}"
     description = (
-        f"{what} on channel {alert.channel_id}, media {alert.start:.2f}s to {alert.end:.2f}s, "
-        f"confidence {alert.confidence:.2f}"
+        f"{what(alert)} on channel {alert.channel_id}, media {alert.start:.2f}s to "
+        f"{alert.end:.2f}s, confidence {alert.confidence:.2f}"
     )
     if alert.offset_ms is not None:
         description += f", audio offset {alert.offset_ms:+.0f} ms"
-    return {"summary": summary, "description": description}
+    return {"summary": headline(alert), "description": description}

@@ -14,8 +14,9 @@ besides formatting is to say, through :class:`NotifierError`, whether trying aga
         async def send(self, event: AlertEvent) -> None:
             await self.post(self.url, json={"text": event.alert.summary})
 
-A notifier is built as ``cls(name, config, client)``: its name in the notification config,
-its validated config, and the one HTTP client every notifier of the process shares.
+A notifier is built as ``cls(name, config, client, links=links)``: its name in the
+notification config, its validated config, the one HTTP client every notifier of the process
+shares, and the :class:`~alerting.links.PageLinks` pages carry (None without a public URL).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
+from alerting.links import PageLinks
 from alerting.models import AlertEvent
 from monitor.core.errors import VqmError
 from monitor.core.redact import redact, redact_url
@@ -106,6 +108,7 @@ class HttpNotifier(Notifier):
         config: NotifierConfig,
         client: httpx.AsyncClient,
         clock: Callable[[], float] = time.time,
+        links: PageLinks | None = None,
     ) -> None:
         super().__init__(name)
         self.config = config
@@ -113,6 +116,7 @@ class HttpNotifier(Notifier):
         self.url = str(config.url).rstrip("/")
         self.timeout = config.timeout
         self.client = client
+        self.links = links  # None: the page carries no links (no public URL configured)
 
     async def post(
         self,
@@ -123,9 +127,28 @@ class HttpNotifier(Notifier):
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """POST and return the 2xx response; anything else becomes a :class:`NotifierError`."""
+        return await self.request("POST", url, json=json, content=content, headers=headers)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        """Any method (Grafana looks up and patches); errors as :meth:`post` has them."""
         try:
-            response = await self.client.post(
-                url, json=json, content=content, headers=headers, timeout=self.timeout
+            response = await self.client.request(
+                method,
+                url,
+                json=json,
+                content=content,
+                headers=headers,
+                params=params,
+                timeout=self.timeout,
             )
         except httpx.TimeoutException as exc:
             raise NotifierError(

@@ -1,7 +1,10 @@
 """PagerDuty Events API v2: open pages an incident, resolve closes the same one.
 
 The alert id is the ``dedup_key``, so a re-sent trigger (at-least-once delivery) adds nothing
-to the open incident, and the resolve finds it.
+to the open incident, and the resolve finds it. With a public URL the trigger carries the
+channel's tile on the wall as ``client_url`` and in ``links``, and the picture kept when the
+alert opened in ``images`` (PagerDuty shows only images served over HTTPS, so an ``http``
+public URL gets no image).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr
 from alerting.models import Alert, AlertEvent, AlertTransition
 from alerting.notifiers.base import HttpNotifier, NotifierConfig, rfc3339
 from alerting.notifiers.registry import register
+from alerting.notifiers.text import headline, what
 
 # vqm severities -> the four PagerDuty knows.
 SEVERITY = {
@@ -35,7 +39,9 @@ class PagerDutyConfig(NotifierConfig):
     )
     routing_key: SecretStr = Field(description="The service integration's routing key.")
     client_url: str | None = Field(
-        default=None, description="Link back to vqm shown on the incident."
+        default=None,
+        description="Link back to vqm shown on the incident; default: the channel's tile on "
+        "the wall under VQM_PUBLIC_URL.",
     )
 
 
@@ -60,23 +66,35 @@ class PagerDutyNotifier(HttpNotifier):
             else "trigger",
             "client": "vqm",
         }
-        if self.config.client_url:
-            body["client_url"] = self.config.client_url
+        client_url = self.config.client_url or (self.links and self.links.wall(alert.channel_id))
+        if client_url:
+            body["client_url"] = client_url
         if body["event_action"] == "trigger":
             body["payload"] = trigger_payload(alert)
+            body.update(self.attachments(alert))
         return body
+
+    def attachments(self, alert: Alert) -> dict[str, Any]:
+        """``links`` to the wall and ``images`` of the picture, when there are links."""
+        if self.links is None:
+            return {}
+        wall = self.links.wall(alert.channel_id)
+        extra: dict[str, Any] = {"links": [{"href": wall, "text": "Channel on the vqm wall"}]}
+        picture = self.links.picture(alert)
+        if picture and picture.startswith("https://"):
+            alt = f"{alert.channel_id} when the alert opened"
+            extra["images"] = [{"src": picture, "href": wall, "alt": alt}]
+        return extra
 
 
 def trigger_payload(alert: Alert) -> dict[str, Any]:
-    what = alert.detector + (f" ({alert.label})" if alert.label else "")
-    summary = alert.summary or f"{what} on {alert.channel_id}"
     return {
-        "summary": summary[:_SUMMARY_MAX],
+        "summary": headline(alert)[:_SUMMARY_MAX],
         "source": alert.channel_id,
         "severity": SEVERITY.get(alert.severity, "error"),
         "timestamp": rfc3339(alert.opened_at),
         "component": alert.detector,
         "group": alert.channel_id,
-        "class": what,
+        "class": what(alert),
         "custom_details": alert.model_dump(mode="json", exclude_none=True),
     }

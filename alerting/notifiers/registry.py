@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
+from alerting.links import PageLinks
 from alerting.notifiers.base import Notifier
 from monitor.core.plugins import Registry
 
 NOTIFIERS: Registry[type[Notifier]] = Registry(
-    "notifier", "alerting.notifiers", infrastructure={"base", "routing"}
+    "notifier", "alerting.notifiers", infrastructure={"base", "routing", "text"}
 )
 register = NOTIFIERS.register
 
@@ -25,7 +26,10 @@ def config_union() -> Any:
     return NOTIFIERS.config_union()
 
 
-def build_notifier(name: str, config: BaseModel, client: httpx.AsyncClient) -> Notifier:
-    """The notifier ``config`` describes, named ``name``, posting through ``client``."""
+def build_notifier(
+    name: str, config: BaseModel, client: httpx.AsyncClient, links: PageLinks | None = None
+) -> Notifier:
+    """The notifier ``config`` describes, named ``name``, posting through ``client``, its
+    pages carrying ``links`` (none when None)."""
     cls = NOTIFIERS.get(config.type)  # type: ignore[attr-defined]
-    return cls(name, config, client)  # type: ignore[call-arg]
+    return cls(name, config, client, links=links)  # type: ignore[call-arg]

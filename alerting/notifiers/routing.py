@@ -5,6 +5,9 @@
         oncall: {type: pagerduty, routing_key: "..."}
         am:     {type: alertmanager, url: "http://alertmanager:9093"}
         ops:    {type: slack, url: "https://hooks.slack.com/services/..."}
+        noc:    {type: teams, url: "https://.../workflows/.../invoke?...&sig=..."}
+        genie:  {type: opsgenie, api_key: "...", region: eu}
+        marks:  {type: grafana, url: "http://grafana:3000", token: "glsa_..."}
       routes:
         - {severities: [critical], notifiers: [oncall]}
         - {severities: [critical, major, minor, warning], notifiers: [am, ops]}
@@ -17,6 +20,7 @@ from __future__ import annotations
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from alerting.links import PageLinks
 from alerting.models import AlertEvent, Severity
 from alerting.notifiers.base import Notifier
 from alerting.notifiers.registry import build_notifier, config_union
@@ -75,7 +79,11 @@ class Router:
         return self.notifiers.get(name)
 
 
-def build_notifiers(config: NotificationConfig, client: httpx.AsyncClient) -> Router:
-    """Every configured notifier, sharing ``client`` (whose owner closes it)."""
-    notifiers = {name: build_notifier(name, c, client) for name, c in config.notifiers.items()}
+def build_notifiers(
+    config: NotificationConfig, client: httpx.AsyncClient, links: PageLinks | None = None
+) -> Router:
+    """Every configured notifier, sharing ``client`` (whose owner closes it) and ``links``."""
+    notifiers = {
+        name: build_notifier(name, c, client, links) for name, c in config.notifiers.items()
+    }
     return Router(notifiers, config.routes)

@@ -1,10 +1,14 @@
 // The NOC status wall: polls /api/channels every two seconds and redraws one tile per
 // channel. A read token, when the API wants one, comes in the URL fragment
 // (/#token=...): fragments are never sent to the server, so the token stays out of logs.
+// Pages link to one channel as /#channel=<id>: its tile is outlined and scrolled to.
 "use strict";
 
 const POLL_MS = 2000;
-const token = new URLSearchParams(location.hash.slice(1)).get("token");
+const fragment = new URLSearchParams(location.hash.slice(1));
+const token = fragment.get("token");
+const focus = fragment.get("channel");
+let scrolled = false; // scroll to the focused tile once, then leave the reader alone
 const wall = document.getElementById("wall");
 const summary = document.getElementById("summary");
 const connection = document.getElementById("connection");
@@ -99,6 +103,7 @@ function loudness(channel) {
 function tile(channel) {
   const node = el("section", "tile status-" + channel.status);
   node.id = "channel-" + channel.id;
+  if (channel.id === focus) node.classList.add("focus");
   node.dataset.channel = channel.id;
   node.dataset.status = channel.status;
   const head = el("div", "head");
@@ -122,6 +127,11 @@ function render(channels) {
   });
   wall.replaceChildren(...tiles);
   wall.dataset.state = "live";
+  const focused = wall.querySelector(".tile.focus");
+  if (focused && !scrolled) {
+    focused.scrollIntoView({ block: "center" });
+    scrolled = true;
+  }
   summary.textContent =
     channels.length + " channels · " + counts.alerting + " alerting · " + counts.down +
     " down · " + counts.ok + " ok · updated " + clock(Date.now() / 1000);

@@ -31,6 +31,7 @@ import httpx
 
 from alerting.api import ApiContext, create_app, serve
 from alerting.engine import AlertEngine
+from alerting.links import PageLinks
 from alerting.models import AlertEvent
 from alerting.notifiers import build_notifiers
 from alerting.outbox import Outbox, OutboxMetrics
@@ -121,7 +122,8 @@ class Runtime:
     def _start_paging(self) -> Outbox:
         """The shared notifier client, the router and the outbox, listening to the engine."""
         self._http = httpx.AsyncClient()
-        router = build_notifiers(self.config.notifications, self._http)
+        links = PageLinks.from_settings(self.settings)
+        router = build_notifiers(self.config.notifications, self._http, links)
         outbox = Outbox(
             self.state, router, OutboxMetrics(metrics=self.metrics), self.config.alerting.outbox
         )

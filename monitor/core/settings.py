@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from monitor.core.bus import DEFAULT_MAX_BYTES
@@ -37,6 +37,24 @@ class Settings(BaseSettings):
         default=False,
         description="Reads under /api need the bearer token too (health, metrics and the "
         "status page itself stay open).",
+    )
+    public_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="The URL people reach the API and status wall at (https://vqm.example); "
+        "pages link to the channel's tile and its picture there. Unset: pages carry no links.",
+    )
+    link_secret: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="Key that signs the picture links in pages; default: derived from "
+        "api_token. With neither, pages carry no picture.",
+    )
+    link_ttl: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        le=7 * 24 * 3600.0,
+        description="Seconds a picture link in a page stays valid (at most a week: pictures "
+        "are kept as long as the alert history).",
     )
     log_level: str = "INFO"
     revision: str = Field(

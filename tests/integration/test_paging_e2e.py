@@ -1,9 +1,11 @@
 """The one-process runtime pages a real webhook receiver: detections on the bus become one
-signed page per transition, also when the receiver was down while the alert opened."""
+signed page per transition, also when the receiver was down while the alert opened; a Slack
+page's picture link is served by the running API to anyone holding the link."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Awaitable, Callable
 
@@ -27,14 +29,17 @@ SECRET = "paging-e2e-shared-secret"
 RETRY = OutboxConfig(backoff_base=0.2, backoff_max=1.0, poll_interval=0.1)
 
 
-def config(receiver: Receiver) -> VqmConfig:
+TOKEN = "paging-e2e-api-token-0123456789"
+PICTURE = b"\xff\xd8\xff\xe0 the channel when it went black"
+
+
+def config(receiver: Receiver, notifier: dict[str, str] | None = None) -> VqmConfig:
+    notifier = notifier or {"type": "webhook", "url": f"{receiver.url}/page", "secret": SECRET}
     return VqmConfig(
         channels=[ChannelConfig(id="news", url="http://origin/news.m3u8", severity="critical")],
         notifications=NotificationConfig.model_validate(
             {
-                "notifiers": {
-                    "hook": {"type": "webhook", "url": f"{receiver.url}/page", "secret": SECRET}
-                },
+                "notifiers": {"hook": notifier},
                 "routes": [{"severities": ["critical"], "notifiers": ["hook"]}],
             }
         ),
@@ -59,12 +64,21 @@ def black(seq: int, defective: bool) -> DetectionMessage:
 class Running:
     """A Runtime running the alert and API stages on a memory bus."""
 
-    def __init__(self, receiver: Receiver, state: StateStore | None = None) -> None:
+    def __init__(
+        self,
+        receiver: Receiver,
+        state: StateStore | None = None,
+        vqm: VqmConfig | None = None,
+        port: int | None = None,
+        **settings: object,
+    ) -> None:
         self.bus = MemoryBus()
-        self.port = free_port()
+        self.port = port or free_port()
         self.runtime = Runtime(
-            config(receiver),
-            Settings(api_port=self.port, kafka_bootstrap=None, redis_url=None),
+            vqm or config(receiver),
+            Settings.model_validate(
+                {"api_port": self.port, "kafka_bootstrap": None, "redis_url": None, **settings}
+            ),
             bus=self.bus,
             state=state,
         )
@@ -124,6 +138,41 @@ async def test_detections_on_the_bus_page_the_webhook_once_per_transition_signed
         assert request.path == "/page"
         assert verify_signature(request.body, SECRET, request.headers["x-vqm-signature"])
         assert request.json()["alert"]["id"] == alert["id"]
+
+
+async def test_a_slack_page_shows_the_picture_the_running_api_serves_to_its_link_alone(
+    receiver: Receiver,
+) -> None:
+    slack = {"type": "slack", "url": f"{receiver.url}/services/T/B/X"}
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    running = Running(
+        receiver,
+        vqm=config(receiver, slack),
+        port=port,
+        environment="production",
+        api_token=TOKEN,
+        api_read_token_required=True,  # the API's reads are closed; the link still opens
+        public_url=api,
+    )
+    async with running:
+        for seq in range(3):
+            msg = black(seq, defective=True)
+            if seq == 0:
+                msg = msg.model_copy(update={"thumbnail_jpeg": base64.b64encode(PICTURE).decode()})
+            await running.publish(msg)
+        await until(lambda: len(receiver.accepted) == 1, 10)
+        blocks = receiver.accepted[0].json()["blocks"]
+        [image] = [b for b in blocks if b["type"] == "image"]
+        [actions] = [b for b in blocks if b["type"] == "actions"]
+        async with httpx.AsyncClient() as client:
+            picture = await client.get(image["image_url"])  # no token: Slack has none
+            tampered = await client.get(image["image_url"].replace("signature=", "signature=A"))
+            closed = await client.get(f"{api}/api/channels/news/thumbnail.jpg")
+    assert (picture.status_code, picture.content) == (200, PICTURE)
+    assert tampered.status_code == 403
+    assert closed.status_code == 401
+    assert actions["elements"][0]["url"] == f"{api}/#channel=news"
 
 
 async def page_after_outage(failures: int, timeout: float) -> None:

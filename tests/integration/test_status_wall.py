@@ -254,3 +254,16 @@ async def test_a_tile_shows_its_channels_short_term_loudness(browser: Browser) -
         text = await until(browser, f"{meter}?.textContent")
         assert "S -22.4 LUFS" in text and "I -23.1" in text and "TP -3.2 dBTP" in text
         assert await browser.evaluate("document.querySelector('#channel-sport .loudness')") is None
+
+
+async def test_a_pages_link_to_one_channel_outlines_its_tile(browser: Browser) -> None:
+    state, metrics = MemoryStateStore(), Metrics(CollectorRegistry())
+    ctx = ApiContext(config=CONFIG, state=state, metrics=metrics)
+    async with serving(ctx) as port:
+        await browser.open(f"http://127.0.0.1:{port}/#channel=sport")
+        assert await until(browser, "document.querySelector('#channel-sport.focus') !== null")
+        assert await browser.evaluate("document.querySelectorAll('.tile.focus').length") == 1
+        outline = await browser.evaluate(
+            "getComputedStyle(document.querySelector('#channel-sport')).outlineStyle"
+        )
+        assert outline == "solid"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from fastapi import APIRouter, Response
 from starlette.exceptions import HTTPException
 
@@ -12,7 +9,7 @@ from alerting.api.deps import Ctx, Store
 from alerting.api.errors import documented
 from alerting.api.schemas import ChannelList, ChannelView
 from alerting.models import Alert
-from alerting.store import AlertStore, ChannelHealth, channel_status
+from alerting.store import AlertStore, ChannelHealth, Thumbnail, channel_status
 from monitor.core.channels import ChannelConfig
 
 read_router = APIRouter(tags=["channels"])
@@ -49,10 +46,14 @@ async def channel_thumbnail(channel_id: str, store: Store) -> Response:
     thumbnail = await store.get_thumbnail(channel_id)
     if thumbnail is None:
         raise HTTPException(404, f"no thumbnail for channel {channel_id!r} yet")
-    try:
-        jpeg = base64.b64decode(thumbnail.jpeg_base64, validate=True)
-    except (binascii.Error, ValueError):
-        raise HTTPException(404, f"thumbnail of {channel_id!r} is unreadable") from None
+    return jpeg_response(thumbnail, f"thumbnail of {channel_id!r}")
+
+
+def jpeg_response(thumbnail: Thumbnail, what: str) -> Response:
+    """The picture as ``image/jpeg``, never cached (the next one replaces it); 404 if damaged."""
+    jpeg = thumbnail.jpeg()
+    if jpeg is None:
+        raise HTTPException(404, f"{what} is unreadable")
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 

@@ -14,10 +14,10 @@ from alerting.api import ApiContext, create_app
 from alerting.engine import AlertEngine
 from alerting.store import Thumbnail
 from monitor.app.config import ChannelConfig, VqmConfig
-from monitor.core.messages import DefectSpan, DetectionMessage
 from monitor.core.metrics import Metrics
 from monitor.core.settings import Settings
 from monitor.core.state import MemoryStateStore
+from tests.unit.alerting.pages import frozen
 
 TOKEN = "s3cr3t-test-token-0123456789"
 CONFIG = VqmConfig(
@@ -31,19 +31,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 def settings(**kw: object) -> Settings:
     return Settings.model_validate({"environment": "production", "api_token": TOKEN, **kw})
-
-
-def frozen(seq: int) -> DetectionMessage:
-    start = seq * 2.0
-    return DetectionMessage(
-        channel_id="news",
-        seq=seq,
-        detector="freeze",
-        media_start=start,
-        media_end=start + 2.0,
-        spans=[DefectSpan(start=start, end=start + 2.0, confidence=0.9)],
-        fetched_at=time.time(),
-    )
 
 
 class World:

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from alerting.models import Alert, AlertEvent, AlertState, AlertTransition
+from alerting.models import AlertEvent
 from alerting.notifiers import NotificationConfig, NotifierError, build_notifiers, verify_signature
 from alerting.notifiers.alertmanager import AlertmanagerConfig, AlertmanagerNotifier
 from alerting.notifiers.base import rfc3339
@@ -15,37 +15,17 @@ from alerting.notifiers.slack import SlackConfig, SlackNotifier
 from alerting.notifiers.webhook import WebhookConfig, WebhookNotifier
 from tests.conftest import free_port
 from tests.receiver import Receiver
+from tests.unit.alerting.pages import (
+    OPENED_AT,
+    WALL,
+    make_alert,
+    opened,
+    page_links,
+    resolved,
+    with_picture,
+)
 
-OPENED_AT = 1_714_564_800.0  # 2024-05-01T12:00:00Z
 SECRET = "s3cret-shared-with-the-receiver"
-
-
-def make_alert(alert_id: str = "news:black:1", severity: str = "critical", **kw: object) -> Alert:
-    fields: dict[str, object] = {
-        "id": alert_id,
-        "channel_id": "news",
-        "detector": "black",
-        "severity": severity,
-        "start": 10.0,
-        "end": 14.0,
-        "confidence": 0.99,
-        "opened_at": OPENED_AT,
-        "updated_at": OPENED_AT + 4,
-        "summary": "Black picture",
-    }
-    fields.update(kw)
-    return Alert.model_validate(fields)
-
-
-def opened(alert: Alert | None = None) -> AlertEvent:
-    return AlertEvent(transition=AlertTransition.OPENED, alert=alert or make_alert())
-
-
-def resolved(alert: Alert | None = None) -> AlertEvent:
-    alert = (alert or make_alert()).model_copy(
-        update={"state": AlertState.RESOLVED, "resolved_at": OPENED_AT + 80.5}
-    )
-    return AlertEvent(transition=AlertTransition.RESOLVED, alert=alert)
 
 
 def mock_client(handler: object) -> httpx.AsyncClient:
@@ -186,6 +166,37 @@ def test_pagerduty_severity_is_mapped_to_the_four_it_knows(severity: str, expect
     assert body["payload"]["severity"] == expected
 
 
+async def test_pagerduty_trigger_carries_the_picture_and_the_wall_link(
+    receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    config = PagerDutyConfig(url=receiver.url, routing_key="R0UTING")
+    notifier = PagerDutyNotifier("oncall", config, client, links=page_links())
+    await notifier.send(opened(with_picture()))
+    await notifier.send(resolved(with_picture()))
+    trigger, resolve = (r.json() for r in receiver.accepted)
+    assert trigger["client"] == "vqm"
+    assert trigger["client_url"] == resolve["client_url"] == WALL
+    assert trigger["links"] == [{"href": WALL, "text": "Channel on the vqm wall"}]
+    [image] = trigger["images"]
+    assert image["src"].startswith("https://vqm.example/noc/links/channels/news/alerts/")
+    assert "signature=" in image["src"] and "expires=" in image["src"]
+    assert (image["href"], image["alt"]) == (WALL, "news when the alert opened")
+    assert "images" not in resolve and "links" not in resolve
+
+
+def test_pagerduty_gets_no_image_over_plain_http_nor_any_link_without_a_public_url() -> None:
+    config = PagerDutyConfig(routing_key="k", client_url="https://wiki.example/runbook")
+    plain = PagerDutyNotifier(
+        "pd", config, httpx.AsyncClient(), links=page_links(public_url="http://vqm")
+    )
+    body = plain.payload(opened(with_picture()))
+    assert "images" not in body and body["links"][0]["href"] == "http://vqm/#channel=news"
+    assert body["client_url"] == "https://wiki.example/runbook"  # the configured one wins
+    unlinked = PagerDutyNotifier("pd", PagerDutyConfig(routing_key="k"), httpx.AsyncClient())
+    body = unlinked.payload(opened(with_picture()))
+    assert not {"images", "links", "client_url"} & set(body)
+
+
 def test_pagerduty_routing_key_is_not_shown_in_the_config_repr() -> None:
     assert "R0UTING" not in repr(PagerDutyConfig(routing_key="R0UTING"))
 
@@ -234,6 +245,77 @@ async def test_slack_gets_a_readable_line_for_open_and_resolve(
     assert "Black &lt;picture&gt; &amp; more" in open_text
     assert "since 12:00:00 UTC" in open_text
     assert resolve_text == ":white_check_mark: Resolved: *black* on *news* after 1m 20s"
+
+
+async def test_slack_blocks_show_the_facts_the_picture_and_a_button_to_the_wall(
+    receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    config = SlackConfig(url=f"{receiver.url}/services/T/B/X")
+    notifier = SlackNotifier("ops", config, client, links=page_links())
+    await notifier.send(opened(with_picture(make_alert(offset_ms=240.0))))
+    await notifier.send(resolved(with_picture()))
+    opening, resolve = (r.json() for r in receiver.accepted)
+    assert opening["text"].startswith(":red_circle: *black* on *news* [critical]")  # fallback
+    kinds = [b["type"] for b in opening["blocks"]]
+    assert kinds == ["header", "section", "image", "actions", "context"]
+    header, section, image, actions, _ = opening["blocks"]
+    assert header["text"] == {
+        "type": "plain_text",
+        "text": ":red_circle: black on news",
+        "emoji": True,
+    }
+    assert section["text"]["text"] == "Black picture"
+    fields = [f["text"] for f in section["fields"]]
+    assert fields == [
+        "*Severity*\ncritical",
+        "*Since*\n12:00:00 UTC",
+        "*Confidence*\n0.99",
+        "*Audio offset*\n+240 ms",
+    ]
+    assert image["image_url"].startswith("https://vqm.example/noc/links/channels/news/alerts/")
+    assert image["alt_text"] == "news when the alert opened"
+    [button] = actions["elements"]
+    assert (button["type"], button["url"]) == ("button", WALL)
+    assert resolve["text"].startswith(":white_check_mark: Resolved")
+    assert [b["type"] for b in resolve["blocks"]] == ["header", "section", "actions", "context"]
+    assert "*Lasted*\n1m 20s" in [f["text"] for f in resolve["blocks"][1]["fields"]]
+
+
+async def test_slack_that_refuses_the_picture_gets_the_page_without_it(
+    receiver: Receiver, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.statuses = [400]  # Slack could not fetch the image: invalid_blocks
+    config = SlackConfig(url=f"{receiver.url}/services/T/B/X")
+    notifier = SlackNotifier("ops", config, client, links=page_links())
+    await notifier.send(opened(with_picture()))
+    first, second = receiver.requests
+    assert "image" in [b["type"] for b in first.json()["blocks"]]
+    assert receiver.accepted == [second]
+    assert "image" not in [b["type"] for b in second.json()["blocks"]]
+    assert "without" in caplog.text and "/services/T/B/X" not in caplog.text
+
+
+async def test_slack_without_links_has_no_picture_and_no_button(
+    receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    notifier = SlackNotifier("ops", SlackConfig(url=receiver.url), client)
+    await notifier.send(opened(with_picture()))
+    kinds = [b["type"] for b in receiver.accepted[0].json()["blocks"]]
+    assert kinds == ["header", "section", "context"]
+
+
+async def test_alertmanager_links_back_to_the_wall_unless_told_otherwise(
+    receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    links = page_links()
+    await AlertmanagerNotifier(
+        "am", AlertmanagerConfig(url=receiver.url), client, links=links
+    ).send(opened())
+    templated = AlertmanagerConfig(url=receiver.url, generator_url="https://x/{channel}/{id}")
+    await AlertmanagerNotifier("am", templated, client, links=links).send(opened())
+    default, configured = (r.json()[0]["generatorURL"] for r in receiver.accepted)
+    assert default == WALL
+    assert configured == "https://x/news/news:black:1"
 
 
 # --- failures -------------------------------------------------------------------------------
@@ -323,7 +405,7 @@ def test_a_route_to_an_unknown_notifier_is_an_error_naming_it() -> None:
     "notifier",
     [
         {"type": "slack", "url": "http://x", "channel": "#ops"},
-        {"type": "teams", "url": "http://x"},
+        {"type": "carrier_pigeon", "url": "http://x"},
         {"type": "alertmanager"},
     ],
     ids=["unknown key", "unknown type", "missing url"],

@@ -96,5 +96,13 @@ def test_the_real_registries_find_their_plugins_in_their_packages() -> None:
         "audio_artifact",
         "av_sync",
     } == set(DETECTORS.types())
-    assert {"alertmanager", "pagerduty", "slack", "webhook"} == set(NOTIFIERS.types())
+    assert {
+        "alertmanager",
+        "grafana",
+        "opsgenie",
+        "pagerduty",
+        "slack",
+        "teams",
+        "webhook",
+    } == set(NOTIFIERS.types())
     assert {"http", "https"} <= set(SOURCES.types())
