@@ -12,12 +12,21 @@ detection finds its key taken and does nothing.
 from __future__ import annotations
 
 import abc
+import enum
 import time
 from collections.abc import Callable
 
 from monitor.core.errors import StateError
 
-__all__ = ["MemoryStateStore", "StateError", "StateStore"]
+__all__ = ["Claim", "MemoryStateStore", "StateError", "StateStore"]
+
+
+class Claim(enum.IntEnum):
+    """What claiming a key for a value found (leases: a channel's key for a worker)."""
+
+    HELD_BY_OTHER = 0  #: another value holds the key; left as it is
+    EXTENDED = 1  #: the key held the value already; its TTL starts again
+    TAKEN = 2  #: the key was free; it holds the value now
 
 
 class StateStore(abc.ABC):
