@@ -34,7 +34,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
-from monitor.core.state import Claim, MemoryStateStore, StateError, StateStore
+from monitor.core.state import (
+    Claim,
+    MemoryStateStore,
+    StateError,
+    StateStore,
+    raise_if_cancelled,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -154,27 +160,30 @@ class ChannelLeases:
                 logger.warning("lease round of %s failed: %s", self.worker_id, exc)
             except Exception:
                 logger.exception("lease round of %s failed", self.worker_id)
+            raise_if_cancelled()
             left = self.period - (self._clock() - started)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(0.0, left))
         await self.release_all()
 
     async def round(self) -> None:
-        """One pass: announce, renew, shed surplus, take free channels up to the fair share.
+        """One pass: renew, announce, shed surplus, take free channels up to the fair share.
 
-        The first round only announces, so workers starting together see each other
-        before anyone takes channels.
+        Renewal comes first, before anything else waits on the store, so what this worker
+        holds is confirmed as soon as the round starts. The first round only announces, so
+        workers starting together see each other before anyone takes channels.
         """
+        configured = set(self._channels)
+        await self._release(
+            [c for c in self._confirmed if c not in configured], "no longer configured"
+        )
+        await self._renew()
         await self.state.set(WORKER_NS, self.worker_id, "1", ttl=self.ttl)
         self._rounds += 1
         if self._rounds == 1:
             return
         workers = await self.state.items(WORKER_NS)
         share = math.ceil(len(self._channels) / max(1, len(workers)))
-        configured = set(self._channels)
-        gone = [c for c in self._confirmed if c not in configured]
-        await self._release(gone, "no longer configured")
-        await self._renew()
         await self._shed(share)
         await self._acquire(share)
 
@@ -189,6 +198,8 @@ class ChannelLeases:
         return dict(zip(channels, results, strict=True))
 
     async def _renew(self) -> None:
+        if not self._confirmed:
+            return
         for channel, result in (await self._claim(list(self._confirmed))).items():
             if result == Claim.HELD_BY_OTHER:
                 del self._confirmed[channel]

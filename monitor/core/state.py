@@ -12,13 +12,27 @@ detection finds its key taken and does nothing.
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
 import time
 from collections.abc import Callable
 
 from monitor.core.errors import StateError
 
-__all__ = ["Claim", "MemoryStateStore", "StateError", "StateStore"]
+__all__ = ["Claim", "MemoryStateStore", "StateError", "StateStore", "raise_if_cancelled"]
+
+
+def raise_if_cancelled() -> None:
+    """Raise the cancel a store client absorbed, so the cancelled task really stops.
+
+    redis-py (8.1) can return a command's reply normally although the task awaiting it was
+    cancelled meanwhile (when the cancel lands as the reply arrives); a loop that only stops
+    on ``CancelledError`` then runs on, and whoever awaits the task waits forever. Call it
+    after a store call in such a loop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class Claim(enum.IntEnum):

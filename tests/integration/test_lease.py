@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -14,7 +13,7 @@ import redis
 from monitor.core.state import Claim, MemoryStateStore, StateStore
 from monitor.core.state_redis import RedisStateStore
 from stream_ingest.leases import LEASE_NS, ChannelLeases, lease_ops
-from tests.integration.conftest import Service, wait_for
+from tests.integration.conftest import Service, cancel_and_wait, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -57,9 +56,7 @@ class Worker:
 
     async def crash(self) -> None:
         """Stop renewing without releasing anything, like a killed process."""
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        await cancel_and_wait(self.task)
 
     async def shutdown(self) -> None:
         self.stop.set()
@@ -182,7 +179,7 @@ async def test_one_worker_keeps_240_channels_renewing_them_in_one_call_while_its
     counter = redis.Redis(host="127.0.0.1", port=private_redis.port)
     worker = Worker(store, "lone", channels=MANY)
     hog_stop = asyncio.Event()
-    hogs = [asyncio.create_task(_hog_the_loop(0.03, hog_stop)) for _ in range(4)]
+    hogs = [asyncio.create_task(_hog_the_loop(0.02, hog_stop)) for _ in range(2)]
     try:
 
         async def owns_all() -> bool:
