@@ -178,7 +178,7 @@ class Runtime:
             worker_id = self.settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
             leases = ChannelLeases(self.state, worker_id, self.settings.lease_ttl)
             return OwnedIngest(self.config, self.bus, self.metrics, leases)
-        return IngestService(self.config, self.bus, self.metrics, channel_ids)
+        return IngestService(self.config, self.bus, self.metrics, channel_ids, state=self.state)
 
     async def run(
         self,
