@@ -39,7 +39,13 @@ class IngestConfig(StrictModel):
         default=30.0, gt=0, description="A longer EXT-X-TARGETDURATION is followed as this."
     )
     start: Literal["live_edge", "first"] = Field(
-        default="live_edge", description="Start at the newest segment or the oldest listed."
+        default="live_edge",
+        description="Start at the newest segment or the oldest listed (unless resuming).",
+    )
+    position_ttl: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds a channel's last published segment is kept for the next follower.",
     )
 
 

@@ -12,10 +12,15 @@ share, ``ceil(channels / workers)``, and hand surplus channels back when a worke
     for channel in await leases.owned():
         ...   # follow it
 
+A round renews every lease in one call (:meth:`LeaseOps.claim`, one Lua script on Redis), so
+its cost does not grow with the number of channels and a busy event loop delays it by one
+wake-up, not by one per channel. Renewal also takes back a lease of ours that expired while
+nobody else took it: a worker without a competitor never loses its own channels.
+
 Stopping ``run`` with its event releases every lease at once (a clean hand-off); a crash, or
 cancelling the task, leaves them to expire. ``owned`` only reports leases confirmed within the
-last ``ttl``, so a worker cut off from the store stops claiming its channels about when the
-others may take them.
+last ``ttl``, counted from before the renewal was sent, so a worker cut off from the store
+stops claiming its channels before the others may take them.
 """
 
 from __future__ import annotations
@@ -29,7 +34,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
-from monitor.core.state import MemoryStateStore, StateError, StateStore
+from monitor.core.state import (
+    Claim,
+    MemoryStateStore,
+    StateError,
+    StateStore,
+    raise_if_cancelled,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +50,17 @@ WORKER_NS = "lease-workers"
 
 @runtime_checkable
 class LeaseOps(Protocol):
-    """Compare-and-act on a key: only the holder of ``value`` may extend or drop it.
+    """Compare-and-act on many keys at once: only the holder of ``value`` may extend or drop
+    a key.
 
-    :class:`~monitor.core.state_redis.RedisStateStore` implements it (Lua scripts); a good
-    candidate for the :class:`~monitor.core.state.StateStore` interface itself.
+    :class:`~monitor.core.state_redis.RedisStateStore` implements it (Lua scripts, one round
+    trip per call); a good candidate for the :class:`~monitor.core.state.StateStore`
+    interface itself.
     """
 
-    async def renew(self, ns: str, key: str, value: str, ttl: float) -> bool: ...
+    async def claim(self, ns: str, keys: list[str], value: str, ttl: float) -> list[Claim]: ...
 
-    async def release(self, ns: str, key: str, value: str) -> bool: ...
+    async def release(self, ns: str, keys: list[str], value: str) -> int: ...
 
 
 class MemoryLeaseOps:
@@ -60,17 +73,23 @@ class MemoryLeaseOps:
     def __init__(self, store: MemoryStateStore) -> None:
         self._store = store
 
-    async def renew(self, ns: str, key: str, value: str, ttl: float) -> bool:
-        if await self._store.get(ns, key) != value:
-            return False
-        await self._store.set(ns, key, value, ttl=ttl)
-        return True
+    async def claim(self, ns: str, keys: list[str], value: str, ttl: float) -> list[Claim]:
+        return [await self._claim_one(ns, key, value, ttl) for key in keys]
 
-    async def release(self, ns: str, key: str, value: str) -> bool:
-        if await self._store.get(ns, key) != value:
-            return False
-        await self._store.delete(ns, key)
-        return True
+    async def _claim_one(self, ns: str, key: str, value: str, ttl: float) -> Claim:
+        held = await self._store.get(ns, key)
+        if held is not None and held != value:
+            return Claim.HELD_BY_OTHER
+        await self._store.set(ns, key, value, ttl=ttl)
+        return Claim.EXTENDED if held == value else Claim.TAKEN
+
+    async def release(self, ns: str, keys: list[str], value: str) -> int:
+        released = 0
+        for key in keys:
+            if await self._store.get(ns, key) == value:
+                await self._store.delete(ns, key)
+                released += 1
+        return released
 
 
 def lease_ops(store: StateStore) -> LeaseOps:
@@ -79,7 +98,7 @@ def lease_ops(store: StateStore) -> LeaseOps:
         return store
     if isinstance(store, MemoryStateStore):
         return MemoryLeaseOps(store)
-    raise TypeError(f"{type(store).__name__} has no renew/release; leases need them")
+    raise TypeError(f"{type(store).__name__} has no claim/release; leases need them")
 
 
 def _preference(worker_id: str, channel: str) -> bytes:
@@ -117,78 +136,113 @@ class ChannelLeases:
         on the next round."""
         self._channels = sorted(set(channels), key=lambda c: _preference(self.worker_id, c))
 
+    @property
+    def rounds(self) -> int:
+        """Rounds run since the last start (the first only announces this worker)."""
+        return self._rounds
+
     async def owned(self) -> set[str]:
         """Channels whose lease this worker confirmed within the last ``ttl``."""
         now = self._clock()
         return {c for c, at in self._confirmed.items() if now - at < self.ttl}
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Renew and balance every ``ttl / 3`` until ``stop``; then release everything."""
+        """Renew and balance every ``ttl / 3`` until ``stop``; then release everything.
+
+        Rounds start every ``ttl / 3`` from the start of the previous one, so a slow round
+        does not stretch the time between two renewals.
+        """
         while not stop.is_set():
+            started = self._clock()
             try:
                 await self.round()
             except StateError as exc:
                 logger.warning("lease round of %s failed: %s", self.worker_id, exc)
             except Exception:
                 logger.exception("lease round of %s failed", self.worker_id)
+            raise_if_cancelled()
+            left = self.period - (self._clock() - started)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.period)
+                await asyncio.wait_for(stop.wait(), max(0.0, left))
         await self.release_all()
 
     async def round(self) -> None:
-        """One pass: announce, renew, shed surplus, take free channels up to the fair share.
+        """One pass: renew, announce, shed surplus, take free channels up to the fair share.
 
-        The first round only announces, so workers starting together see each other
-        before anyone takes channels.
+        Renewal comes first, before anything else waits on the store, so what this worker
+        holds is confirmed as soon as the round starts. The first round only announces, so
+        workers starting together see each other before anyone takes channels.
         """
-        started = self._clock()
+        configured = set(self._channels)
+        await self._release(
+            [c for c in self._confirmed if c not in configured], "no longer configured"
+        )
+        await self._renew()
         await self.state.set(WORKER_NS, self.worker_id, "1", ttl=self.ttl)
         self._rounds += 1
         if self._rounds == 1:
             return
         workers = await self.state.items(WORKER_NS)
         share = math.ceil(len(self._channels) / max(1, len(workers)))
-        await self._renew(started)
         await self._shed(share)
-        await self._acquire(share, started)
+        await self._acquire(share)
 
-    async def _renew(self, started: float) -> None:
-        for channel in list(self._confirmed):
-            if channel not in self._channels:
-                await self._release(channel, "no longer configured")
-            elif await self._ops.renew(LEASE_NS, channel, self.worker_id, self.ttl):
-                self._confirmed[channel] = started
-            else:
+    async def _claim(self, channels: list[str]) -> dict[str, Claim]:
+        """Claim ``channels`` in one call; those we hold now count as confirmed from before
+        the call was sent (the store's expiry starts later, never earlier)."""
+        sent = self._clock()
+        results = await self._ops.claim(LEASE_NS, channels, self.worker_id, self.ttl)
+        for channel, result in zip(channels, results, strict=True):
+            if result != Claim.HELD_BY_OTHER:
+                self._confirmed[channel] = sent
+        return dict(zip(channels, results, strict=True))
+
+    async def _renew(self) -> None:
+        if not self._confirmed:
+            return
+        for channel, result in (await self._claim(list(self._confirmed))).items():
+            if result == Claim.HELD_BY_OTHER:
                 del self._confirmed[channel]
                 logger.warning("worker %s lost the lease of %s", self.worker_id, channel)
+            elif result == Claim.TAKEN:
+                logger.warning(
+                    "worker %s: the lease of %s expired before it was renewed; taken again",
+                    self.worker_id,
+                    channel,
+                )
 
     async def _shed(self, share: int) -> None:
         mine = [c for c in self._channels if c in self._confirmed]
-        for channel in mine[share:]:
-            await self._release(channel, f"above the fair share of {share}")
+        await self._release(mine[share:], f"above the fair share of {share}")
 
-    async def _acquire(self, share: int, started: float) -> None:
-        for channel in self._channels:
-            if len(self._confirmed) >= share:
+    async def _acquire(self, share: int) -> None:
+        """Claim free channels, in this worker's order of preference, up to ``share``: one
+        call per batch of as many as are missing, until the share is met or none is left."""
+        tried: set[str] = set()
+        while (missing := share - len(self._confirmed)) > 0:
+            batch = [c for c in self._channels if c not in self._confirmed and c not in tried]
+            batch = batch[:missing]
+            if not batch:
                 return
-            if channel in self._confirmed:
-                continue
-            taken = await self.state.set_if_absent(LEASE_NS, channel, self.worker_id, self.ttl)
+            tried.update(batch)
             # A key already holding our id is ours from before a restart under the same id.
-            if taken or await self._ops.renew(LEASE_NS, channel, self.worker_id, self.ttl):
-                self._confirmed[channel] = started
-                logger.info("worker %s took channel %s", self.worker_id, channel)
+            for channel, result in (await self._claim(batch)).items():
+                if result != Claim.HELD_BY_OTHER:
+                    logger.info("worker %s took channel %s", self.worker_id, channel)
 
-    async def _release(self, channel: str, why: str) -> None:
-        self._confirmed.pop(channel, None)
-        await self._ops.release(LEASE_NS, channel, self.worker_id)
-        logger.info("worker %s released channel %s (%s)", self.worker_id, channel, why)
+    async def _release(self, channels: list[str], why: str) -> None:
+        if not channels:
+            return
+        for channel in channels:
+            self._confirmed.pop(channel, None)
+        await self._ops.release(LEASE_NS, channels, self.worker_id)
+        for channel in channels:
+            logger.info("worker %s released channel %s (%s)", self.worker_id, channel, why)
 
     async def release_all(self) -> None:
         """Give every lease back and leave, so others take over without waiting for expiry."""
         try:
-            for channel in list(self._confirmed):
-                await self._release(channel, "stopping")
+            await self._release(list(self._confirmed), "stopping")
             await self.state.delete(WORKER_NS, self.worker_id)
         except StateError as exc:
             logger.warning("worker %s could not release its leases: %s", self.worker_id, exc)

@@ -12,7 +12,9 @@ stopping it when the lease is lost or handed back.
 A lost lease stops the follower at once (another worker may already follow the channel), so
 two workers follow one channel at the same time only for the moment between the other taking
 an expired lease and this worker noticing, at most ``ttl / 3``; downstream dedup on
-(channel, seq, detector) absorbs the overlap.
+(channel, seq, detector) absorbs the overlap. Followers keep each channel's last published
+segment in the leases' store, so the worker that takes a channel over carries on after it
+(:mod:`stream_ingest.positions`): a hand-over repeats a segment at worst, never skips one.
 """
 
 from __future__ import annotations
@@ -81,7 +83,9 @@ class OwnedIngest:
         """Start followers for new leases, stop those whose lease is gone."""
         await self._drop(set(self._following) - owned, "lease lost or handed back")
         for channel_id in sorted(owned - set(self._following)):
-            service = IngestService(self.config, self._bus, self._metrics, [channel_id], client)
+            service = IngestService(
+                self.config, self._bus, self._metrics, [channel_id], client, self.leases.state
+            )
             child_stop = asyncio.Event()
             task = asyncio.create_task(service.run(child_stop), name=f"ingest-owned-{channel_id}")
             self._following[channel_id] = _Following(child_stop, task)

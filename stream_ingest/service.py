@@ -6,7 +6,10 @@ mode. Which source follows a channel is the registry's choice, by the URL's sche
     await service.run(stop)   # returns once every follower has stopped
 
 ``channel_ids`` picks the channels this process follows, so several ingest workers can split a
-channel list between them; None follows every configured channel. A source that dies of a bug
+channel list between them; None follows every configured channel. With a ``state`` store,
+each channel's last published segment is kept there, and a follower that starts (after a
+hand-over, a take-over, or a restart below) carries on after it
+(:mod:`stream_ingest.positions`). A source that dies of a bug
 is logged, counted and restarted after a back-off, so one channel never takes the others down.
 """
 
@@ -21,8 +24,10 @@ import httpx
 from monitor.core.bus import Bus
 from monitor.core.channels import ChannelConfig
 from monitor.core.metrics import Metrics
+from monitor.core.state import StateStore
 from stream_ingest.config import IngestView
 from stream_ingest.fetch import make_client
+from stream_ingest.positions import Positions
 from stream_ingest.sources.base import SourceContext
 from stream_ingest.sources.registry import source_class
 
@@ -42,11 +47,14 @@ class IngestService:
         metrics: Metrics,
         channel_ids: list[str] | None = None,
         client: httpx.AsyncClient | None = None,
+        state: StateStore | None = None,
     ) -> None:
         self.config = config
         self._bus = bus
         self._metrics = metrics
         self._client = client
+        ttl = config.ingest.position_ttl
+        self._positions = None if state is None else Positions(state, metrics, ttl)
         self.channels = self._select(config, channel_ids)
 
     @staticmethod
@@ -95,7 +103,12 @@ class IngestService:
     ) -> None:
         """Run the channel's source; restart it with back-off if it ever crashes."""
         context = SourceContext(
-            self.config.ingest, self._bus, self.config.topics, self._metrics, client
+            self.config.ingest,
+            self._bus,
+            self.config.topics,
+            self._metrics,
+            client,
+            self._positions,
         )
         failures = 0
         while not stop.is_set():

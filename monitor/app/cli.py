@@ -199,7 +199,23 @@ def _distributed(stage: str, config: Path | None, kafka: str | None, redis: str 
         finally:
             waiter.cancel()
 
-    asyncio.run(main())
+    from monitor.core.topics import TopicMismatchError
+
+    try:
+        asyncio.run(main())
+    except TopicMismatchError as exc:
+        _refuse_topics(exc, f"vqm {stage} will not start")
+        raise typer.Exit(2) from exc
+
+
+def _refuse_topics(exc: Exception, what: str) -> None:
+    """One stderr line per topic problem, then what to do about them."""
+    for problem in getattr(exc, "problems", [str(exc)]):
+        typer.echo(f"error: {problem}", err=True)
+    typer.echo(
+        f"error: {what}; delete those topics (or alter their settings) and run `vqm topics create`",
+        err=True,
+    )
 
 
 KafkaOpt = Annotated[str | None, typer.Option("--kafka", help="Bootstrap servers.")]
@@ -299,8 +315,8 @@ def topics_create(
     retention_hours: Annotated[float, typer.Option(help="Retention.")] = 24.0,
     config: ConfigOpt = None,
 ) -> None:
-    """Create the vqm topics (idempotent)."""
-    from monitor.core.topics import create_topics
+    """Create the vqm topics (idempotent); exit 1 if existing ones have other settings."""
+    from monitor.core.topics import TopicMismatchError, create_topics, message_bytes_for
 
     _setup_logging("INFO")
     settings = _settings(kafka_bootstrap=kafka)
@@ -308,16 +324,20 @@ def topics_create(
         typer.echo("error: --kafka or VQM_KAFKA_BOOTSTRAP is required", err=True)
         raise typer.Exit(2)
     cfg = _load(config)
-    asyncio.run(
-        create_topics(
-            settings.kafka_bootstrap,
-            cfg.topics,
-            partitions=partitions,
-            replication=replication,
-            retention_ms=int(retention_hours * 3600 * 1000),
-            max_message_bytes=cfg.ingest.max_segment_bytes + 1024 * 1024,
+    try:
+        asyncio.run(
+            create_topics(
+                settings.kafka_bootstrap,
+                cfg.topics,
+                partitions=partitions,
+                replication=replication,
+                retention_ms=int(retention_hours * 3600 * 1000),
+                max_message_bytes=message_bytes_for(cfg.ingest.max_segment_bytes),
+            )
         )
-    )
+    except TopicMismatchError as exc:
+        _refuse_topics(exc, "existing topics differ from what was asked for")
+        raise typer.Exit(1) from exc
 
 
 if __name__ == "__main__":

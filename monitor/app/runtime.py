@@ -190,7 +190,19 @@ class Runtime:
             worker_id = self.settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
             leases = ChannelLeases(self.state, worker_id, self.settings.lease_ttl)
             return OwnedIngest(self.config, self.bus, self.metrics, leases)
-        return IngestService(self.config, self.bus, self.metrics, channel_ids)
+        return IngestService(self.config, self.bus, self.metrics, channel_ids, state=self.state)
+
+    async def _check_topics(self, stop: asyncio.Event) -> bool:
+        """On Kafka, wait for the topics to exist (never letting the broker create them with
+        its defaults) and refuse a segments topic too small for ``ingest.max_segment_bytes``
+        (:class:`~monitor.core.topics.TopicMismatchError`); False if stopped first."""
+        if not self.settings.kafka_bootstrap:
+            return True
+        from monitor.core.topics import wait_for_topics
+
+        carries_segments = bool(self._stages & {"ingest", "infer"})
+        size = self.config.ingest.max_segment_bytes if carries_segments else None
+        return await wait_for_topics(self.settings.kafka_bootstrap, self.config.topics, size, stop)
 
     async def run(
         self,
@@ -209,6 +221,8 @@ class Runtime:
                 api = serve(app, self.settings.api_host, self.settings.api_port, stop)
                 tasks["api"] = asyncio.create_task(api, name="vqm-api")
             if not await _start_bus(self.bus, stop, tasks):
+                return
+            if not await self._check_topics(stop):
                 return
             for name, coro in self._stage_coroutines(self._stages, stop, channel_ids).items():
                 tasks[name] = asyncio.create_task(coro, name=f"vqm-{name}")

@@ -12,12 +12,35 @@ detection finds its key taken and does nothing.
 from __future__ import annotations
 
 import abc
+import asyncio
+import enum
 import time
 from collections.abc import Callable
 
 from monitor.core.errors import StateError
 
-__all__ = ["MemoryStateStore", "StateError", "StateStore"]
+__all__ = ["Claim", "MemoryStateStore", "StateError", "StateStore", "raise_if_cancelled"]
+
+
+def raise_if_cancelled() -> None:
+    """Raise the cancel a store client absorbed, so the cancelled task really stops.
+
+    redis-py (8.1) can return a command's reply normally although the task awaiting it was
+    cancelled meanwhile (when the cancel lands as the reply arrives); a loop that only stops
+    on ``CancelledError`` then runs on, and whoever awaits the task waits forever. Call it
+    after a store call in such a loop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+class Claim(enum.IntEnum):
+    """What claiming a key for a value found (leases: a channel's key for a worker)."""
+
+    HELD_BY_OTHER = 0  #: another value holds the key; left as it is
+    EXTENDED = 1  #: the key held the value already; its TTL starts again
+    TAKEN = 2  #: the key was free; it holds the value now
 
 
 class StateStore(abc.ABC):

@@ -13,8 +13,10 @@ grows to ``backoff_cap`` seconds; the first call that gets through makes it read
     finally:
         await store.stop()
 
-Beyond the interface it offers ``renew`` and ``release``, compare-and-act primitives that
+Beyond the interface it offers ``claim`` and ``release``, compare-and-act primitives that
 channel leases (:mod:`stream_ingest.leases`) need: only the holder may extend or drop a key.
+Each takes many keys and is one Lua script, so renewing hundreds of leases is one round trip
+however busy the caller's event loop is.
 """
 
 from __future__ import annotations
@@ -31,24 +33,38 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from monitor.core.state import StateError, StateStore
+from monitor.core.state import Claim, StateError, StateStore
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-# Extend the key's expiry only if it still holds the caller's value.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+# Hold every key for ARGV[1] (for ARGV[2] ms) unless another value holds it: extend the ones
+# already ours (1), take the free ones (2), leave the others (0). One answer per key, in order.
+_CLAIM = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local held = redis.call('GET', key)
+  if held == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+    out[i] = 1
+  elseif not held then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    out[i] = 2
+  else
+    out[i] = 0
+  end
 end
-return 0
+return out
 """
-# Delete the key only if it still holds the caller's value.
+# Delete the keys that still hold ARGV[1]; the number deleted.
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    n = n + redis.call('DEL', key)
+  end
 end
-return 0
+return n
 """
 _GLOB_SPECIAL = "\\*?[]"
 
@@ -110,7 +126,7 @@ class RedisStateStore(StateStore):
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
         )
         self._outage = _Outage(*backoff, clock=clock)
-        self._renew = self._client.register_script(_RENEW)
+        self._claim = self._client.register_script(_CLAIM)
         self._release = self._client.register_script(_RELEASE)
 
     def _key(self, ns: str, key: str) -> str:
@@ -187,16 +203,19 @@ class RedisStateStore(StateStore):
         values = cast(list[str | None], await self._client.mget(keys))
         return {k[len(prefix) :]: v for k, v in zip(keys, values, strict=True) if v is not None}
 
-    async def renew(self, ns: str, key: str, value: str, ttl: float) -> bool:
-        """Reset the key's TTL if it still holds ``value``; False if it expired or moved on."""
-        done = await self._call(
-            "renew", lambda: self._renew(keys=[self._key(ns, key)], args=[value, _ms(ttl)])
-        )
-        return bool(done)
+    async def claim(self, ns: str, keys: list[str], value: str, ttl: float) -> list[Claim]:
+        """Hold each key for ``value`` for ``ttl`` s unless another value holds it, in one
+        round trip; one :class:`Claim` per key, in order."""
+        if not keys:
+            return []
+        names = [self._key(ns, key) for key in keys]
+        done = await self._call("claim", lambda: self._claim(keys=names, args=[value, _ms(ttl)]))
+        return [Claim(int(code)) for code in done]
 
-    async def release(self, ns: str, key: str, value: str) -> bool:
-        """Delete the key if it still holds ``value``; False if someone else holds it."""
-        done = await self._call(
-            "release", lambda: self._release(keys=[self._key(ns, key)], args=[value])
-        )
-        return bool(done)
+    async def release(self, ns: str, keys: list[str], value: str) -> int:
+        """Delete the keys still holding ``value``, in one round trip; how many were."""
+        if not keys:
+            return 0
+        names = [self._key(ns, key) for key in keys]
+        done = await self._call("release", lambda: self._release(keys=names, args=[value]))
+        return int(done)

@@ -11,7 +11,9 @@ the URL schemes it reads::
 
 Every source produces the same messages (:class:`~monitor.core.messages.SegmentMessage` on
 ``topics.segments``, :class:`~monitor.core.messages.StreamEvent` on ``topics.stream_events``),
-so inference and alerting never know where a channel came from. The supervisor
+so inference and alerting never know where a channel came from. A source that can resume
+records each published segment in ``context.positions`` and, when it starts, carries on
+after the last one recorded (:mod:`stream_ingest.positions`). The supervisor
 (:mod:`stream_ingest.service`) and the leases (:mod:`stream_ingest.owned`) only ever see this
 interface.
 """
@@ -29,18 +31,21 @@ from monitor.core.bus import Bus, Topics
 from monitor.core.channels import ChannelConfig
 from monitor.core.metrics import Metrics
 from stream_ingest.config import IngestConfig
+from stream_ingest.positions import Positions
 
 
 @dataclass(frozen=True)
 class SourceContext:
-    """What every source of an ingest process shares: settings, the bus, metrics and the one
-    HTTP client (None: a source that needs one makes and closes its own)."""
+    """What every source of an ingest process shares: settings, the bus, metrics, the one
+    HTTP client (None: a source that needs one makes and closes its own) and where each
+    channel's last published segment is kept (None: nowhere; a source starts afresh)."""
 
     settings: IngestConfig
     bus: Bus
     topics: Topics
     metrics: Metrics
     http: httpx.AsyncClient | None = None
+    positions: Positions | None = None
 
 
 class Source(abc.ABC):

@@ -5,10 +5,12 @@
 
 The follower reloads the playlist as RFC 8216 section 6.3.4 asks (one target duration after a
 load that found a change, half of one after a load that did not, measured from the start of the
-load), starts at the live edge or at the first listed segment (``settings.start``; a complete
-VOD playlist always starts at its first), and publishes one :class:`SegmentMessage` per media
-sequence number. Everything it notices about the stream is a :class:`StreamEvent` on
-``topics.stream_events``, a count in ``vqm_ingest_errors{kind}`` and one log line:
+load), starts right after the last segment published for the channel when one is recorded
+(``context.positions``: a hand-over or a take-over after a crash), else at the live edge or at
+the first listed segment (``settings.start``; a complete VOD playlist always starts at its
+first), and publishes one :class:`SegmentMessage` per media sequence number. Everything it
+notices about the stream is a :class:`StreamEvent` on ``topics.stream_events``, a count in
+``vqm_ingest_errors{kind}`` and one log line:
 
 =================  ==========================================================================
 kind               when
@@ -21,7 +23,7 @@ stale_playlist     playlist unchanged for ``stale_after_targets`` target duratio
 discontinuity      EXT-X-DISCONTINUITY before a followed segment, or the media sequence going
                    back (origin restart)
 gap                segments that left the window before they were fetched (``detail`` names
-                   the range, ``seq`` its first)
+                   the range, ``seq`` its first), also those a resuming follower finds gone
 oversize           a segment over ``max_segment_bytes``; it is not published
 url_refused        a variant, segment, init or redirect URI the channel's URL policy refuses
                    (another host, a local file, a metadata address); it is not fetched
@@ -56,6 +58,7 @@ from stream_ingest.playlist import (
     PlaylistError,
     Segment,
 )
+from stream_ingest.positions import Position
 from stream_ingest.sources.base import Source, SourceContext
 from stream_ingest.sources.registry import register
 from stream_ingest.urls import UrlPolicy
@@ -254,10 +257,11 @@ class HlsFollower(Source):
         """Fetch and publish every segment not yet followed, in media sequence order."""
         if not playlist.segments:
             return
-        if self._next_seq is None:
+        if self._next_seq is None and not await self._resume():
             self._next_seq = self._start_seq(playlist)
         else:
-            await self._check_window(playlist)
+            await self._check_window(playlist)  # also where a resumed position is checked
+        assert self._next_seq is not None
         first_new = max(0, self._next_seq - playlist.media_sequence)
         for segment in playlist.segments[first_new:]:
             media_start = self._media_time
@@ -265,6 +269,26 @@ class HlsFollower(Source):
             self._next_seq = segment.seq + 1
             self._media_time += segment.duration
             await self._ingest(segment, media_start)
+
+    async def _resume(self) -> bool:
+        """Carry on after the last segment published for this channel (by this follower's
+        predecessor: a hand-over, a crashed worker), if one is recorded; True if so.
+
+        The window check that follows fetches from there while it is still listed, and
+        reports a gap and starts at the oldest listed when the playlist has moved past it.
+        """
+        positions = self.context.positions
+        position = None if positions is None else await positions.load(self.channel.id)
+        if position is None:
+            return False
+        self._next_seq, self._media_time = position.seq + 1, position.media_end
+        logger.info(
+            "channel %s: resuming after media sequence %d, published at %.3f",
+            self.channel.id,
+            position.seq,
+            position.published_at,
+        )
+        return True
 
     def _start_seq(self, playlist: MediaPlaylist) -> int:
         first = self.settings.start == "first" or playlist.is_vod
@@ -344,6 +368,18 @@ class HlsFollower(Source):
         )
         self._mark_discontinuity = False
         self._delivered(message)
+        await self._record(message)
+
+    async def _record(self, message: SegmentMessage) -> None:
+        """Keep the published position for whoever follows the channel next."""
+        if self.context.positions is None:
+            return
+        position = Position(
+            seq=message.seq,
+            media_end=message.media_start + message.duration,
+            published_at=message.fetched_at,
+        )
+        await self.context.positions.save(self.channel.id, position)
 
     async def _payload(self, segment: Segment) -> bytes:
         """The segment's bytes, with its fMP4 init section in front when it has one."""

@@ -16,6 +16,7 @@ A service that fails to start has its log printed in the failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -244,3 +245,10 @@ async def wait_for(predicate: Callable[[], object], timeout: float, interval: fl
         if time.monotonic() >= deadline:
             return False
         await asyncio.sleep(interval)
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Stop ``task`` the way a killed process stops: cancelled, nothing handed back."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

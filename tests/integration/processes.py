@@ -28,7 +28,8 @@ import yaml
 from monitor.app.config import VqmConfig
 from monitor.core.bus import Record, Topics
 from monitor.core.bus_kafka import KafkaBus
-from monitor.core.topics import create_topics
+from monitor.core.topics import create_topics, message_bytes_for
+from stream_ingest.config import IngestConfig
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -158,9 +159,10 @@ def _reveal(data: dict[str, Any], config: VqmConfig) -> dict[str, Any]:
 
 
 async def make_topics(kafka: str, topics: Topics, partitions: int = 6) -> None:
+    """The topics as `vqm topics create` makes them for the default ``ingest`` settings."""
     await create_topics(
         kafka, topics, partitions=partitions, replication=1, retention_ms=3_600_000,
-        max_message_bytes=8 * 1024 * 1024,
+        max_message_bytes=message_bytes_for(IngestConfig().max_segment_bytes),
     )  # fmt: skip
 
 

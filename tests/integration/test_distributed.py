@@ -31,6 +31,7 @@ from monitor.core.messages import (
 from monitor.core.state_redis import RedisStateStore
 from stream_ingest.config import IngestConfig
 from stream_ingest.leases import LEASE_NS
+from stream_ingest.positions import POSITION_NS, Position
 from tests.conftest import free_port
 from tests.integration.conftest import wait_for
 from tests.integration.processes import Cluster, make_topics, read_topic
@@ -344,9 +345,20 @@ async def test_the_channels_of_a_killed_ingest_worker_are_followed_again_within_
             held = Counter((await owners()).values())
             return len(await owners()) == 6 and sorted(held.values()) == [3, 3]
 
+        async def published_since(channels: set[str], since: float) -> bool:
+            """Each of ``channels`` has a segment published after ``since`` (wall clock), as
+            the followers record it in Redis after every publish."""
+            positions = await store.items(POSITION_NS)
+            return all(
+                cid in positions
+                and Position.model_validate_json(positions[cid]).published_at > since
+                for cid in channels
+            )
+
         await until(split_evenly, 60, "six channels split 3/3", cluster)
         theirs = {c for c, w in (await owners()).items() if w == doomed.worker_id}
-        await asyncio.sleep(2.0)  # both follow their channels for a while
+        split_at = time.time()
+        await until(lambda: published_since(set(ids), split_at), 30, "both publishing", cluster)
         doomed.kill()
         killed_at = time.time()
 
@@ -357,7 +369,12 @@ async def test_the_channels_of_a_killed_ingest_worker_are_followed_again_within_
 
         await until(all_taken, 4 * LEASE_TTL, "the survivor holding every lease", cluster)
         taken_after = time.time() - killed_at
-        await asyncio.sleep(3.0)  # the survivor's new followers publish
+        await until(
+            lambda: published_since(set(ids), killed_at + taken_after),
+            30,
+            "the survivor publishing every channel, the dead worker's too",
+            cluster,
+        )
     finally:
         await store.stop()
         await origin.stop()
@@ -370,3 +387,8 @@ async def test_the_channels_of_a_killed_ingest_worker_are_followed_again_within_
     resumed = {s.channel_id for s in segments if s.fetched_at > killed_at + taken_after}
     assert theirs <= resumed, f"not followed again: {theirs - resumed}"
     assert set(ids) <= resumed
+    seqs = defaultdict(set)
+    for segment in segments:
+        seqs[segment.channel_id].add(segment.seq)
+    gaps = {cid: set(range(min(s), max(s) + 1)) - s for cid, s in seqs.items()}
+    assert {cid: g for cid, g in gaps.items() if g} == {}, "the take-over resumed without a gap"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.processes import Cluster
+from monitor.core.bus import Topics
+from tests.integration.processes import Cluster, make_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,11 +42,13 @@ def check_metrics(stage: str, text: str) -> None:
 
 
 async def test_ingest_and_alert_load_no_inference_library_and_every_stage_exports_its_metrics(
-    tmp_path: Path, kafka_bootstrap: str, redis_url: str, namespace: str
+    tmp_path: Path, kafka_bootstrap: str, redis_url: str, namespace: str, topics: Topics
 ) -> None:
+    await make_topics(kafka_bootstrap, topics)  # stages start only on topics made for them
     config = {
         "channels": [{"id": "idle", "url": "http://127.0.0.1:9/live.m3u8"}],
         "detectors": [{"type": "audio_artifact", "enabled": True}],  # infer loads a model
+        "topics": topics.model_dump(),
     }
     cluster = Cluster(tmp_path, kafka_bootstrap, redis_url, namespace, config)
     loaded = {}

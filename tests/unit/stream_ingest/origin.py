@@ -19,6 +19,7 @@ from monitor.core.bus import MemoryBus, Topics
 from monitor.core.messages import SegmentMessage, StreamEvent, StreamEventKind, decode_message
 from monitor.core.metrics import Metrics
 from stream_ingest.config import IngestConfig
+from stream_ingest.positions import Positions
 from stream_ingest.sources.base import SourceContext
 from stream_ingest.sources.hls import HlsFollower
 from tests.conftest import free_port
@@ -171,6 +172,7 @@ class Harness:
     task: asyncio.Task[None] | None = None
     segments: list[SegmentMessage] = field(default_factory=list)
     events: list[StreamEvent] = field(default_factory=list)
+    positions: Positions | None = None  # where the follower records (and resumes) its position
 
     def __post_init__(self) -> None:
         self._segments = self.bus.consumer([self.topics.segments], group="test-segments")
@@ -180,8 +182,9 @@ class Harness:
 
     def follow(self, url: str | None = None, **settings: object) -> HlsFollower:
         channel = ChannelConfig(id="news", url=url or self.origin.url("/live.m3u8"))
+        settings_ = FAST.model_copy(update=settings)
         context = SourceContext(
-            FAST.model_copy(update=settings), self.bus, self.topics, self.metrics
+            settings_, self.bus, self.topics, self.metrics, positions=self.positions
         )
         follower = HlsFollower(channel, context)
         self.task = asyncio.create_task(follower.run(self.stop))

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from monitor.core.messages import StreamEventKind
+from monitor.core.state import MemoryStateStore
+from stream_ingest.positions import POSITION_NS, Position, Positions
 from tests.unit.stream_ingest.origin import (
     Harness,
     Response,
@@ -23,6 +25,13 @@ from tests.unit.stream_ingest.origin import (
 async def wait_for(condition: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+
+
+async def wait_for_async(condition: Callable[[], Awaitable[bool]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
 
@@ -282,6 +291,58 @@ async def test_segments_that_left_the_window_unfetched_are_one_gap_event_naming_
     after = harness.segments[2]
     assert after.discontinuity and not harness.segments[3].discontinuity
     assert after.media_start == pytest.approx(2.0 + 3 * 1.0)  # unseen ones: a target each
+
+
+async def recorded(harness: Harness, seq: int, media_end: float) -> Positions:
+    """Positions on a memory store, holding ``seq`` as the channel's last published segment."""
+    harness.positions = Positions(MemoryStateStore(), harness.metrics, ttl=60)
+    position = Position(seq=seq, media_end=media_end, published_at=time.time())
+    await harness.positions.save("news", position)
+    return harness.positions
+
+
+async def test_a_follower_resumes_right_after_the_recorded_segment_while_it_is_listed(
+    harness: Harness,
+) -> None:
+    harness.playlist.slide_to(10, 6)  # 10..15 listed; 12 was the last one published
+    positions = await recorded(harness, seq=12, media_end=26.0)
+    harness.follow(start="live_edge")
+    await harness.until(lambda: harness.seqs == [13, 14, 15])
+    assert [s.media_start for s in harness.segments] == [26.0, 27.0, 28.0], "one timeline"
+    assert not any(s.discontinuity for s in harness.segments)
+    assert harness.events == []
+
+    async def recorded_the_newest() -> bool:
+        position = await positions.load("news")
+        return position is not None and (position.seq, position.media_end) == (15, 29.0)
+
+    await wait_for_async(recorded_the_newest, timeout=2)
+
+
+async def test_a_recorded_segment_no_longer_listed_is_a_gap_and_the_oldest_listed_comes_next(
+    harness: Harness,
+) -> None:
+    harness.playlist.slide_to(10, 3)
+    await recorded(harness, seq=5, media_end=12.0)
+    harness.follow(start="live_edge")
+    await harness.until(lambda: harness.seqs == [10, 11, 12])
+    (gap,) = harness.of_kind(StreamEventKind.GAP)
+    assert gap.seq == 6 and "segments 6-9 (4)" in gap.detail
+    assert harness.errors("gap") == 1
+    assert harness.segments[0].discontinuity
+    assert harness.segments[0].media_start == pytest.approx(12.0 + 4 * 1.0)
+
+
+async def test_an_unreadable_position_is_counted_and_following_starts_as_configured(
+    harness: Harness,
+) -> None:
+    harness.playlist.slide_to(10, 3)
+    store = MemoryStateStore()
+    await store.set(POSITION_NS, "news", "{not json")
+    harness.positions = Positions(store, harness.metrics, ttl=60)
+    harness.follow(start="live_edge")
+    await harness.until(lambda: harness.seqs == [12])
+    assert harness.errors("position") == 1
 
 
 async def test_a_discontinuity_is_reported_and_flagged_on_its_segment(harness: Harness) -> None:
