@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from typing import Protocol, TypeVar
 
@@ -92,6 +93,16 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
         for item in items:
             yield item
             advance()
+
+
+def track_time(items: Iterable[T], description: str, seconds: float) -> Iterator[T]:
+    """``items`` one by one, with a bar of the wall-clock seconds spent against ``seconds``
+    (for a loop that runs for a time budget rather than a count)."""
+    started = time.monotonic()
+    with progress(description, total=round(seconds), unit="s") as advance:
+        for item in items:
+            yield item
+            advance(to=min(seconds, time.monotonic() - started))
 
 
 @contextlib.contextmanager
