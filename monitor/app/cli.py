@@ -70,16 +70,11 @@ def _main(
 
 
 def _setup_logging(level: str) -> None:
-    """Logs to stderr, every line with its URLs redacted (:mod:`monitor.core.redact`)."""
-    from monitor.core.redact import RedactingFilter
+    """Logs to stderr, every line redacted (:mod:`monitor.core.redact`), as text or, with
+    ``VQM_LOG_FORMAT=json``, one JSON object a line (:mod:`monitor.core.logs`)."""
+    from monitor.core.logs import setup_logging
 
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactingFilter())
+    setup_logging(level, Settings().log_format)
 
 
 def _load(path: Path | None) -> VqmConfig:
