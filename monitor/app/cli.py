@@ -119,12 +119,14 @@ async def _until_signal(main: asyncio.Event, duration: float | None) -> None:
 
 @app.command()
 def demo(
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = 70.0,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = 80.0,
     port: Annotated[int, typer.Option(help="API port on 127.0.0.1.")] = 8080,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic channel.")] = 7,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the first synthetic channel (the others follow it).")
+    ] = 101,
     log_level: Annotated[str, typer.Option(help="Log level for stderr.")] = "WARNING",
 ) -> None:
-    """Monitor a synthetic channel with injected black, freeze and silence; print alerts."""
+    """Monitor six synthetic channels; black, freeze, silence and loudness each fire once."""
     from monitor.app.demo import run_demo
 
     _setup_logging(log_level)

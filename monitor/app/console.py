@@ -29,7 +29,8 @@ def format_alert(event: AlertEvent) -> str:
         else a.updated_at
     ).strftime("%H:%M:%S")
     what = a.detector + (f"/{a.label}" if a.label else "")
-    span = f"media {a.start:8.2f}s - {a.end:8.2f}s"
+    # A stream alert (the origin, not the media) is timed by the wall clock already shown.
+    span = "" if a.detector == "stream" else f"media {a.start:8.2f}s - {a.end:8.2f}s"
     return f"{when} {_VERB[event.transition]} {a.channel_id:<12} {what:<22} {span}  [{a.severity}]"
 
 
