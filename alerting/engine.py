@@ -33,6 +33,7 @@ from alerting.intervals import IntervalChange
 from alerting.models import Alert, AlertEvent, AlertState, AlertTransition, Silence
 from alerting.store import AlertStore, ChannelHealth, Measurements, Thumbnail, alert_key
 from monitor.core.channels import ChannelConfig
+from monitor.core.logs import log_context, trace_id_for
 from monitor.core.messages import DetectionMessage, StreamEvent, StreamEventKind, now
 from monitor.core.metrics import Metrics
 from monitor.core.state import StateStore
@@ -113,6 +114,13 @@ class AlertEngine:
     # -- detections ----------------------------------------------------------------------
     async def handle_detection(self, msg: DetectionMessage) -> None:
         """Feed one detector result; a replay of a handled one does nothing."""
+        trace = trace_id_for(msg.channel_id, msg.seq)
+        with log_context(
+            channel=msg.channel_id, seq=msg.seq, detector=msg.detector, trace_id=trace
+        ):
+            await self._handle_detection(msg)
+
+    async def _handle_detection(self, msg: DetectionMessage) -> None:
         channel = self._channel(msg.channel_id)
         if channel is None:
             return
@@ -185,6 +193,10 @@ class AlertEngine:
     # -- stream events -------------------------------------------------------------------
     async def handle_stream_event(self, ev: StreamEvent) -> None:
         """Record an ingest finding; outages open a ``stream`` alert, ``recovered`` ends them."""
+        with log_context(channel=ev.channel_id, detector="stream"):
+            await self._handle_stream_event(ev)
+
+    async def _handle_stream_event(self, ev: StreamEvent) -> None:
         channel = self._channel(ev.channel_id)
         if channel is None:
             return
@@ -425,8 +437,9 @@ class AlertEngine:
         self.metrics.active_alerts.labels(
             channel=alert.channel_id, detector=alert.detector, severity=alert.severity
         ).set(count)
-        logger.info("alert %s %s: %s", alert.id, transition.value, alert.summary)
-        await self._notify(AlertEvent(transition=transition, alert=alert.model_copy()))
+        with log_context(channel=alert.channel_id, detector=alert.detector, alert_id=alert.id):
+            logger.info("alert %s %s: %s", alert.id, transition.value, alert.summary)
+            await self._notify(AlertEvent(transition=transition, alert=alert.model_copy()))
 
     async def _notify(self, event: AlertEvent) -> None:
         for listener in self.listeners:

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from alerting.models import AlertEvent, AlertTransition
 from alerting.notifiers.base import NotifierError
 from alerting.notifiers.routing import Router
+from monitor.core.logs import log_context
 from monitor.core.metrics import Metrics
 from monitor.core.state import StateStore
 
@@ -249,6 +250,11 @@ class Outbox:
 
     async def _deliver(self, entry: OutboxEntry) -> None:
         """Send one entry under a lease; never raises (this is a task's boundary)."""
+        alert = entry.event.alert
+        with log_context(channel=alert.channel_id, detector=alert.detector, alert_id=alert.id):
+            await self._deliver_now(entry)
+
+    async def _deliver_now(self, entry: OutboxEntry) -> None:
         key = entry.key
         try:
             if not await self.state.set_if_absent(
@@ -313,7 +319,10 @@ class Outbox:
         await self.state.set(NS_PENDING, entry.key, entry.model_dump_json())
         logger.warning(
             "outbox: %s attempt %d failed, retrying in %.1fs: %s",
-            entry.key, entry.attempts, delay, exc,
+            entry.key,
+            entry.attempts,
+            delay,
+            exc,
         )
 
     async def _drop(self, entry: OutboxEntry, reason: str, detail: str) -> None:

@@ -23,6 +23,7 @@ import httpx
 
 from monitor.core.bus import Bus
 from monitor.core.channels import ChannelConfig
+from monitor.core.logs import bind
 from monitor.core.metrics import Metrics
 from monitor.core.state import StateStore
 from stream_ingest.config import IngestView
@@ -102,6 +103,7 @@ class IngestService:
         self, channel: ChannelConfig, client: httpx.AsyncClient, stop: asyncio.Event
     ) -> None:
         """Run the channel's source; restart it with back-off if it ever crashes."""
+        bind(channel=channel.id)  # this task is the channel's: every line it logs names it
         context = SourceContext(
             self.config.ingest,
             self._bus,

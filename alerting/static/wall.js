@@ -132,10 +132,49 @@ function render(channels) {
     focused.scrollIntoView({ block: "center" });
     scrolled = true;
   }
+  fitScreen();
   summary.textContent =
     channels.length + " channels · " + counts.alerting + " alerting · " + counts.down +
     " down · " + counts.ok + " ok · updated " + clock(Date.now() / 1000);
 }
+
+// A wall screen shows every tile at once, as large as fits: try each column count, size the
+// tiles so that all rows fit the window's height, keep the count that gives the widest tiles.
+// Below 700 px (a phone, a narrow window) the stylesheet's single flowing column stays.
+const FIT_MIN_WIDTH = 700;
+const PICTURE_RATIO = 9 / 16;
+
+function fitScreen() {
+  const tiles = wall.children;
+  const width = wall.clientWidth;
+  if (tiles.length === 0 || width < FIT_MIN_WIDTH) {
+    wall.classList.remove("fitted");
+    return;
+  }
+  const style = getComputedStyle(wall);
+  const gap = parseFloat(style.columnGap) || 0;
+  const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
+  const height = window.innerHeight - wall.getBoundingClientRect().top - parseFloat(style.paddingBottom);
+  // What a tile needs besides its picture (name, alerts, footer): the tallest tile's share.
+  let chrome = 0;
+  for (const tile of tiles) {
+    const picture = tile.querySelector(".picture");
+    chrome = Math.max(chrome, tile.offsetHeight - (picture ? picture.offsetHeight : 0));
+  }
+  let best = { columns: 1, tileWidth: 0 };
+  for (let columns = 1; columns <= tiles.length; columns++) {
+    const rows = Math.ceil(tiles.length / columns);
+    const byWidth = (width - padding - gap * (columns - 1)) / columns;
+    const byHeight = ((height - gap * (rows - 1)) / rows - chrome) / PICTURE_RATIO;
+    const tileWidth = Math.min(byWidth, byHeight);
+    if (tileWidth > best.tileWidth) best = { columns, tileWidth };
+  }
+  wall.style.setProperty("--columns", String(best.columns));
+  wall.style.setProperty("--tile-width", Math.floor(best.tileWidth) + "px");
+  wall.classList.add("fitted");
+}
+
+window.addEventListener("resize", fitScreen);
 
 async function poll() {
   try {

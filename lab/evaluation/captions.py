@@ -27,6 +27,7 @@ import numpy as np
 from lab.data.real import catalogue
 from lab.synth.captions import captioned_ts
 from monitor.app.config import VqmConfig
+from monitor.app.progress import track
 from monitor.app.scan import scan
 from monitor.inference.media import iter_decoded
 from monitor.inference.segment import DecodeNeeds
@@ -81,7 +82,7 @@ def evaluate(clips: int = 8, seed: int = 3) -> dict[str, Any]:
     config = VqmConfig().with_enabled(["captions"])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, frames in pictures(clips):
+        for name, frames in track(pictures(clips), "evaluating clips", total=clips):
             stop = float(rng.uniform(4, 10))
             for variant, until in (("captioned", SECONDS + 1.0), ("stops", stop), ("never", 0.0)):
                 path = Path(tmp) / "clip.ts"

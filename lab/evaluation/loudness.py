@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from lab.data.real import catalogue
+from monitor.app.progress import track
 from monitor.inference.detectors.loudness import LoudnessMeter
 from monitor.inference.media import iter_decoded
 from monitor.inference.segment import DecodeNeeds
@@ -149,7 +150,7 @@ def evaluate(real_limit: int = 20) -> dict[str, Any]:
     rows = []
     inputs = [(name, audio, exp_i, exp_tp) for name, audio, exp_i, exp_tp in tech3341()]
     inputs += [(name, audio, None, None) for name, audio in real_programme(real_limit)]
-    for name, audio, expected_i, expected_tp in inputs:
+    for name, audio, expected_i, expected_tp in track(inputs, "measuring"):
         ours, theirs = vqm_measure(audio), ffmpeg_measure(audio)
         rows.append(
             {

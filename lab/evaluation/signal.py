@@ -19,6 +19,7 @@ import numpy as np
 
 from lab.evaluation.ffmpeg_baseline import run_baseline
 from lab.evaluation.scoring import Event, Score, match
+from monitor.app.progress import track
 from monitor.app.scan import scan
 from monitor.app.synthetic.channel import write_clip
 from monitor.app.synthetic.defects import Defect, DefectSchedule
@@ -98,7 +99,7 @@ def _origin(path: str) -> float:
 def evaluate(count: int, workdir: Path) -> dict[str, dict[str, Score]]:
     """Scores per system and detector over ``count`` generated clips."""
     totals = {s: {d: Score() for d in DETECTORS} for s in ("vqm", "ffmpeg")}
-    for clip in clip_set(count):
+    for clip in track(clip_set(count), "evaluating clips"):
         path = str(workdir / f"{clip.name}.ts")
         write_clip(path, CLIP_SECONDS, clip.seed, clip.schedule, scenes=clip.scenes)
         truth = _truth(clip)

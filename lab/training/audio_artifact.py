@@ -68,6 +68,7 @@ from lab.training.common import (
     timed,
     write_card,
 )
+from monitor.app.progress import track
 from monitor.inference.detectors.audio_artifact import (
     MODEL_NAME,
     MODEL_RATE,
@@ -344,7 +345,7 @@ def _fit(
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"score": -1.0}
     started = time.perf_counter()
-    for epoch in range(settings.epochs):
+    for epoch in track(range(settings.epochs), "training epochs"):
         loss = _epoch(model, ftr, ytr, optimiser, schedule, settings, generator)
         probs = _predict(model, fva)
         report = classification_report(yva.numpy(), probs.argmax(1), CLASSES)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from lab.training.common import REPO_MODELS, read_json
+from monitor.app import progress
 from monitor.inference.avsync import faces
 from monitor.inference.avsync.result import verdict
 from monitor.inference.avsync.syncnet import (
@@ -184,7 +185,7 @@ def train(settings: dict[str, Any]) -> None:
     target = torch.zeros(settings["batch"], dtype=torch.long)
     history = []
     model.train()
-    for step in range(settings["steps"]):
+    for step in progress.track(range(settings["steps"]), "training steps"):
         video, audio = sample_batch(tracks, rng, settings["batch"])
         v, a = model(torch.from_numpy(video), torch.from_numpy(audio))
         a = a.view(settings["batch"], shifts, -1)

@@ -55,6 +55,7 @@ from lab.synth.corrupt import (
     split_specs,
 )
 from lab.training.common import REPO_MODELS
+from monitor.app.progress import track_time
 from monitor.inference.detectors.block_corruption import whole_regions
 
 logger = logging.getLogger(__name__)
@@ -518,7 +519,8 @@ def train(
     path = out_dir / f"{trunk}.pt"
     best, step, started, last_val = -1.0, 0, time.perf_counter(), time.perf_counter()
     history = []
-    for idx in _batches(len(frames), TRAIN_SETTINGS["batch"], rng):
+    batches = _batches(len(frames), TRAIN_SETTINGS["batch"], rng)
+    for idx in track_time(batches, f"training {trunk}", budget):
         elapsed = time.perf_counter() - started
         if elapsed >= budget:
             break

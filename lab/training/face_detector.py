@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from lab.training.common import REPO_MODELS, read_json
+from monitor.app.progress import track
 from monitor.inference.avsync.faces import (
     LEARNED_BOX_UNIT,
     LEARNED_HEIGHT,
@@ -286,7 +287,7 @@ def train(settings: dict[str, Any]) -> None:
     rng = np.random.default_rng(settings["seed"])
     history = []
     model.train()
-    for step in range(settings["steps"]):
+    for step in track(range(settings["steps"]), "training steps"):
         xs, ts = [], []
         for k in rng.integers(0, len(images), settings["batch"]):
             img, box = _augment(images[k], boxes[k], rng)

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import signal
 import sys
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,10 +22,9 @@ from monitor.core.settings import Settings
 
 if TYPE_CHECKING:
     from monitor.app.config import VqmConfig
+    from monitor.app.scan import Defect, FailOn, ScanReport
 
-app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="vqm: live video quality monitor"
-)
+app = typer.Typer(no_args_is_help=True, help="vqm: live video quality monitor")
 topics_app = typer.Typer(no_args_is_help=True, help="Kafka topic administration.")
 app.add_typer(topics_app, name="topics")
 logger = logging.getLogger("vqm")
@@ -34,19 +33,48 @@ logger = logging.getLogger("vqm")
 class OutputFormat(StrEnum):
     JSONL = "jsonl"
     TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
+class ScanExit(IntEnum):
+    """``vqm scan``'s exit codes, for CI jobs and QC scripts (README, ``vqm scan --help``)."""
+
+    CLEAN = 0  # scanned; nothing at or above --fail-on (always, without --fail-on)
+    DEFECTS = 1  # scanned; a defect at or above --fail-on
+    USAGE = 2  # bad option or config (click's own usage errors are 2 too)
+    UNREADABLE = 3  # the input is missing, not media, or cannot be fetched
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"vqm {version('vqm')}")
+        except PackageNotFoundError:  # run from a tree that was never installed
+            typer.echo("vqm (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """vqm: live video quality monitor."""
 
 
 def _setup_logging(level: str) -> None:
-    """Logs to stderr, every line with its URLs redacted (:mod:`monitor.core.redact`)."""
-    from monitor.core.redact import RedactingFilter
+    """Logs to stderr, every line redacted (:mod:`monitor.core.redact`), as text or, with
+    ``VQM_LOG_FORMAT=json``, one JSON object a line (:mod:`monitor.core.logs`)."""
+    from monitor.core.logs import setup_logging
 
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactingFilter())
+    setup_logging(level, Settings().log_format)
 
 
 def _load(path: Path | None) -> VqmConfig:
@@ -91,12 +119,14 @@ async def _until_signal(main: asyncio.Event, duration: float | None) -> None:
 
 @app.command()
 def demo(
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = 70.0,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = 80.0,
     port: Annotated[int, typer.Option(help="API port on 127.0.0.1.")] = 8080,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic channel.")] = 7,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the first synthetic channel (the others follow it).")
+    ] = 101,
     log_level: Annotated[str, typer.Option(help="Log level for stderr.")] = "WARNING",
 ) -> None:
-    """Monitor a synthetic channel with injected black, freeze and silence; print alerts."""
+    """Monitor six synthetic channels; black, freeze, silence and loudness each fire once."""
     from monitor.app.demo import run_demo
 
     _setup_logging(log_level)
@@ -134,46 +164,114 @@ def run(
     asyncio.run(main())
 
 
-@app.command()
+def _complete_detectors(incomplete: str) -> list[str]:
+    from monitor.inference.detectors.registry import detector_types
+
+    return [name for name in sorted(detector_types()) if name.startswith(incomplete)]
+
+
+def _complete_fail_on(incomplete: str) -> list[str]:
+    severities = ["critical", "major", "minor", "warning", "info", "any"]
+    return [s for s in severities if s.startswith(incomplete)] + _complete_detectors(incomplete)
+
+
+SCAN_HELP = """Check a recording and print the defects found.
+
+\b
+Exit codes:
+  0  scanned; no defect at or above --fail-on (always 0 without --fail-on)
+  1  scanned; a defect at or above --fail-on
+  2  usage: a bad option, an unknown detector or severity, a bad config file
+  3  the input is missing, is not media, or cannot be fetched
+"""
+
+
+@app.command(help=SCAN_HELP)
 def scan(
     source: Annotated[str, typer.Argument(help="File, segment, or VOD playlist URL.")],
     output: Annotated[
-        OutputFormat | None, typer.Option("--format", help="jsonl or table (default on a tty).")
+        OutputFormat | None,
+        typer.Option(
+            "--format",
+            help="jsonl (one defect a line; the default off a tty), table (the default on a "
+            "tty), csv, or json (one summary object).",
+        ),
+    ] = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            metavar="SEVERITY|DETECTOR",
+            autocompletion=_complete_fail_on,
+            help="Exit 1 when a defect is at or above this severity (critical, major, minor, "
+            "warning, info; 'any' for every defect) or comes from this detector. A defect's "
+            "severity is its detector's `severity` in --config, else major.",
+        ),
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML with detector settings.")] = None,
     enable: Annotated[
         list[str] | None,
-        typer.Option("--enable", help="Also run a detector that is off by default (repeatable)."),
+        typer.Option(
+            "--enable",
+            help="Also run a detector that is off by default (repeatable).",
+            autocompletion=_complete_detectors,
+        ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level for stderr.")] = "WARNING",
 ) -> None:
-    """Check a recording and print the defects found."""
-    from monitor.app.scan import ScanError, is_url
-    from monitor.app.scan import scan as run_scan
+    from monitor.app.scan import FailOn, ScanError, is_url
 
     _setup_logging(log_level)
     cfg = _load(config)
     try:
         cfg = cfg.with_enabled(enable or [])
+        gate = FailOn.parse(fail_on, cfg) if fail_on is not None else None
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise typer.Exit(ScanExit.USAGE) from exc
     if not is_url(source) and not Path(source).exists():
         typer.echo(f"error: {source}: no such file", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(ScanExit.UNREADABLE)
     try:
-        defects = run_scan(source, cfg)
+        report = _scan_with_progress(source, cfg)
     except ScanError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        raise typer.Exit(ScanExit.UNREADABLE) from exc
+    failing = gate.failing(report.defects) if gate is not None else []
+    _print_scan(report, output, source, gate, failing)
+    if failing:
+        raise typer.Exit(ScanExit.DEFECTS)
+
+
+def _scan_with_progress(source: str, cfg: VqmConfig) -> ScanReport:
+    """The scan, with a bar on stderr when a person watches it (media seconds of the total)."""
+    from monitor.app.progress import enabled, progress
+    from monitor.app.scan import media_duration, scan_report
+
+    total = media_duration(source) if enabled() else None
+    with progress(f"scanning {Path(source).name}", total=total, unit="s") as advance:
+        return scan_report(source, cfg, on_chunk=lambda seconds: advance(to=seconds))
+
+
+def _print_scan(
+    report: ScanReport,
+    output: OutputFormat | None,
+    source: str,
+    gate: FailOn | None,
+    failing: list[Defect],
+) -> None:
+    from monitor.app import console
+
     fmt = output or (OutputFormat.TABLE if sys.stdout.isatty() else OutputFormat.JSONL)
     if fmt is OutputFormat.JSONL:
-        for defect in defects:
+        for defect in report.defects:
             typer.echo(defect.to_json())
-        return
-    from monitor.app.console import defects_table
-
-    typer.echo(defects_table(defects))
+    elif fmt is OutputFormat.CSV:
+        typer.echo(console.defects_csv(report.defects), nl=False)
+    elif fmt is OutputFormat.JSON:
+        typer.echo(console.scan_summary_json(report, source, gate, failing))
+    else:
+        typer.echo(console.defects_table(report.defects))
 
 
 def _distributed(stage: str, config: Path | None, kafka: str | None, redis: str | None) -> None:

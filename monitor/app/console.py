@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
 import sys
+from collections import Counter
 
 from alerting.models import AlertEvent, AlertTransition
-from monitor.app.scan import Defect
+from monitor.app.scan import Defect, FailOn, ScanReport
+
+CSV_COLUMNS = ("detector", "label", "start", "end", "confidence", "offset_ms")
 
 _VERB = {
     AlertTransition.OPENED: "OPEN    ",
@@ -23,7 +29,8 @@ def format_alert(event: AlertEvent) -> str:
         else a.updated_at
     ).strftime("%H:%M:%S")
     what = a.detector + (f"/{a.label}" if a.label else "")
-    span = f"media {a.start:8.2f}s - {a.end:8.2f}s"
+    # A stream alert (the origin, not the media) is timed by the wall clock already shown.
+    span = "" if a.detector == "stream" else f"media {a.start:8.2f}s - {a.end:8.2f}s"
     return f"{when} {_VERB[event.transition]} {a.channel_id:<12} {what:<22} {span}  [{a.severity}]"
 
 
@@ -48,3 +55,35 @@ def defects_table(defects: list[Defect]) -> str:
             f"{d.confidence:10.2f} {offset:>8}"
         )
     return "\n".join(rows)
+
+
+def defects_csv(defects: list[Defect]) -> str:
+    """A header and one row per defect (empty cells for a missing label or offset)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for defect in defects:
+        writer.writerow(defect.model_dump())
+    return out.getvalue()
+
+
+def scan_summary_json(
+    report: ScanReport, source: str, gate: FailOn | None, failing: list[Defect]
+) -> str:
+    """One JSON object: what was read, every defect with its severity, counts per detector,
+    and whether ``--fail-on`` failed the scan (the exit code it sets)."""
+    severity = gate.severity_of if gate is not None else None
+    defects = [
+        {**d.model_dump(exclude_none=True), **({"severity": severity(d)} if severity else {})}
+        for d in report.defects
+    ]
+    summary = {
+        "source": source,
+        "media_seconds": report.media_seconds,
+        "defects": defects,
+        "counts": dict(Counter(d.detector for d in report.defects)),
+        "fail_on": gate.value if gate is not None else None,
+        "failing": len(failing),
+        "exit_code": 1 if failing else 0,
+    }
+    return json.dumps(summary)

@@ -11,18 +11,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import get_args
 
 from pydantic import BaseModel, ConfigDict
 
 from alerting.intervals import join_offline
 from monitor.app.config import VqmConfig
+from monitor.core.channels import ChannelConfig, Severity
 from monitor.core.errors import VqmError
 from monitor.core.messages import DefectSpan, SegmentMessage
 from monitor.core.settings import Settings
 from monitor.inference.detectors.base import Detector
-from monitor.inference.detectors.registry import build
+from monitor.inference.detectors.registry import build, detector_types
 from monitor.inference.media import DecodeError, iter_decoded
 from monitor.inference.models import ModelCache
 from monitor.inference.segment import DecodedSegment
@@ -56,6 +58,74 @@ class _Results:
     """Per detector, the (start, end, spans) of every chunk, in order."""
 
     by_detector: dict[str, list[tuple[float, float, list[DefectSpan]]]]
+    media_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    """What a scan found, and how much media it read (for the summary and the progress)."""
+
+    defects: list[Defect]
+    media_seconds: float
+    chunks: int
+
+
+# Told the media seconds analysed so far after every chunk (``vqm scan``'s progress bar).
+OnChunk = Callable[[float], None]
+
+
+SEVERITIES: tuple[str, ...] = get_args(Severity)  # most severe first
+# A scan has no channel: a detector without its own `severity` counts as a channel's default.
+DEFAULT_SEVERITY: str = ChannelConfig.model_fields["severity"].default
+
+
+@dataclass(frozen=True)
+class FailOn:
+    """Which defects fail ``vqm scan --fail-on``: those at or above ``severity``, or those
+    of ``detector``.
+
+        gate = FailOn.parse("minor", config)     # or "any", or a detector name: "black"
+        gate.failing(defects)                    # the defects that make the exit code 1
+    """
+
+    value: str
+    severities: Mapping[str, str]  # detector -> the severity its defects carry
+    severity: str | None = None
+    detector: str | None = None
+
+    @classmethod
+    def parse(cls, value: str, config: VqmConfig) -> FailOn:
+        """Raises ValueError naming what is accepted when ``value`` is neither a severity
+        nor a detector this scan runs."""
+        running = config.detectors_for_defaults()
+        severities = {k: c.severity or DEFAULT_SEVERITY for k, c in running.items()}
+        name = value.strip().lower()
+        if name == "any":
+            return cls(value, severities, severity=SEVERITIES[-1])
+        if name in SEVERITIES:
+            return cls(value, severities, severity=name)
+        if name in running:
+            return cls(value, severities, detector=name)
+        if name in detector_types():
+            raise ValueError(f"--fail-on {value}: {name} is off by default; add --enable {name}")
+        raise ValueError(
+            f"--fail-on {value!r} is neither a severity ({', '.join(SEVERITIES)}, any) nor a "
+            f"detector ({', '.join(sorted(detector_types()))})"
+        )
+
+    def severity_of(self, defect: Defect) -> str:
+        return self.severities.get(defect.detector, DEFAULT_SEVERITY)
+
+    def failing(self, defects: list[Defect]) -> list[Defect]:
+        if self.detector is not None:
+            return [d for d in defects if d.detector == self.detector]
+        assert self.severity is not None
+        return [d for d in defects if _rank(self.severity_of(d)) <= _rank(self.severity)]
+
+
+def _rank(severity: str) -> int:
+    """0 for critical, growing as severity falls; a name outside the list ranks as major."""
+    return SEVERITIES.index(severity if severity in SEVERITIES else DEFAULT_SEVERITY)
 
 
 def is_url(source: str) -> bool:
@@ -72,6 +142,17 @@ def scan(
 
     Learned detectors load their models (``settings.model_dir``, default shipped) into a cache
     that lives as long as the scan."""
+    return scan_report(source, config, chunk_seconds, settings).defects
+
+
+def scan_report(
+    source: str,
+    config: VqmConfig | None = None,
+    chunk_seconds: float = 2.0,
+    settings: Settings | None = None,
+    on_chunk: OnChunk | None = None,
+) -> ScanReport:
+    """:func:`scan` with the media seconds read; ``on_chunk`` hears the position as it goes."""
     config = config or VqmConfig()
     settings = settings or Settings()
     models = ModelCache(settings.model_dir, settings.providers)
@@ -84,8 +165,10 @@ def scan(
             if is_url(source) and _is_playlist(source)
             else _file_chunks(source, detectors, chunk_seconds)
         )
-        results = _analyse(chunks, detectors)
-        return _intervals(results, detectors)
+        results = _analyse(chunks, detectors, on_chunk)
+        defects = _intervals(results, detectors)
+        chunk_count = max((len(v) for v in results.by_detector.values()), default=0)
+        return ScanReport(defects, round(results.media_seconds, 3), chunk_count)
     finally:
         models.close()
 
@@ -131,11 +214,14 @@ def _playlist_chunks(
         loop.close()
 
 
-def _analyse(chunks: Iterator[DecodedSegment], detectors: list[Detector]) -> _Results:
+def _analyse(
+    chunks: Iterator[DecodedSegment], detectors: list[Detector], on_chunk: OnChunk | None = None
+) -> _Results:
     by_detector: dict[str, list[tuple[float, float, list[DefectSpan]]]] = {
         d.key: [] for d in detectors
     }
     origin: float | None = None
+    reached = 0.0
     for number, chunk in enumerate(chunks):
         if origin is None:
             origin = chunk.video_times[0] if chunk.has_video else chunk.audio_start
@@ -146,9 +232,22 @@ def _analyse(chunks: Iterator[DecodedSegment], detectors: list[Detector]) -> _Re
             spans = [_shift(s, -origin) for s in found]
             start, end = detector.analysed_span(chunk)
             by_detector[detector.key].append((start - origin, end - origin, spans))
+            reached = max(reached, end - origin)
+        if on_chunk is not None:
+            on_chunk(reached)
     if origin is None:
         raise ScanError("no decodable frames")
-    return _Results(by_detector)
+    return _Results(by_detector, reached)
+
+
+def media_duration(source: str) -> float | None:
+    """Seconds of media in a local file, from its container, for a bar's total; None when
+    the container does not say (a raw segment, a URL: a spinner then)."""
+    if is_url(source):
+        return None
+    from monitor.inference.media import probe_duration
+
+    return probe_duration(source)
 
 
 def _shift(span: DefectSpan, delta: float) -> DefectSpan:

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         "are kept as long as the alert history).",
     )
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines on stderr: text for people, json (one object a line, with "
+        "channel, detector, alert_id and trace_id) for a log pipeline.",
+    )
     revision: str = Field(
         default="unknown",
         description="Source revision this build is of, for vqm_build_info (the image sets it).",

@@ -99,6 +99,16 @@ def iter_decoded(
         container.close()
 
 
+def probe_duration(path: str) -> float | None:
+    """The duration a local file's container declares, seconds; None when it declares none
+    or cannot be opened (the scan that follows reports why)."""
+    try:
+        with av.open(path, mode="r") as container:
+            return None if container.duration is None else container.duration / av.time_base
+    except (av.FFmpegError, OSError, ValueError):
+        return None
+
+
 def _one_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 

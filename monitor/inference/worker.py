@@ -22,6 +22,7 @@ import numpy as np
 
 from monitor.core.bus import Bus, BusError, Record
 from monitor.core.channels import Channels
+from monitor.core.logs import log_context, trace_id_for
 from monitor.core.messages import (
     DefectSpan,
     DetectionMessage,
@@ -94,7 +95,8 @@ def run_detector(
     and detector, logged in one line; the segment's other detectors and every other channel
     carry on."""
     try:
-        return detector.detect(segment), None
+        with log_context(detector=detector.key):
+            return detector.detect(segment), None
     except Exception as exc:
         logger.error(
             "channel %s seq %d: detector %s failed: %s", channel_id, seq, detector.key, repr(exc)
@@ -282,6 +284,11 @@ class InferenceWorker:
             self._metrics.invalid_messages.labels(record.topic).inc()
             logger.warning("skipping invalid segment message at offset %s: %s", record.offset, exc)
             return
+        channel, seq = segment.channel_id, segment.seq
+        with log_context(channel=channel, seq=seq, trace_id=trace_id_for(channel, seq)):
+            await self._analyse_and_publish(segment)
+
+    async def _analyse_and_publish(self, segment: SegmentMessage) -> None:
         try:
             analysis = await asyncio.wait_for(
                 asyncio.to_thread(self.analyzer.analyse, segment), ANALYSIS_DEADLINE

@@ -188,18 +188,23 @@ async def serving(ctx: ApiContext) -> AsyncIterator[int]:
     port, stop = free_port(), asyncio.Event()
     server = asyncio.create_task(serve(create_app(ctx), "127.0.0.1", port, stop))
     try:
-        async with httpx.AsyncClient(timeout=1) as client:
-            deadline = time.monotonic() + 15
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                        break
-                assert time.monotonic() < deadline and not server.done(), "API never answered"
-                await asyncio.sleep(0.05)
+        await answering(port, server, timeout=15)
         yield port
     finally:
         stop.set()
         await asyncio.wait_for(server, 10)
+
+
+async def answering(port: int, task: asyncio.Task[None], timeout: float) -> None:
+    """Until ``/healthz`` on ``port`` answers 200 (polled); fails if ``task`` ends first."""
+    async with httpx.AsyncClient(timeout=1) as client:
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                    return
+            assert time.monotonic() < deadline and not task.done(), "API never answered"
+            await asyncio.sleep(0.05)
 
 
 STATUS = "document.querySelector('#channel-{id}')?.dataset.status"
@@ -267,3 +272,52 @@ async def test_a_pages_link_to_one_channel_outlines_its_tile(browser: Browser) -
             "getComputedStyle(document.querySelector('#channel-sport')).outlineStyle"
         )
         assert outline == "solid"
+
+
+DEMO_NAMES = {"News 24", "Sport HD", "Night Drama", "Music TV", "Test Card", "Remote OB"}
+TILE_BOXES = """[...document.querySelectorAll('.tile')].map(t => {
+  const r = t.getBoundingClientRect();
+  return {name: t.querySelector('.name').textContent, bottom: r.bottom, width: r.width,
+          picture: !!t.querySelector('img') && t.querySelector('img').complete
+                   && t.querySelector('img').naturalWidth > 0};
+})"""
+
+
+@contextlib.asynccontextmanager
+async def demo_running() -> AsyncIterator[int]:
+    """`vqm demo` in this process on a free port, until the block ends."""
+    from monitor.app.demo import run_demo
+
+    port, stop = free_port(), asyncio.Event()
+    demo = asyncio.create_task(run_demo(duration=None, port=port, seed=101, stop=stop))
+    try:
+        await answering(port, demo, timeout=60)
+        yield port
+    finally:
+        stop.set()
+        await asyncio.wait_for(demo, 30)
+
+
+@pytest.mark.slow
+async def test_the_demo_wall_shows_six_channels_that_fill_a_screen(browser: Browser) -> None:
+    async with demo_running() as port:
+        await browser.open(f"http://127.0.0.1:{port}/")
+        await browser.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=1600,
+            height=900,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        six_pictures = f"(t => t.length === 6 && t.every(x => x.picture))({TILE_BOXES})"
+        assert await until(browser, six_pictures, timeout=90)
+        tiles = await browser.evaluate(TILE_BOXES)
+        assert {t["name"] for t in tiles} == DEMO_NAMES
+        height = await browser.evaluate("window.innerHeight")
+        assert all(t["bottom"] <= height for t in tiles), tiles  # all on screen, no scrolling
+        assert all(t["width"] >= 1600 / 4 for t in tiles), tiles  # three across, not five
+        assert await browser.evaluate("getComputedStyle(wall).getPropertyValue('--columns')") == "3"
+        # the first scheduled defect: black on Sport HD from 10 s
+        assert await until(browser, STATUS.format(id="sport") + " === 'alerting'", timeout=60)
+        ARTIFACTS.mkdir(exist_ok=True)
+        await browser.screenshot(ARTIFACTS / "demo_wall.png")

@@ -9,6 +9,8 @@ boundaries never show in the sound.
   consonant burst in front, words of 1-3 syllables and pauses shorter than half a second.
 - ``music``: chords, a bass line, plucked melody notes and drum-like transients.
 - ``quiet``: the same material around -40 dBFS over a room tone; quiet, never silent.
+- ``tone``: a test card's line-up tone, 1 kHz in both channels at -23 dBFS peak, which
+  measures -23 LUFS (EBU Tech 3341, case 1): on target, never silent.
 
     samples = render_audio(plan, start_sample=96_000, count=96_000)   # (2, 96000) float32
 """
@@ -38,6 +40,8 @@ MUSIC_DB = -26.0
 QUIET_DB = -42.0
 ROOM_DB = -56.0
 QUIET_ROOM_DB = -49.0
+TONE_HZ = 1000.0
+TONE_PEAK_DB = -23.0
 
 # (F1, F2, F3) in Hz and how far the mouth opens for it.
 _VOWELS = (
@@ -293,8 +297,18 @@ def room_tone(seed: int, start: int, count: int) -> np.ndarray:
     return np.stack([np.convolve(ch, _ROOM_TAPS, mode="valid") for ch in window]).astype(np.float32)
 
 
+def line_up_tone(lo: int, hi: int) -> np.ndarray:
+    """Samples [lo, hi) of a continuous 1 kHz tone: a pure function of the sample index, so
+    segment boundaries never show in it."""
+    n = np.arange(lo, hi, dtype=np.float64)
+    return (db_to_amp(TONE_PEAK_DB) * np.sin(2 * np.pi * TONE_HZ * n / RATE)).astype(np.float32)
+
+
 def _mix_scene(out: np.ndarray, scene: Scene, start: int, lo: int, hi: int) -> None:
     """Add the scene's events clipped to [lo, hi) (absolute samples) into ``out``."""
+    if scene.audio == "tone":
+        out[:, lo - start : hi - start] += line_up_tone(lo, hi)
+        return
     s1 = _scene_samples(scene)[1]
     for ev in scene_events(scene):
         a, b = max(lo, ev.start), min(hi, ev.start + ev.length, s1)

@@ -30,6 +30,7 @@ from monitor.app.synthetic.defects import (
     Defect,
     DefectSchedule,
     FrameDefects,
+    apply_loud,
     apply_silence,
     as_schedule,
     black_frame,
@@ -91,6 +92,7 @@ class SyntheticChannel:
     def audio(self, start: int, count: int) -> np.ndarray:
         """Samples [start, start + count) at 48 kHz as on air, (2, count) float32."""
         samples = render_audio(self.plan, start, count)
+        apply_loud(samples, start, self.schedule, RATE)
         apply_silence(samples, start, self.schedule, RATE)
         return samples
 

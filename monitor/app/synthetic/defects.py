@@ -1,10 +1,14 @@
-"""Scheduled defects: black picture, frozen picture and silence, applied to clean content.
+"""Scheduled defects: black picture, frozen picture, silence and loud programme, applied to
+clean content.
 
 Each defect acts exactly like the failure it imitates: ``black`` replaces frames with the
 range's black level (a playout server that lost its source), ``freeze`` repeats the frame
 on air at ``start`` (a stalled decoder or a stuck frame buffer), ``silence`` writes digital
-zero (a dropped audio feed). Frames are on air from ``ceil(start * fps)``, so a defect that
-starts between two frames begins at the next one, the way an editor would cut it.
+zero (a dropped audio feed), ``loud`` raises the sound by 10 dB into a limiter (a
+contribution feed lined up wrong, or a commercial mastered hot: too loud, but no true peak
+over the limit, as a broadcast limiter keeps it). Frames are on air from
+``ceil(start * fps)``, so a defect that starts between two frames begins at the next one, the
+way an editor would cut it.
 
     schedule = DefectSchedule(defects=[Defect(kind="black", start=10.0, duration=4.0)])
     schedule.ground_truth()   # [{"detector": "black", "start": 10.0, "end": 14.0}]
@@ -19,8 +23,12 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-DefectKind = Literal["black", "freeze", "silence"]
+DefectKind = Literal["black", "freeze", "silence", "loud"]
 BLACK_Y, NEUTRAL_C = 16, 128
+LOUD_GAIN_DB = 10.0
+LOUD_CEILING = 0.5  # the limiter's output never passes -6 dBFS, so true peaks stay under -1 dBTP
+# The detector that should see each kind (the others are named after theirs).
+_DETECTOR = {"loud": "loudness"}
 _EPS = 1e-6
 
 
@@ -29,7 +37,9 @@ class Defect(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: DefectKind = Field(description="Which detector should see it: black, freeze or silence.")
+    kind: DefectKind = Field(
+        description="black, freeze, silence, or loud (the loudness detector's too_loud)."
+    )
     start: float = Field(ge=0, description="Channel time the defect begins, seconds.")
     duration: float = Field(gt=0, description="How long it lasts, seconds.")
 
@@ -58,7 +68,10 @@ class DefectSchedule(BaseModel):
     def ground_truth(self) -> list[dict[str, float | str]]:
         """Defects as the evaluation reads them: detector, start, end; in start order."""
         ordered = sorted(self.defects, key=lambda d: (d.start, d.kind))
-        return [{"detector": d.kind, "start": d.start, "end": round(d.end, 6)} for d in ordered]
+        return [
+            {"detector": _DETECTOR.get(d.kind, d.kind), "start": d.start, "end": round(d.end, 6)}
+            for d in ordered
+        ]
 
     @classmethod
     def random(
@@ -129,3 +142,16 @@ def apply_silence(audio: np.ndarray, start: int, schedule: DefectSchedule, rate:
         lo, hi = max(a - start, 0), min(b - start, n)
         if lo < hi:
             audio[..., lo:hi] = 0.0
+
+
+def apply_loud(audio: np.ndarray, start: int, schedule: DefectSchedule, rate: int) -> None:
+    """Raise the samples of ``audio`` that fall in a ``loud`` defect by LOUD_GAIN_DB, through
+    a soft limiter (tanh) whose output stays under LOUD_CEILING."""
+    gain = 10.0 ** (LOUD_GAIN_DB / 20.0)
+    n = audio.shape[-1]
+    for d in schedule.of_kind("loud"):
+        a, b = d.sample_range(rate)
+        lo, hi = max(a - start, 0), min(b - start, n)
+        if lo < hi:
+            part = audio[..., lo:hi]
+            audio[..., lo:hi] = LOUD_CEILING * np.tanh(part * (gain / LOUD_CEILING))

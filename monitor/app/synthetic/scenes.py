@@ -20,11 +20,16 @@ from typing import Literal, get_args
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-SceneKind = Literal["studio", "slow_pan", "talking", "crowd", "high_motion", "dark", "fade"]
-AudioKind = Literal["speech", "music", "quiet"]
+SceneKind = Literal[
+    "studio", "slow_pan", "talking", "crowd", "high_motion", "dark", "fade", "test_card"
+]
+AudioKind = Literal["speech", "music", "quiet", "tone"]
 
 SCENE_KINDS: tuple[SceneKind, ...] = get_args(SceneKind)
 AUDIO_KINDS: tuple[AudioKind, ...] = get_args(AudioKind)
+# What a seed draws when the caller does not choose: a test card and its line-up tone are only
+# ever asked for (a demo's test-card channel), so the draws of every seed stay as they were.
+_DRAWN_AUDIO: tuple[AudioKind, ...] = ("speech", "music", "quiet")
 
 # How often each kind is drawn when the caller does not choose; hard negatives are common
 # on purpose, because an evaluation needs many of them.
@@ -36,6 +41,7 @@ _KIND_WEIGHTS = {
     "high_motion": 0.14,
     "dark": 0.12,
     "fade": 0.12,
+    "test_card": 0.0,
 }
 _WEIGHTS = [_KIND_WEIGHTS[k] for k in SCENE_KINDS]
 MIN_SCENE_SECONDS = 3.0
@@ -98,8 +104,10 @@ def _choose_audio(kind: SceneKind, rng: np.random.Generator) -> AudioKind:
     """Talking heads talk; the rest is mostly programme sound with some quiet passages."""
     if kind == "talking":
         return "speech"
+    if kind == "test_card":
+        return "tone"
     weights = {"high_motion": (0.3, 0.6, 0.1), "dark": (0.4, 0.2, 0.4)}.get(kind, (0.45, 0.4, 0.15))
-    return AUDIO_KINDS[int(rng.choice(len(AUDIO_KINDS), p=weights))]
+    return _DRAWN_AUDIO[int(rng.choice(len(_DRAWN_AUDIO), p=weights))]
 
 
 class ScenePlan:

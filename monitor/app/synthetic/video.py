@@ -618,6 +618,62 @@ class FadeRenderer(SceneRenderer):
         return self.floor + (1.0 - self.floor) * x * x * (3 - 2 * x)
 
 
+# EBU 75 % colour bars, left to right (RGB): white (100 %), yellow, cyan, green, magenta,
+# red, blue, black.
+_BARS: tuple[Color, ...] = (
+    (235, 235, 235),
+    (180, 180, 16),
+    (16, 180, 180),
+    (16, 180, 16),
+    (180, 16, 180),
+    (180, 16, 16),
+    (16, 16, 180),
+    (16, 16, 16),
+)
+
+
+class TestCardRenderer(SceneRenderer):
+    """A line-up test card: colour bars over a grey ramp, the channel's ident and a running
+    clock, and a marker sweeping the ramp. A card on air is still but never frozen: the clock
+    and the marker move every frame, as a real card's clock does, which is what tells it from
+    a stuck frame buffer."""
+
+    grain_amplitude = 1
+
+    def setup(self, rng: np.random.Generator) -> None:
+        h, w = self.h, self.w
+        card = np.zeros((h, w, 3), np.uint8)
+        bars_bottom = int(h * 0.62)
+        for i, colour in enumerate(_BARS):
+            card[:bars_bottom, i * w // len(_BARS) : (i + 1) * w // len(_BARS)] = colour
+        ramp = np.linspace(16, 235, w, dtype=np.float32)
+        card[bars_bottom : int(h * 0.8)] = ramp[None, :, None].astype(np.uint8)
+        card[int(h * 0.8) :] = (40, 40, 48)
+        self.card = card
+        self.ramp_rows = (bars_bottom, int(h * 0.8))
+        self.ident = f"VQM {self.scene.seed % 100} TEST"
+        self.graphics.logo, self.graphics.clock = None, False  # the card carries its own
+
+    def picture(self, n: int, t: float) -> np.ndarray:
+        img = self.card.copy()
+        s = self.h / 360.0
+        font = cv2.FONT_HERSHEY_DUPLEX
+        y = int(self.h * 0.95)
+        cv2.putText(
+            img, self.ident, (int(12 * s), y), font, 0.8 * s, (235, 235, 235), 1, cv2.LINE_AA
+        )
+        clock = _timecode(self.scene.first_frame + n, self.scene.fps)
+        cv2.putText(
+            img, clock, (int(self.w - 190 * s), y), font, 0.8 * s, (235, 235, 235), 1, cv2.LINE_AA
+        )
+        top, bottom = self.ramp_rows
+        x = (t * 0.25 % 1.0) * (self.w - 8)
+        cv2.rectangle(
+            img, _pt(x, top), _pt(x + 8 * s, bottom), (235, 40, 40), -1, cv2.LINE_AA, _SUB
+        )
+        return img
+
+
 _RENDERERS: dict[str, type[SceneRenderer]] = {
     "studio": StudioRenderer,
     "slow_pan": PanRenderer,
@@ -626,6 +682,7 @@ _RENDERERS: dict[str, type[SceneRenderer]] = {
     "high_motion": HighMotionRenderer,
     "dark": DarkRenderer,
     "fade": FadeRenderer,
+    "test_card": TestCardRenderer,
 }
 
 

@@ -4,6 +4,7 @@ segments and pagers all carry credentials in their URLs, and all fail loudly, is
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from monitor.core.redact import redact, redact_url
@@ -33,8 +35,9 @@ def test_redaction_keeps_what_tells_urls_apart_and_masks_credentials() -> None:
     )
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
 async def test_the_logs_events_and_alerts_of_a_run_with_secret_bearing_urls_hold_no_secret(
-    tmp_path: Path,
+    tmp_path: Path, log_format: str
 ) -> None:
     origin = Origin()
     origin.routes["/live.m3u8?token=T0kenS3cret"] = Response(
@@ -70,6 +73,7 @@ async def test_the_logs_events_and_alerts_of_a_run_with_secret_bearing_urls_hold
     port = free_port()
     log = tmp_path / "vqm.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("VQM_")}
+    env["VQM_LOG_FORMAT"] = log_format
     cmd = [sys.executable, "-m", "monitor.app.cli", "run", "-c", str(path), "--port", str(port)]
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -95,6 +99,12 @@ async def test_the_logs_events_and_alerts_of_a_run_with_secret_bearing_urls_hold
         await origin.stop()
     text = log.read_text(errors="replace")
     assert "http://***@127.0.0.1" in text  # the URLs were logged, redacted
+    if log_format == "json":  # one object a line, the failing channel named in its own field
+        lines = [line for line in text.splitlines() if line.strip()]
+        # stdout shares the file: the alert lines `vqm run` prints for people are not logs
+        logged = [line for line in lines if " OPEN " not in line and " RESOLVED " not in line]
+        records = [json.loads(line) for line in logged]
+        assert any(r.get("channel") == "news" and "retrying" in r["message"] for r in records)
     assert "url_refused" in text and "http_error" in text
     for secret in SECRETS:
         assert secret not in text, f"{secret} in the logs"

@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import json
 import time
+from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from monitor.app.config import VqmConfig
+from monitor.app.scan import scan
 from monitor.app.synthetic import Defect, DefectSchedule, SceneSpec, SyntheticChannel, write_clip
 from monitor.app.synthetic.audio import RATE, render_audio, syllable_envelope
 from monitor.app.synthetic.scenes import SCENE_KINDS, ScenePlan
@@ -222,3 +225,22 @@ def test_the_talking_head_opens_its_mouth_when_it_speaks() -> None:
     video = ChannelVideo(plan, 320, 180)
     wide, shut = int(np.argmax(opening)), int(np.flatnonzero(opening == 0)[0])
     assert np.abs(video.frame(wide).astype(int) - video.frame(shut).astype(int)).max() > 50
+
+
+def test_a_test_card_with_its_line_up_tone_is_on_target_and_never_frozen(tmp_path: Path) -> None:
+    path = tmp_path / "card.ts"
+    write_clip(path, 16.0, seed=5, scenes=["test_card"], width=320, height=180)
+    config = VqmConfig.model_validate({"detectors": [{"type": "loudness", "min_history": 4}]})
+    assert scan(str(path), config) == []  # not black, not frozen, not silent, not too loud
+
+
+def test_a_loud_defect_is_too_loud_for_the_loudness_detector_without_a_true_peak_over(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "loud.ts"
+    loud = [Defect(kind="loud", start=4.0, duration=14.0)]
+    write_clip(path, 24.0, seed=9, schedule=loud, scenes=["studio"], width=320, height=180)
+    config = VqmConfig.model_validate({"detectors": [{"type": "loudness", "window": 10}]})
+    found = scan(str(path), config)
+    assert [(d.detector, d.label) for d in found] == [("loudness", "too_loud")]
+    assert DefectSchedule(defects=loud).ground_truth()[0]["detector"] == "loudness"
