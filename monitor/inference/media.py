@@ -348,7 +348,7 @@ def _fitted_shape(height: int, width: int, limit: tuple[int, int]) -> tuple[int,
 def _fit(plane: np.ndarray, limit: tuple[int, int]) -> np.ndarray:
     """``plane`` downscaled (area averaging, aspect kept) to fit ``limit``, if bigger. Luma
     codes keep their range: black stays 16 (or 0) whatever the size."""
-    height, width = _fitted_shape(*plane.shape, limit)
+    height, width = _fitted_shape(plane.shape[0], plane.shape[1], limit)
     if (height, width) == plane.shape:
         return plane
     return cv2.resize(plane, (width, height), interpolation=cv2.INTER_AREA)
