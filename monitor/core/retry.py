@@ -137,7 +137,13 @@ class RetryPolicy(BaseModel):
         )
         if stop is not None and stop.is_set():
             raise RetryStopped
-        return await retrying(attempt)
+
+        async def call() -> _T:
+            # tenacity awaits only coroutine functions; a lambda returning a coroutine would
+            # count as a plain function and its coroutine be returned unawaited.
+            return await attempt()
+
+        return await retrying(call)
 
     def _stop(self) -> stop_base:
         if self.max_retries is None:

@@ -173,3 +173,13 @@ async def test_no_attempt_starts_once_stop_is_set() -> None:
         await RetryPolicy().run(
             attempt, retriable=lambda e: True, on_retry=lambda *a: None, stop=stop
         )
+
+
+async def test_an_attempt_given_as_a_lambda_returning_a_coroutine_is_awaited() -> None:
+    async def answer() -> int:
+        return 42
+
+    policy = RetryPolicy()
+    assert (
+        await policy.run(lambda: answer(), retriable=lambda e: True, on_retry=lambda *a: None) == 42
+    )
