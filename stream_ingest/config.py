@@ -17,24 +17,16 @@ from pydantic import Field
 
 from monitor.core.bus import Topics
 from monitor.core.channels import ChannelConfig, StrictModel
-from monitor.core.retry import RetryPolicy
+from monitor.core.retry import BackoffSettings, RetryPolicy
 
 
-class IngestConfig(StrictModel):
+class IngestConfig(BackoffSettings, StrictModel):
     """How ingest follows playlists."""
 
     request_timeout: float = Field(default=5.0, gt=0, description="Seconds per HTTP request.")
     max_retries: int = Field(default=3, ge=0, description="Retries per request before giving up.")
     backoff_base: float = Field(default=0.25, gt=0, description="First retry delay, seconds.")
     backoff_max: float = Field(default=5.0, gt=0, description="Longest retry delay, seconds.")
-    backoff_jitter: float = Field(
-        default=0.25, ge=0, le=1, description="Each delay is cut by up to this share, at random."
-    )
-    retry_after_max: float | None = Field(
-        default=None,
-        gt=0,
-        description="Longest wait an origin's Retry-After may impose, seconds; None: backoff_max.",
-    )
     stale_after_targets: float = Field(
         default=3.0, gt=0, description="Playlist unchanged for this many target durations: stale."
     )
@@ -54,13 +46,7 @@ class IngestConfig(StrictModel):
     @property
     def retry(self) -> RetryPolicy:
         """The retry policy of every request ingest makes."""
-        return RetryPolicy(
-            initial=self.backoff_base,
-            cap=self.backoff_max,
-            jitter=self.backoff_jitter,
-            max_retries=self.max_retries,
-            retry_after_max=self.retry_after_max,
-        )
+        return self.retry_policy(self.max_retries)
 
 
 class IngestView(Protocol):

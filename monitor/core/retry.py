@@ -151,6 +151,31 @@ class RetryPolicy(BaseModel):
         return stop_after_attempt(self.max_retries + 1)
 
 
+class BackoffSettings(BaseModel):
+    """The retry keys a stage's settings section shares; the section gives ``backoff_base``
+    and ``backoff_max`` its own defaults and builds its policy with :meth:`retry_policy`."""
+
+    backoff_base: float = Field(gt=0, description="First retry delay, seconds.")
+    backoff_max: float = Field(gt=0, description="Longest retry delay, seconds.")
+    backoff_jitter: float = Field(
+        default=0.25, ge=0, le=1, description="Each delay is cut by up to this share, at random."
+    )
+    retry_after_max: float | None = Field(
+        default=None,
+        gt=0,
+        description="Longest wait a server's Retry-After may impose, seconds; None: backoff_max.",
+    )
+
+    def retry_policy(self, max_retries: int | None = None) -> RetryPolicy:
+        return RetryPolicy(
+            initial=self.backoff_base,
+            cap=self.backoff_max,
+            jitter=self.backoff_jitter,
+            max_retries=max_retries,
+            retry_after_max=self.retry_after_max,
+        )
+
+
 class _Backoff(wait_base):
     """tenacity's exponential wait from ``initial`` doubling to ``cap``, scaled down by a
     random factor of at most ``jitter``."""
