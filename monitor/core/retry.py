@@ -92,6 +92,14 @@ class RetryPolicy(BaseModel):
         description="Longest wait a server's Retry-After may impose, seconds; None: the cap.",
     )
 
+    @classmethod
+    def of(cls, backoff: RetryPolicy | tuple[float, float]) -> RetryPolicy:
+        """A policy, or one from the ``(initial, cap)`` pair older call sites pass."""
+        if isinstance(backoff, RetryPolicy):
+            return backoff
+        initial, cap = backoff
+        return cls(initial=initial, cap=cap)
+
     @property
     def longest_retry_after(self) -> float:
         return self.retry_after_max if self.retry_after_max is not None else self.cap
