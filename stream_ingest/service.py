@@ -21,6 +21,7 @@ import httpx
 from monitor.core.bus import Bus
 from monitor.core.channels import ChannelConfig
 from monitor.core.metrics import Metrics
+from monitor.core.retry import RetryPolicy
 from stream_ingest.config import IngestView
 from stream_ingest.fetch import make_client
 from stream_ingest.sources.base import SourceContext
@@ -97,6 +98,10 @@ class IngestService:
         context = SourceContext(
             self.config.ingest, self._bus, self.config.topics, self._metrics, client
         )
+        # A crashed source restarts after two base delays, doubling up to half a minute.
+        restarts = RetryPolicy(
+            initial=2 * self.config.ingest.backoff_base, cap=_RESTART_BACKOFF_MAX
+        )
         failures = 0
         while not stop.is_set():
             try:
@@ -105,7 +110,7 @@ class IngestService:
                 return
             except Exception:
                 failures += 1
-                delay = min(_RESTART_BACKOFF_MAX, self.config.ingest.backoff_base * 2**failures)
+                delay = restarts.delay(failures)
                 logger.exception(
                     "ingest: source for %s crashed; restarting in %.1f s", channel.id, delay
                 )
