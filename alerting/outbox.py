@@ -16,8 +16,10 @@ Why it is shaped this way:
   so a restart never re-sends. A crash between send and mark re-sends once: at least once.
 - Per (notifier, alert) only the earliest transition is in flight, so a resolve never overtakes
   its trigger; a transition older than one already delivered is dropped.
-- Failures the receiver may get over (refused, timeout, 5xx, 429) back off exponentially per
-  entry; others, and entries older than ``give_up_after``, are dropped with an error log.
+- Failures the receiver may get over (refused, timeout, 5xx, 429) back off per entry by the
+  one retry policy (:mod:`monitor.core.retry`: exponential, jittered, at least the receiver's
+  ``Retry-After`` up to ``retry_after_max``); others, and entries older than
+  ``give_up_after``, are dropped with an error log.
 - Sending takes a lease key, so two alerting replicas on one Redis do not send the same entry.
 """
 
@@ -26,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -39,6 +40,7 @@ from alerting.notifiers.base import NotifierError
 from alerting.notifiers.routing import Router
 from monitor.core.logs import log_context
 from monitor.core.metrics import Metrics
+from monitor.core.retry import BackoffSettings, RetryPolicy
 from monitor.core.state import StateStore
 
 logger = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ NS_LEASE = "outbox_lease"
 _ORDER = {AlertTransition.OPENED: 0, AlertTransition.UPDATED: 1, AlertTransition.RESOLVED: 2}
 
 
-class OutboxConfig(BaseModel):
+class OutboxConfig(BackoffSettings):
     """Delivery timing and retention."""
 
     model_config = ConfigDict(extra="forbid")
@@ -79,6 +81,11 @@ class OutboxConfig(BaseModel):
     shutdown_timeout: float = Field(
         default=5.0, ge=0, description="Seconds sends in flight get to finish on stop."
     )
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The delay of each entry's next attempt; entries retry until ``give_up_after``."""
+        return self.retry_policy()
 
 
 class OutboxEntry(BaseModel):
@@ -144,6 +151,7 @@ class Outbox:
         self.router = notifiers
         self.metrics = metrics
         self.config = config or OutboxConfig()
+        self.retry = self.config.retry
         self.clock = clock
         self._owner = uuid.uuid4().hex
         self._wake = asyncio.Event()
@@ -313,15 +321,17 @@ class Outbox:
             await self._drop(entry, "expired", f"still failing after give_up_after: {exc}")
             return
         entry.attempts += 1
-        delay = self.backoff(entry.attempts)
+        delay = self.retry.delay(entry.attempts, retry_after=exc.retry_after)
         entry.next_at = self.clock() + delay
         entry.last_error = str(exc)
         await self.state.set(NS_PENDING, entry.key, entry.model_dump_json())
+        asked = "" if exc.retry_after is None else f" (Retry-After {exc.retry_after:g}s)"
         logger.warning(
-            "outbox: %s attempt %d failed, retrying in %.1fs: %s",
+            "outbox: %s attempt %d failed, retrying in %.1fs%s: %s",
             entry.key,
             entry.attempts,
             delay,
+            asked,
             exc,
         )
 
@@ -330,11 +340,6 @@ class Outbox:
         logger.error("outbox: giving up on %s (%s): %s", entry.key, reason, detail)
         if self.metrics:
             self.metrics.dropped.labels(notifier=entry.notifier, reason=reason).inc()
-
-    def backoff(self, attempts: int) -> float:
-        """Exponential from ``backoff_base``, capped, with jitter so retries do not align."""
-        delay = min(self.config.backoff_max, self.config.backoff_base * 2 ** (attempts - 1))
-        return delay * random.uniform(0.75, 1.0)
 
 
 def heads(entries: Iterable[OutboxEntry]) -> list[OutboxEntry]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ from monitor.core.messages import (
     StreamEvent,
     decode_message,
 )
+from monitor.core.retry import RetryPolicy, RetryStopped
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +37,8 @@ GROUP = "vqm-alerting"
 POLL_MS = 1000
 TICK_SECONDS = 1.0
 RETRY_FIRST = 0.2
-RETRY_MAX = 5.0
+# A record whose handling the store cannot take yet is retried until the store is back.
+RETRY = RetryPolicy(initial=RETRY_FIRST, cap=5.0)
 
 
 def is_retriable(exc: BaseException) -> bool:
@@ -43,6 +46,10 @@ def is_retriable(exc: BaseException) -> bool:
     return bool(getattr(exc, "retriable", False)) or isinstance(
         exc, (ConnectionError, TimeoutError)
     )
+
+
+def _log_retry(record: Record, exc: BaseException, attempt: int, delay: float) -> None:
+    logger.warning("%s offset %d: %s; retrying in %.1f s", record.topic, record.offset, exc, delay)
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:
@@ -104,27 +111,21 @@ class AlertingWorker:
 
     async def _handle_with_retry(self, record: Record, stop: asyncio.Event) -> bool:
         """Handle one record; False when ``stop`` came while a store outage lasted."""
-        delay = RETRY_FIRST
-        while True:
-            try:
-                await self.handle(record)
-                return True
-            except Exception as exc:
-                if not is_retriable(exc):
-                    self.errors += 1
-                    self.engine.metrics.alerting_errors.labels(where="message").inc()
-                    self.engine.metrics.poison_records.labels(record.topic).inc()
-                    logger.exception(
-                        "skipping %s offset %d after an error", record.topic, record.offset
-                    )
-                    return True
-                logger.warning(
-                    "%s offset %d: %s; retrying in %.1f s", record.topic, record.offset, exc, delay
-                )
-            await _pause(stop, delay)
-            if stop.is_set():
-                return False
-            delay = min(delay * 2, RETRY_MAX)
+        try:
+            await RETRY.run(
+                lambda: self.handle(record),
+                retriable=is_retriable,
+                on_retry=functools.partial(_log_retry, record),
+                stop=stop,
+            )
+        except RetryStopped:
+            return False
+        except Exception:
+            self.errors += 1
+            self.engine.metrics.alerting_errors.labels(where="message").inc()
+            self.engine.metrics.poison_records.labels(record.topic).inc()
+            logger.exception("skipping %s offset %d after an error", record.topic, record.offset)
+        return True
 
     async def handle(self, record: Record) -> None:
         """Validate one record and give it to the engine; invalid ones are counted and skipped."""

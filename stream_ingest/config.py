@@ -17,9 +17,10 @@ from pydantic import Field
 
 from monitor.core.bus import Topics
 from monitor.core.channels import ChannelConfig, StrictModel
+from monitor.core.retry import BackoffSettings, RetryPolicy
 
 
-class IngestConfig(StrictModel):
+class IngestConfig(BackoffSettings, StrictModel):
     """How ingest follows playlists."""
 
     request_timeout: float = Field(default=5.0, gt=0, description="Seconds per HTTP request.")
@@ -47,6 +48,11 @@ class IngestConfig(StrictModel):
         gt=0,
         description="Seconds a channel's last published segment is kept for the next follower.",
     )
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy of every request ingest makes."""
+        return self.retry_policy(self.max_retries)
 
 
 class IngestView(Protocol):

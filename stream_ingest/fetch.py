@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import os
 import stat
@@ -30,6 +31,7 @@ import httpx
 
 from monitor.core.errors import VqmError
 from monitor.core.messages import StreamEventKind
+from monitor.core.retry import parse_retry_after, retry_after_of
 from stream_ingest.config import IngestConfig
 from stream_ingest.playlist import (
     ByteRange,
@@ -52,6 +54,8 @@ PARSE_TIMEOUT = 10.0
 PARSE_YIELD_LINES = 500
 # 4xx statuses that trying again can fix: not yet published (404), timeouts and throttling.
 _RETRIABLE_CLIENT_STATUSES = {404, 408, 425, 429}
+# Statuses whose Retry-After says when to come back (RFC 9110 for 503, RFC 6585 for 429).
+_RETRY_AFTER_STATUSES = {429, 503}
 
 
 class FetchError(VqmError):
@@ -64,12 +68,14 @@ class FetchError(VqmError):
         detail: str,
         status: int | None = None,
         retriable: bool = True,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(f"{url}: {detail}", retriable=retriable)
         self.kind = kind
         self.url = url
         self.detail = detail
         self.status = status
+        self.retry_after = retry_after  # seconds the origin asked for (429, 503), if it did
 
 
 def make_client(settings: IngestConfig) -> httpx.AsyncClient:
@@ -78,35 +84,26 @@ def make_client(settings: IngestConfig) -> httpx.AsyncClient:
 
 
 class Fetcher:
-    """GET with retries (exponential back-off from ``backoff_base`` to ``backoff_max``), for
-    the URLs ``policy`` allows."""
+    """GET with retries (the settings' :class:`~monitor.core.retry.RetryPolicy`: jittered
+    exponential back-off from ``backoff_base`` to ``backoff_max``, at least an origin's
+    ``Retry-After``), for the URLs ``policy`` allows."""
 
     def __init__(
         self, client: httpx.AsyncClient, settings: IngestConfig, policy: UrlPolicy
     ) -> None:
         self._client = client
         self._settings = settings
+        self._retry = settings.retry
         self.policy = policy
 
     async def get(self, url: str, *, cap: int, byterange: ByteRange | None = None) -> bytes:
         """The body of ``url`` (or its sub-range), at most ``cap`` bytes, or a FetchError."""
         self._check(url)
-        attempt = 0
-        while True:
-            try:
-                return await self._get_once(url, cap, byterange)
-            except FetchError as exc:
-                if not exc.retriable or attempt >= self._settings.max_retries:
-                    raise
-                delay = self.backoff(attempt)
-                logger.debug("retrying %s in %.2f s after: %s", url, delay, exc.detail)
-                attempt += 1
-                await asyncio.sleep(delay)
-
-    def backoff(self, attempt: int) -> float:
-        """Delay before retry ``attempt + 1``: doubling from ``backoff_base`` up to the cap."""
-        s = self._settings
-        return float(min(s.backoff_max, s.backoff_base * 2**attempt))
+        return await self._retry.run(
+            lambda: self._get_once(url, cap, byterange),
+            retriable=lambda exc: isinstance(exc, FetchError) and exc.retriable,
+            on_retry=functools.partial(_log_retry, url),
+        )
 
     def _check(self, url: str) -> None:
         try:
@@ -139,7 +136,7 @@ class Fetcher:
                 "GET", url, headers=headers, follow_redirects=False
             ) as response:
                 if not response.is_redirect:
-                    _check_status(url, response.status_code)
+                    _check_status(url, response)
                     return await _read_body(url, response, cap, byterange)
                 location = response.headers.get("location")
             if not location:
@@ -179,14 +176,25 @@ async def _read_body(
     return bytes(body)
 
 
-def _check_status(url: str, status: int) -> None:
+def _check_status(url: str, response: httpx.Response) -> None:
+    status = response.status_code
     if status < 400:
         return
     retriable = status >= 500 or status in _RETRIABLE_CLIENT_STATUSES
     reason = httpx.codes.get_reason_phrase(status)
-    raise FetchError(
-        StreamEventKind.HTTP_ERROR, url, f"HTTP {status} {reason}".strip(), status, retriable
-    )
+    retry_after = None
+    if status in _RETRY_AFTER_STATUSES:
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+    detail = f"HTTP {status} {reason}".strip()
+    raise FetchError(StreamEventKind.HTTP_ERROR, url, detail, status, retriable, retry_after)
+
+
+def _log_retry(url: str, exc: BaseException, attempt: int, delay: float) -> None:
+    detail = exc.detail if isinstance(exc, FetchError) else str(exc)
+    asked = retry_after_of(exc)
+    if asked is not None:
+        detail += f" (Retry-After {asked:g} s)"
+    logger.debug("retrying %s in %.2f s after: %s", url, delay, detail)
 
 
 def _check_length(url: str, content_length: str | None, cap: int) -> None:

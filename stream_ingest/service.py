@@ -25,6 +25,7 @@ from monitor.core.bus import Bus
 from monitor.core.channels import ChannelConfig
 from monitor.core.logs import bind
 from monitor.core.metrics import Metrics
+from monitor.core.retry import RetryPolicy
 from monitor.core.state import StateStore
 from stream_ingest.config import IngestView
 from stream_ingest.fetch import make_client
@@ -112,6 +113,10 @@ class IngestService:
             client,
             self._positions,
         )
+        # A crashed source restarts after two base delays, doubling up to half a minute.
+        restarts = RetryPolicy(
+            initial=2 * self.config.ingest.backoff_base, cap=_RESTART_BACKOFF_MAX
+        )
         failures = 0
         while not stop.is_set():
             try:
@@ -120,7 +125,7 @@ class IngestService:
                 return
             except Exception:
                 failures += 1
-                delay = min(_RESTART_BACKOFF_MAX, self.config.ingest.backoff_base * 2**failures)
+                delay = restarts.delay(failures)
                 logger.exception(
                     "ingest: source for %s crashed; restarting in %.1f s", channel.id, delay
                 )

@@ -42,14 +42,15 @@ Handler = Callable[[Request], tuple[int, Any]]
 class Receiver:
     """A local HTTP/1.1 server that records requests and answers scripted statuses.
 
-    ``statuses`` are used one per request, then ``default_status``; ``accepted`` holds the
+    ``statuses`` are used one per request, then ``default_status``; a status may come with
+    the headers to answer it with, ``(503, {"Retry-After": "30"})``. ``accepted`` holds the
     requests answered 2xx. Start it late to play a receiver that refuses connections. A
     ``handler`` answers instead, status and JSON body, for receivers whose answer depends on
     the request (Grafana's annotations).
     """
 
     port: int = field(default_factory=free_port)
-    statuses: list[int] = field(default_factory=list)
+    statuses: list[int | tuple[int, dict[str, str]]] = field(default_factory=list)
     default_status: int = 202
     requests: list[Request] = field(default_factory=list)
     accepted: list[Request] = field(default_factory=list)
@@ -76,13 +77,14 @@ class Receiver:
             headers = {k.lower(): v.strip() for k, v in (h.split(":", 1) for h in head[1:] if h)}
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             request = Request(method, path, headers, body)
-            status, answer = self._answer(request)
+            status, answer, extra = self._answer(request)
             self.requests.append(request)
             if 200 <= status < 300:
                 self.accepted.append(request)
             reply = json.dumps(answer).encode()
+            more = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
             writer.write(
-                f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+                f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{more}"
                 f"Content-Length: {len(reply)}\r\nConnection: close\r\n\r\n".encode()
                 + reply
             )
@@ -92,8 +94,9 @@ class Receiver:
         finally:
             writer.close()
 
-    def _answer(self, request: Request) -> tuple[int, Any]:
+    def _answer(self, request: Request) -> tuple[int, Any, dict[str, str]]:
         if self.handler is not None:
-            return self.handler(request)
-        status = self.statuses.pop(0) if self.statuses else self.default_status
-        return status, {"status": "ok"}
+            return (*self.handler(request), {})
+        scripted = self.statuses.pop(0) if self.statuses else self.default_status
+        status, headers = scripted if isinstance(scripted, tuple) else (scripted, {})
+        return status, {"status": "ok"}, headers

@@ -146,9 +146,10 @@ class AlertmanagerNotifier(HttpNotifier):
         if unexpected:
             raise unexpected[0]
         if len(failures) == len(results):
-            retriable = any(f.retriable for f in failures if isinstance(f, NotifierError))
+            errors = [f for f in failures if isinstance(f, NotifierError)]
+            retriable = any(f.retriable for f in errors)
             message = "; ".join(str(f) for f in failures)
-            raise NotifierError(message, retriable=retriable)
+            raise NotifierError(message, retriable=retriable, retry_after=_soonest_retry(errors))
         for failure in failures:
             logger.warning("%s: one Alertmanager did not take %d alert(s): %s", self.name,
                            len(events), failure)  # fmt: skip
@@ -203,3 +204,13 @@ def alert_annotations(alert: Alert) -> dict[str, str]:
     if alert.offset_ms is not None:
         description += f", audio offset {alert.offset_ms:+.0f} ms"
     return {"summary": headline(alert), "description": description}
+
+
+def _soonest_retry(errors: list[NotifierError]) -> float | None:
+    """When the first member that may take it asked to be tried again: the shortest
+    Retry-After among the retriable failures, or None (plain back-off) when one gave none."""
+    asked = [e.retry_after for e in errors if e.retriable]
+    waits = [a for a in asked if a is not None]
+    if not waits or len(waits) < len(asked):
+        return None
+    return min(waits)

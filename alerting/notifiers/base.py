@@ -35,11 +35,14 @@ from alerting.links import PageLinks
 from alerting.models import AlertEvent
 from monitor.core.errors import VqmError
 from monitor.core.redact import redact, redact_url
+from monitor.core.retry import parse_retry_after
 
 logger = logging.getLogger(__name__)
 
 # Statuses where the receiver may accept the same request later.
 _RETRIABLE_STATUS = {408, 425, 429}
+# Statuses whose Retry-After says when to come back (RFC 9110 for 503, RFC 6585 for 429).
+_RETRY_AFTER_STATUS = {429, 503}
 
 
 class NotifierError(VqmError):
@@ -47,11 +50,21 @@ class NotifierError(VqmError):
 
     ``retriable`` is True when the same request may succeed later (connection refused,
     timeout, 5xx, 429) and False when it never will (bad key, malformed payload).
+    ``retry_after`` is the seconds a receiver's 429 or 503 asked to wait (its ``Retry-After``);
+    the outbox waits at least that long, up to its ``retry_after_max``.
     """
 
-    def __init__(self, message: str, *, retriable: bool, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retriable: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message, retriable=retriable)
         self.status = status
+        self.retry_after = retry_after
 
 
 class NotifierConfig(BaseModel):
@@ -165,16 +178,23 @@ class HttpNotifier(Notifier):
 
 
 def check_status(name: str, url: str, response: httpx.Response) -> None:
-    """Raise unless 2xx; 5xx, 408, 425 and 429 are retriable, other statuses are not."""
+    """Raise unless 2xx; 5xx, 408, 425 and 429 are retriable, other statuses are not.
+
+    A 429 or 503 passes on its ``Retry-After`` (seconds or an HTTP-date) as ``retry_after``.
+    """
     status = response.status_code
     if 200 <= status < 300:
         return
     retriable = status >= 500 or status in _RETRIABLE_STATUS
+    retry_after = None
+    if status in _RETRY_AFTER_STATUS:
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
     body = response.text[:200].strip()
     raise NotifierError(
         f"{name}: {redact_url(url)} answered {status}: {body or response.reason_phrase}",
         retriable=retriable,
         status=status,
+        retry_after=retry_after,
     )
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -40,6 +41,7 @@ from aiokafka.errors import (
 from aiokafka.structs import ConsumerRecord
 
 from monitor.core.bus import Bus, BusError, Consumer, Record
+from monitor.core.retry import RetryPolicy, RetryStopped
 
 logger = logging.getLogger(__name__)
 
@@ -57,37 +59,33 @@ class KafkaBusError(BusError):
         self.retriable = retriable
 
 
-class Backoff:
-    """Exponential back-off delays: ``base``, doubling, capped at ``cap`` seconds."""
-
-    def __init__(self, base: float = 0.25, cap: float = 5.0) -> None:
-        self.base, self.cap = base, cap
-        self._next = base
-
-    def next(self) -> float:
-        delay, self._next = self._next, min(self._next * 2, self.cap)
-        return delay
-
-
 async def retry_until_stopped(
-    attempt: Callable[[], Awaitable[_T]], stop: asyncio.Event, what: str, backoff: Backoff
+    attempt: Callable[[], Awaitable[_T]], stop: asyncio.Event, what: str, policy: RetryPolicy
 ) -> _T | None:
     """Call ``attempt`` until it succeeds (its result) or ``stop`` is set (None).
 
-    Retriable Kafka errors and OS errors are logged and retried after a back-off that
-    ``stop`` interrupts at once; anything else propagates, since waiting will not fix it.
+    Retriable Kafka errors and OS errors are logged and retried after the policy's back-off,
+    which ``stop`` interrupts at once; anything else propagates, since waiting will not fix it.
     """
-    while not stop.is_set():
-        try:
-            return await attempt()
-        except (KafkaError, OSError) as exc:
-            if isinstance(exc, KafkaError) and not _retriable(exc):
-                raise
-            delay = backoff.next()
-            logger.warning("%s failed (%s); retrying in %.2f s", what, exc, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-    return None
+    try:
+        return await policy.run(
+            attempt,
+            retriable=_worth_retrying,
+            on_retry=functools.partial(_log_retry, what),
+            stop=stop,
+        )
+    except RetryStopped:
+        return None
+
+
+def _worth_retrying(exc: Exception) -> bool:
+    if isinstance(exc, KafkaError):
+        return _retriable(exc)
+    return isinstance(exc, OSError)
+
+
+def _log_retry(what: str, exc: BaseException, attempt: int, delay: float) -> None:
+    logger.warning("%s failed (%s); retrying in %.2f s", what, exc, delay)
 
 
 def _retriable(exc: KafkaError) -> bool:
@@ -100,7 +98,12 @@ class KafkaBus(Bus):
 
     ``start`` returns once the producer is connected, retrying with back-off until then or
     until ``stop`` is called (the broker may come up after the process); ``ready`` is False
-    meanwhile. Consumers start the same way, lazily, on their first ``getmany``.
+    meanwhile. Consumers start the same way, lazily, on their first ``getmany``. Both follow
+    ``backoff``, a :class:`~monitor.core.retry.RetryPolicy` (or its ``(initial, cap)``).
+
+    Publishes and commits are not retried here: aiokafka already retries their retriable
+    errors, and what reaches us is final (a commit refused in a rebalance must not be
+    retried: the partition, and its uncommitted records, belong to another member now).
     """
 
     def __init__(
@@ -112,7 +115,7 @@ class KafkaBus(Bus):
         request_timeout_ms: int = 30_000,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 1_000,
-        backoff: tuple[float, float] = (0.25, 5.0),
+        backoff: RetryPolicy | tuple[float, float] = (0.25, 5.0),
     ) -> None:
         if max_message_bytes <= 0:
             raise ValueError(f"max_message_bytes must be positive, got {max_message_bytes}")
@@ -123,7 +126,8 @@ class KafkaBus(Bus):
         self.request_timeout_ms = request_timeout_ms
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
-        self._backoff = backoff
+        # Connecting retries until stopped, whatever retry count the policy was given.
+        self.retry = RetryPolicy.of(backoff).model_copy(update={"max_retries": None})
         self._producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
         self._consumers: list[KafkaConsumer] = []
@@ -135,7 +139,7 @@ class KafkaBus(Bus):
             self._start_producer,
             self._stopping,
             f"connecting to Kafka at {self.bootstrap}",
-            Backoff(*self._backoff),
+            self.retry,
         )
         if self._producer is not None:
             logger.info("Kafka producer %s connected to %s", self.client_id, self.bootstrap)
@@ -284,7 +288,7 @@ class KafkaConsumer(Consumer):
                     self._connect,
                     self._stopping,
                     f"consumer group {self.group} joining",
-                    Backoff(*self.bus._backoff),
+                    self.bus.retry,
                 )
             )
         done, _ = await asyncio.wait({self._starting}, timeout=timeout_ms / 1000)

@@ -3,7 +3,9 @@
 Keys are ``vqm:{deployment}:{ns}:{key}``, so several deployments can share one Redis. While
 Redis is away every call raises :class:`~monitor.core.state.StateError` (retriable) at once
 instead of hanging, ``ready()`` is False, and the store tries again after a back-off that
-grows to ``backoff_cap`` seconds; the first call that gets through makes it ready again.
+grows by the retry policy (``backoff``: :class:`~monitor.core.retry.RetryPolicy`, or its
+``(initial, cap)``; jittered, so replicas do not return in step); the first call that gets
+through makes it ready again.
 
     store = RedisStateStore("redis://redis:6379/0", deployment="prod")
     await store.start()
@@ -33,6 +35,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from monitor.core.retry import RetryPolicy
 from monitor.core.state import Claim, StateError, StateStore
 
 logger = logging.getLogger(__name__)
@@ -78,28 +81,29 @@ def _glob_escape(text: str) -> str:
 
 
 class _Outage:
-    """Tracks Redis being away: when to try again, with a doubling delay."""
+    """Tracks Redis being away: when to try again, by the retry policy's growing delay."""
 
-    def __init__(self, base: float, cap: float, clock: Callable[[], float]) -> None:
-        self.base, self.cap, self._clock = base, cap, clock
-        self.delay = 0.0
+    def __init__(self, policy: RetryPolicy, clock: Callable[[], float]) -> None:
+        self._policy, self._clock = policy, clock
+        self.failures = 0
         self.retry_at = 0.0
 
     @property
     def down(self) -> bool:
-        return self.delay > 0
+        return self.failures > 0
 
     def wait_left(self) -> float:
         return max(0.0, self.retry_at - self._clock())
 
     def failed(self) -> float:
-        self.delay = self.base if not self.down else min(self.delay * 2, self.cap)
-        self.retry_at = self._clock() + self.delay
-        return self.delay
+        self.failures += 1
+        delay = self._policy.delay(self.failures)
+        self.retry_at = self._clock() + delay
+        return delay
 
     def recovered(self) -> bool:
         """Forget the outage; True if there was one."""
-        was_down, self.delay = self.down, 0.0
+        was_down, self.failures = self.down, 0
         return was_down
 
 
@@ -111,7 +115,7 @@ class RedisStateStore(StateStore):
         url: str,
         deployment: str,
         timeout: float = 2.0,
-        backoff: tuple[float, float] = (0.2, 5.0),
+        backoff: RetryPolicy | tuple[float, float] = (0.2, 5.0),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
@@ -125,7 +129,7 @@ class RedisStateStore(StateStore):
             # One quick retry rides over a dropped idle connection; outages are ours to handle.
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
         )
-        self._outage = _Outage(*backoff, clock=clock)
+        self._outage = _Outage(RetryPolicy.of(backoff), clock=clock)
         self._claim = self._client.register_script(_CLAIM)
         self._release = self._client.register_script(_RELEASE)
 

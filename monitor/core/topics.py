@@ -41,7 +41,8 @@ from aiokafka.protocol.metadata import MetadataRequest
 from pydantic import BaseModel, ConfigDict
 
 from monitor.core.bus import Topics
-from monitor.core.bus_kafka import MIB, Backoff, KafkaBusError
+from monitor.core.bus_kafka import MIB, KafkaBusError
+from monitor.core.retry import RetryPolicy
 from monitor.core.errors import VqmError
 
 logger = logging.getLogger(__name__)
@@ -126,20 +127,22 @@ async def wait_for_topics(
     topics: Topics,
     segment_bytes: int | None,
     stop: asyncio.Event,
-    backoff: Backoff | None = None,
+    policy: RetryPolicy | None = None,
 ) -> bool:
     """Wait until every topic exists (False if ``stop`` comes first); then, when
     ``segment_bytes`` is given, raise :class:`TopicMismatchError` if the segments topic
     cannot hold messages of that size. Nothing is created: that is ``vqm topics create``'s.
     """
-    backoff = backoff or Backoff(0.5, 5.0)
+    policy = policy or RetryPolicy(initial=0.5, cap=5.0)
+    looks = 0
     while not stop.is_set():
         async with _admin(bootstrap, 30_000, "describe topics") as admin:
             states = await describe_topics(admin, _names(topics))
         missing = [s.name for s in states if not s.exists]
         if not missing:
             break
-        delay = backoff.next()
+        looks += 1
+        delay = policy.delay(looks)
         logger.warning(
             "topics %s do not exist; waiting for `vqm topics create` (next look in %.1f s)",
             ", ".join(missing),

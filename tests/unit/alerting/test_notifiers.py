@@ -112,6 +112,29 @@ async def test_alertmanager_every_member_down_is_a_retriable_failure(
 
 
 @pytest.mark.parametrize(
+    ("second_answer", "retry_after"), [((503, {"Retry-After": "60"}), 20.0), (503, None)]
+)
+async def test_alertmanager_members_all_throttling_retry_when_the_soonest_asked(
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    second_answer: int | tuple[int, dict[str, str]],
+    retry_after: float | None,
+) -> None:
+    """The cluster can take the alert once any member can; one without a Retry-After may be
+    back at any moment, so then the plain back-off applies."""
+    second = Receiver(statuses=[second_answer])
+    await second.start()
+    receiver.statuses = [(429, {"Retry-After": "20"})]
+    try:
+        config = AlertmanagerConfig(urls=[receiver.url, second.url])
+        with pytest.raises(NotifierError) as err:
+            await AlertmanagerNotifier("am", config, client).send(opened())
+    finally:
+        await second.stop()
+    assert err.value.retriable is True and err.value.retry_after == retry_after
+
+
+@pytest.mark.parametrize(
     ("fields", "message"),
     [
         ({"url": "http://a:9093", "urls": ["http://b:9093"]}, "not both"),
@@ -333,6 +356,24 @@ async def test_a_non_2xx_answer_raises_saying_whether_to_retry(
         await notifier.send(opened())
     assert caught.value.retriable is retriable
     assert caught.value.status == status
+
+
+@pytest.mark.parametrize(
+    ("status", "header", "retry_after"),
+    [(503, "120", 120.0), (429, "0", 0.0), (503, "whenever", None), (500, "120", None)],
+)
+async def test_a_429_or_503_carries_the_receivers_retry_after_in_seconds(
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    status: int,
+    header: str,
+    retry_after: float | None,
+) -> None:
+    receiver.statuses = [(status, {"Retry-After": header})]
+    notifier = PagerDutyNotifier("pd", PagerDutyConfig(url=receiver.url, routing_key="k"), client)
+    with pytest.raises(NotifierError) as caught:
+        await notifier.send(opened())
+    assert caught.value.retriable and caught.value.retry_after == retry_after
 
 
 async def test_a_refused_connection_is_retriable(client: httpx.AsyncClient) -> None:

@@ -4,6 +4,7 @@ failures and restarts, against a real local HTTP receiver."""
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import time
 from collections.abc import Callable
 
@@ -12,7 +13,14 @@ from prometheus_client import CollectorRegistry
 
 from alerting.models import AlertEvent, AlertTransition
 from alerting.notifiers import NotificationConfig, Router, build_notifiers
-from alerting.outbox import NS_DELIVERED, NS_PENDING, Outbox, OutboxConfig, OutboxMetrics
+from alerting.outbox import (
+    NS_DELIVERED,
+    NS_PENDING,
+    Outbox,
+    OutboxConfig,
+    OutboxEntry,
+    OutboxMetrics,
+)
 from monitor.core.state import MemoryStateStore
 from tests.receiver import Receiver
 from tests.unit.alerting.test_notifiers import make_alert, opened, resolved
@@ -212,9 +220,79 @@ async def test_an_entry_failing_past_give_up_after_is_dropped(client: httpx.Asyn
 async def test_retries_back_off_exponentially_up_to_the_cap() -> None:
     config = OutboxConfig(backoff_base=1.0, backoff_max=10.0)
     outbox = Outbox(MemoryStateStore(), Router({}, []), config=config)
-    delays = [outbox.backoff(n) for n in range(1, 7)]
+    delays = [outbox.retry.delay(n) for n in range(1, 7)]
     for delay, full in zip(delays, [1, 2, 4, 8, 10, 10], strict=True):
         assert 0.75 * full <= delay <= full
+
+
+class FrozenClock:
+    """The outbox's clock, moved by the test: an entry is due only when the test says so."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def paging_on_a_frozen_clock(
+    receiver: Receiver, client: httpx.AsyncClient, **config: float
+) -> tuple[Outbox, FrozenClock]:
+    """An outbox with one page enqueued, whose entries fall due when the test moves the clock."""
+    clock = FrozenClock()
+    settings = FAST.model_copy(update=config)
+    outbox = Outbox(
+        MemoryStateStore(), pagerduty_router(receiver, client), config=settings, clock=clock
+    )
+    await outbox.enqueue(opened())
+    return outbox, clock
+
+
+async def failed(outbox: Outbox, attempts: int = 1) -> OutboxEntry:
+    """The entry once ``attempts`` attempts have failed and it has been rescheduled."""
+    deadline = time.monotonic() + 5
+    while True:
+        entries = await outbox.pending()
+        if entries and entries[0].attempts == attempts:
+            return entries[0]
+        assert time.monotonic() < deadline, f"attempt {attempts} never failed"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_receivers_retry_after_schedules_the_next_attempt_that_far_ahead(
+    receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    receiver.statuses = [(503, {"Retry-After": "30"})]
+    outbox, clock = await paging_on_a_frozen_clock(receiver, client, retry_after_max=60.0)
+    async with Running(outbox):
+        entry = await failed(outbox)
+        assert entry.next_at == clock.now + 30  # not FAST's 0.02 s back-off
+        assert len(receiver.requests) == 1
+        clock.now += 30
+        await settle(outbox)
+    assert actions(receiver) == [("trigger", "news:black:1")]
+
+
+async def test_a_retry_after_an_hour_away_or_as_a_date_is_capped_at_retry_after_max(
+    receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    in_a_day = email.utils.formatdate(time.time() + 86_400, usegmt=True)
+    receiver.statuses = [(429, {"Retry-After": "3600"}), (503, {"Retry-After": in_a_day})]
+    outbox, clock = await paging_on_a_frozen_clock(receiver, client, retry_after_max=60.0)
+    async with Running(outbox):
+        assert (await failed(outbox, 1)).next_at == clock.now + 60
+        clock.now += 60
+        assert (await failed(outbox, 2)).next_at == clock.now + 60
+
+
+async def test_without_retry_after_max_a_retry_after_is_capped_at_backoff_max(
+    receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    receiver.statuses = [(503, {"Retry-After": "3600"})]
+    outbox, clock = await paging_on_a_frozen_clock(receiver, client, backoff_max=20.0)
+    async with Running(outbox):
+        entry = await failed(outbox)
+    assert entry.next_at == clock.now + 20
 
 
 async def test_updates_and_unrouted_severities_store_nothing(
