@@ -42,8 +42,8 @@ from pydantic import BaseModel, ConfigDict
 
 from monitor.core.bus import Topics
 from monitor.core.bus_kafka import MIB, KafkaBusError
-from monitor.core.retry import RetryPolicy
 from monitor.core.errors import VqmError
+from monitor.core.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
