@@ -178,8 +178,8 @@ class StreamEvent(Message):
     at: float = Field(default_factory=now)
     media_time: float | None = Field(
         default=None,
-        description="Where on the channel's media timeline it happened (the segment's "
-        "media_start), seconds; set on ad breaks, so alerting can tell which defects fall in one.",
+        description="Where on the playlist timeline it happened (the segment's media_start, "
+        "a sum of EXTINF), seconds; set on ad breaks.",
     )
 
     @model_serializer(mode="wrap")
