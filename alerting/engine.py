@@ -10,7 +10,10 @@ Two things keep on-call from being paged needlessly. A recovered alert is held o
 ``alerting.flap_window`` seconds and carries on if its defect comes back within them, so a
 flapping defect is one alert and one page. An alert a silence matches is recorded and shown
 but its events say so (``AlertEvent.pages`` is False), and it pages when the silence ends
-while it is still open.
+while it is still open. On a channel with ``ad_breaks: suppress``, black and silence that begin
+inside an ad break the stream signals (``ad_break_start``/``ad_break_end`` stream events name
+its segments; the first detections of those segments place it on the PTS timeline) are held
+back the same way, by the break instead of a silence, and page only if they outlast it.
 
     engine = AlertEngine(config, MemoryStateStore(), Metrics(), [print_alert])
     await engine.start()
@@ -31,7 +34,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from alerting.config import AlertingView
 from alerting.intervals import IntervalChange
 from alerting.models import Alert, AlertEvent, AlertState, AlertTransition, Silence
-from alerting.store import AlertStore, ChannelHealth, Measurements, Thumbnail, alert_key
+from alerting.store import (
+    AdBreak,
+    AlertStore,
+    ChannelHealth,
+    Measurements,
+    Thumbnail,
+    alert_key,
+)
 from monitor.core.channels import ChannelConfig
 from monitor.core.logs import log_context, trace_id_for
 from monitor.core.messages import DetectionMessage, StreamEvent, StreamEventKind, now
@@ -52,6 +62,13 @@ STREAM_ALERT_KINDS = frozenset(
         StreamEventKind.PLAYLIST_PARSE,
     }
 )
+# What an ad break may make: black and silence between programme and ads are the break, not
+# a fault. They are held back when they begin within the break (or this long before its
+# splice point: a fade to black ahead of the cue) and page if they outlast it by more.
+AD_BREAK_DETECTORS = frozenset({"black", "silence"})
+AD_BREAK_SLACK = 1.0
+AD_BREAK_SILENCE = "ad-break"
+KEPT_AD_BREAKS = 8
 DEFAULT_SEGMENT_SECONDS = 6.0
 DOWN_AFTER_SEGMENTS = 3.0
 # Weight of the newest analysed span in the typical segment duration (an EWMA).
@@ -137,7 +154,9 @@ class AlertEngine:
             raise
 
     async def _apply_detection(self, channel: ChannelConfig, msg: DetectionMessage) -> None:
-        await self._segment_seen(channel.id, msg.fetched_at, msg.media_end - msg.media_start)
+        await self._segment_seen(
+            channel.id, msg.fetched_at, msg.media_end - msg.media_start, placed=msg
+        )
         if msg.thumbnail_jpeg:
             await self._keep_thumbnail(msg)
         if msg.measurements:
@@ -189,6 +208,8 @@ class AlertEngine:
             # An update, or an open that was already persisted (a retry): never notify twice.
             notify = change.transition is AlertTransition.UPDATED
             await self._update(existing, change.end, change.confidence, notify=notify)
+            if existing.silenced_by == AD_BREAK_SILENCE:
+                await self._outlasted_ad_break(existing)
 
     # -- stream events -------------------------------------------------------------------
     async def handle_stream_event(self, ev: StreamEvent) -> None:
@@ -206,6 +227,9 @@ class AlertEngine:
             await self.store.put_channel(health)
             if ev.kind is StreamEventKind.RECOVERED:
                 await self._resolve_stream_alerts(channel.id, before=None, end=ev.at)
+            elif ev.kind in (StreamEventKind.AD_BREAK_START, StreamEventKind.AD_BREAK_END):
+                _note_ad_break(health, ev)
+                await self.store.put_channel(health)
             elif ev.kind in STREAM_ALERT_KINDS:
                 if health.last_segment_at is not None and ev.at < health.last_segment_at:
                     logger.debug(
@@ -235,6 +259,24 @@ class AlertEngine:
         for alert in await self.store.active(channel_id, STREAM_DETECTOR):
             if before is None or alert.start < before:
                 await self._recovered(alert, max(end, alert.end))
+
+    # -- ad breaks -----------------------------------------------------------------------
+    async def _in_ad_break(self, channel: ChannelConfig, detector: str, start: float) -> bool:
+        """A defect of ``detector`` beginning at ``start`` (media seconds) is the ad break's."""
+        if channel.ad_breaks != "suppress" or detector not in AD_BREAK_DETECTORS:
+            return False
+        return _ad_break_at(await self._health(channel.id), start) is not None
+
+    async def _outlasted_ad_break(self, alert: Alert) -> None:
+        """An alert the break held back pages once its defect goes on past the break's end."""
+        held = _ad_break_at(await self._health(alert.channel_id), alert.start)
+        end = held[1] if held is not None else None
+        if held is not None and (end is None or alert.end <= end + AD_BREAK_SLACK):
+            return
+        logger.info("alert %s outlasted its ad break; paging it", alert.id)
+        alert.silenced_by, alert.unpaged = None, False
+        await self.store.put_active(alert)
+        await self._notify(AlertEvent(transition=AlertTransition.OPENED, alert=alert))
 
     async def _keep_measurements(self, msg: DetectionMessage) -> None:
         await self.store.put_measurements(
@@ -272,9 +314,16 @@ class AlertEngine:
             await self._segment_seen(channel_id, fetched_at, duration)
 
     async def _segment_seen(
-        self, channel_id: str, fetched_at: float, duration: float | None
+        self,
+        channel_id: str,
+        fetched_at: float,
+        duration: float | None,
+        placed: DetectionMessage | None = None,
     ) -> None:
         health = await self._health(channel_id)
+        if placed is not None:
+            for ad_break in health.ad_breaks:
+                ad_break.place(placed.seq, placed.media_start)
         health.last_segment_at = max(fetched_at, health.last_segment_at or fetched_at)
         health.last_detection_at = self._clock()
         if duration is not None and duration > 0:
@@ -360,6 +409,8 @@ class AlertEngine:
         """Follow silences made or ended since: an alert whose silence ended pages now."""
         silences = await self.store.silences()
         for alert in await self.store.active():
+            if alert.silenced_by == AD_BREAK_SILENCE:
+                continue  # held by an ad break, not by a silence: see _outlasted_ad_break
             silence = _matching(silences, alert, at)
             silenced_by = silence.id if silence is not None else None
             if silenced_by == alert.silenced_by:
@@ -402,6 +453,9 @@ class AlertEngine:
         if silence is not None:
             alert.silenced_by, alert.unpaged = silence.id, True
             logger.info("alert %s is silenced by %s: not paged", alert.id, silence.id)
+        elif await self._in_ad_break(channel, detector, change.start):
+            alert.silenced_by, alert.unpaged = AD_BREAK_SILENCE, True
+            logger.info("alert %s began in an ad break: not paged unless it outlasts it", alert.id)
         alert.picture = await self.store.keep_picture(alert)
         await self.store.put_active(alert)
         self.metrics.alerts_opened.labels(channel=channel.id, detector=detector).inc()
@@ -457,6 +511,30 @@ class AlertEngine:
         except KeyError:
             logger.warning("message for unknown channel %r; skipping", channel_id)
             return None
+
+
+def _note_ad_break(health: ChannelHealth, ev: StreamEvent) -> None:
+    """Keep the break an ``ad_break_start``/``_end`` event opens or closes (by segment)."""
+    if ev.seq is None:
+        return
+    breaks = health.ad_breaks
+    open_break = bool(breaks) and breaks[-1].end_seq is None
+    if ev.kind is StreamEventKind.AD_BREAK_START and not open_break:
+        breaks.append(AdBreak(start_seq=ev.seq))
+    elif ev.kind is StreamEventKind.AD_BREAK_END and open_break:
+        breaks[-1].end_seq = ev.seq
+    del breaks[:-KEPT_AD_BREAKS]
+
+
+def _ad_break_at(health: ChannelHealth, start: float) -> tuple[float, float | None] | None:
+    """The ad break (PTS start, end or None while on) a defect beginning at ``start`` falls in."""
+    for ad_break in reversed(health.ad_breaks):
+        began, ended = ad_break.start, ad_break.end
+        if began is None:
+            continue  # not placed yet: none of its pictures has been analysed
+        if began - AD_BREAK_SLACK <= start and (ended is None or start < ended):
+            return began, ended
+    return None
 
 
 def _matching(silences: list[Silence], alert: Alert, at: float) -> Silence | None:

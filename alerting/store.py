@@ -68,6 +68,27 @@ class ChannelStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+class AdBreak(BaseModel):
+    """An ad break ingest reported, by segment, placed on the stream's PTS timeline by the
+    first detection of its first segment (and of the first segment after it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start_seq: int
+    end_seq: int | None = None
+    start: float | None = Field(default=None, description="Media seconds (PTS) it began.")
+    end: float | None = Field(default=None, description="Media seconds (PTS) it ended.")
+
+    def place(self, seq: int, media_start: float) -> bool:
+        """Learn where the break lies from a detection of segment ``seq``; True if it did."""
+        changed = False
+        if self.start is None and seq >= self.start_seq:
+            self.start, changed = media_start, True
+        if self.end is None and self.end_seq is not None and seq >= self.end_seq:
+            self.end, changed = media_start, True
+        return changed
+
+
 class ChannelHealth(BaseModel):
     """What alerting knows about a channel's delivery; wall-clock epoch seconds."""
 
@@ -83,6 +104,9 @@ class ChannelHealth(BaseModel):
     last_event: str | None = Field(default=None, description="Latest stream event kind.")
     last_event_at: float | None = None
     changed_at: float | None = Field(default=None, description="When ``up`` last changed.")
+    ad_breaks: list[AdBreak] = Field(
+        default_factory=list, description="The latest ad breaks the stream signalled, oldest first."
+    )
 
 
 class Measurements(BaseModel):

@@ -39,6 +39,7 @@ from stream_ingest.playlist import (
     MediaPlaylist,
     PlaylistError,
     Variant,
+    VariantChoice,
     parse_playlist,
 )
 from stream_ingest.urls import UrlPolicy, UrlRefused, is_local_scheme
@@ -262,15 +263,17 @@ async def load_media_playlist(fetcher: Fetcher, url: str) -> tuple[MediaPlaylist
     return media, variant
 
 
-def choose_variant(master: MasterPlaylist) -> Variant:
-    """The highest-bandwidth variant, logged so an operator knows which rendition is watched."""
-    variant = master.best_variant()
+def choose_variant(master: MasterPlaylist, choice: VariantChoice = "highest") -> Variant:
+    """The variant ``choice`` names (the highest bandwidth by default), logged so an operator
+    knows which rendition is watched."""
+    variant = master.choose(choice)
     logger.info(
-        "master playlist %s: following variant %s (BANDWIDTH=%d, CODECS=%r), best of %d",
+        "master playlist %s: following variant %s (BANDWIDTH=%d, CODECS=%r), %s of %d",
         master.url,
         variant.uri,
         variant.bandwidth,
         variant.codecs,
+        choice,
         len(master.variants),
     )
     return variant

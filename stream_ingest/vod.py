@@ -5,7 +5,9 @@
 
 A live playlist is read once too (its current window), which is what a one-off scan wants.
 Unlike the live follower, nothing is skipped: an unreachable playlist, a playlist that does
-not parse, or a segment that cannot be fetched raises :class:`VodError` with one clear line.
+not parse, or a segment that cannot be fetched raises :class:`VodError` with one clear line,
+and so does a segment encrypted with what ingest cannot undo (AES-128 is decrypted; SAMPLE-AES
+and DRM are not). Segments the playlist marks EXT-X-GAP are not fetched.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from monitor.core.messages import SegmentMessage, now
 from monitor.core.redact import redact_url
 from stream_ingest.config import IngestConfig
 from stream_ingest.fetch import Fetcher, FetchError, load_media_playlist, make_client
+from stream_ingest.keys import KeyRing, SegmentKeyError
 from stream_ingest.playlist import InitSection, PlaylistError, Segment
 from stream_ingest.urls import UrlPolicy, is_local_scheme
 
@@ -60,8 +63,18 @@ async def fetch_vod_segments(
         logger.info("%s: %d segments to scan", playlist.url, len(playlist.segments))
         media_time = 0.0
         init_cache: dict[InitSection, bytes] = {}
+        keys = KeyRing(fetcher)
         for segment in playlist.segments:
+            if segment.gap:
+                logger.info("%s: segment %d is EXT-X-GAP; skipped", playlist.url, segment.seq)
+                media_time += segment.duration
+                continue
             payload = await _payload(fetcher, segment, settings.max_segment_bytes, init_cache)
+            if segment.key is not None:
+                try:
+                    payload = await keys.decrypt(payload, segment.key, segment.seq)
+                except SegmentKeyError as exc:
+                    raise VodError(f"cannot decrypt segment {segment.seq}: {exc.detail}") from exc
             yield SegmentMessage(
                 channel_id=channel_id,
                 seq=segment.seq,

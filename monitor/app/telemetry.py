@@ -13,14 +13,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from monitor.app.config import VqmConfig
-from monitor.core.messages import StreamEventKind
+from monitor.core.messages import INFORMATIONAL_KINDS, StreamEventKind
 from monitor.core.metrics import Metrics
 
 STAGES = frozenset({"ingest", "infer", "alert"})
-# Ingest counts every finding but a recovery (stream_ingest.sources.hls), and "internal"
-# for a failure of its own; decode errors are inference's and counted as vqm_decode_errors.
+# Ingest counts every finding but the informational ones (a recovery, a gap or an ad break
+# the origin declares; stream_ingest.sources.hls), and "internal" for a failure of its own;
+# decode errors are inference's and counted as vqm_decode_errors.
 INGEST_ERROR_KINDS = tuple(
-    sorted({k.value for k in StreamEventKind} - {"recovered", "decode_error"} | {"internal"})
+    sorted(
+        {k.value for k in StreamEventKind if k not in INFORMATIONAL_KINDS} - {"decode_error"}
+        | {"internal"}
+    )
 )
 # Every place alerting counts a failure it carried on after (vqm_alerting_errors{where}):
 # the engine's listeners, the worker's tick, poll and messages, the outbox, the resender.

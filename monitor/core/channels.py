@@ -15,7 +15,7 @@ share is defined here, free of any stage:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal, Protocol
+from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,6 +70,17 @@ class ChannelConfig(StrictModel):
         description="Hosts besides the playlist's own that its variant, segment, map and key "
         "URIs may name (shell patterns, e.g. '*.cdn.example.net'); link-local and cloud "
         "metadata addresses only when listed here.",
+    )
+    variant: Literal["highest", "lowest"] | Annotated[int, Field(gt=0)] = Field(
+        default="highest",
+        description="Which variant of a master playlist to follow: the highest or lowest "
+        "BANDWIDTH, or the one nearest a bandwidth in bits/s.",
+    )
+    ad_breaks: Literal["page", "suppress"] = Field(
+        default="page",
+        description="'suppress': black and silence that begin inside an ad break the stream "
+        "signals (SCTE-35 CUE-OUT/IN, EXT-X-DATERANGE) are recorded but not paged while the "
+        "break lasts; 'page': they page like any other.",
     )
     detectors: Sequence[DetectorConfig] = Field(
         default_factory=list, description="Per-channel detector overrides, by type."

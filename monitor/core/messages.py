@@ -31,6 +31,7 @@ from monitor.core.errors import MessageError
 __all__ = [
     "DefectSpan",
     "DetectionMessage",
+    "INFORMATIONAL_KINDS",
     "Message",
     "MessageError",
     "SegmentMessage",
@@ -149,6 +150,21 @@ class StreamEventKind(StrEnum):
     TARGET_DURATION = "target_duration"
     DECODE_ERROR = "decode_error"
     RECOVERED = "recovered"
+    ENCRYPTION = "encryption"  # a segment whose encryption ingest cannot undo, or its key
+    ORIGIN_GAP = "origin_gap"  # EXT-X-GAP: the origin says it has no media there
+    AD_BREAK_START = "ad_break_start"  # an SCTE-35 splice out (CUE-OUT, DATERANGE SCTE35-OUT)
+    AD_BREAK_END = "ad_break_end"  # the splice back in (or the break's planned end)
+
+
+# Stream event kinds that report what the origin says, not a failure: never counted as errors.
+INFORMATIONAL_KINDS = frozenset(
+    {
+        StreamEventKind.RECOVERED,
+        StreamEventKind.ORIGIN_GAP,
+        StreamEventKind.AD_BREAK_START,
+        StreamEventKind.AD_BREAK_END,
+    }
+)
 
 
 class StreamEvent(Message):
@@ -160,6 +176,20 @@ class StreamEvent(Message):
     url: str | None = None
     status: int | None = Field(default=None, description="HTTP status when there was one.")
     at: float = Field(default_factory=now)
+    media_time: float | None = Field(
+        default=None,
+        description="Where on the playlist timeline it happened (the segment's media_start, "
+        "a sum of EXTINF), seconds; set on ad breaks.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_media_time(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Events without ``media_time`` keep their old wire form (older consumers forbid
+        unknown keys)."""
+        data: dict[str, Any] = handler(self)
+        if data.get("media_time") is None:
+            data.pop("media_time", None)
+        return data
 
 
 M = TypeVar("M", bound=Message)

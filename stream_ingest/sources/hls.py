@@ -28,8 +28,23 @@ oversize           a segment over ``max_segment_bytes``; it is not published
 url_refused        a variant, segment, init or redirect URI the channel's URL policy refuses
                    (another host, a local file, a metadata address); it is not fetched
 target_duration    EXT-X-TARGETDURATION outside ``min/max_target_duration``; followed clamped
+encryption         a segment encrypted with what ingest cannot undo (SAMPLE-AES, a DRM key
+                   format), or whose AES-128 key is not 16 bytes or does not decrypt it; the
+                   segment is not published (a key that cannot be fetched is an ``http_error``,
+                   ``timeout`` or ``url_refused`` naming the key URI)
 recovered          the playlist moves again after being stale (not counted as an error)
+origin_gap         EXT-X-GAP: the origin declares no media for a run of segments (``seq`` its
+                   first); not fetched, not an error
+ad_break_start     an SCTE-35 splice out on a followed segment (EXT-X-CUE-OUT, EXT-X-DATERANGE
+                   SCTE35-OUT, EXT-X-SCTE35), or CUE-OUT-CONT when joining mid-break;
+                   ``media_time`` is the segment's media start; not an error
+ad_break_end       the splice back in (CUE-IN, SCTE35-IN), or the break's planned duration
+                   (plus a target duration) passing without one; not an error
 =================  ==========================================================================
+
+AES-128 segments are decrypted before they are published (:mod:`stream_ingest.keys`); a
+delta update (EXT-X-SKIP) is numbered after the segments it skips; LL-HLS parts are ignored
+(full segments are followed). A master playlist's variant is the channel's ``variant`` choice.
 
 A failed segment is reported and skipped; a failed playlist load is reported and retried at the
 next reload. Nothing a server sends can stop the follower: unexpected exceptions are caught at
@@ -42,7 +57,14 @@ import asyncio
 import logging
 
 from monitor.core.channels import ChannelConfig
-from monitor.core.messages import SegmentMessage, StreamEvent, StreamEventKind, encode_message, now
+from monitor.core.messages import (
+    INFORMATIONAL_KINDS,
+    SegmentMessage,
+    StreamEvent,
+    StreamEventKind,
+    encode_message,
+    now,
+)
 from monitor.core.redact import redact, redact_url
 from stream_ingest.fetch import (
     Fetcher,
@@ -51,12 +73,15 @@ from stream_ingest.fetch import (
     choose_variant,
     make_client,
 )
+from stream_ingest.keys import KeyRing, SegmentKeyError
 from stream_ingest.playlist import (
+    Cue,
     InitSection,
     MasterPlaylist,
     MediaPlaylist,
     PlaylistError,
     Segment,
+    Variant,
 )
 from stream_ingest.positions import Position
 from stream_ingest.sources.base import Source, SourceContext
@@ -71,7 +96,9 @@ _FIRST_RETRY_DELAY = 1.0
 _DOWN_AFTER_TARGETS = 3.0
 # Statuses after which a chosen variant is dropped and the master playlist read again.
 _GONE = {404, 410}
-_WARN = set(StreamEventKind) - {StreamEventKind.DISCONTINUITY, StreamEventKind.RECOVERED}
+_WARN = set(StreamEventKind) - {StreamEventKind.DISCONTINUITY} - INFORMATIONAL_KINDS
+# A break with neither an end cue nor a planned duration is taken to end after this long.
+MAX_AD_BREAK_SECONDS = 600.0
 
 
 @register
@@ -108,6 +135,11 @@ class HlsFollower(Source):
         self._failing = False  # a request failed since the last delivered segment
         self._down = False
         self.finished = False  # a VOD playlist was followed to its end
+        self._keys: KeyRing | None = None
+        self._key_problem: str | None = None  # the last encryption problem reported
+        self._in_gap = False  # the previous segment was an EXT-X-GAP
+        self._ad_break: tuple[float, float] | None = None  # (media start, planned end)
+        self._audio_noted = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the channel until ``stop`` is set or a VOD playlist ends.
@@ -119,6 +151,7 @@ class HlsFollower(Source):
         policy = UrlPolicy.for_channel(self.channel.url, self.channel.allow_hosts)
         self._fetcher = Fetcher(client, self.settings, policy)
         self._playlists = PlaylistReader(self._fetcher)
+        self._keys = KeyRing(self._fetcher)
         follow = asyncio.create_task(self._follow(), name=f"hls-follow-{self.channel.id}")
         stopped = asyncio.create_task(stop.wait(), name=f"hls-stop-{self.channel.id}")
         try:
@@ -191,10 +224,27 @@ class HlsFollower(Source):
         if isinstance(playlist, MasterPlaylist):
             if self._media_url is not None:
                 raise PlaylistError(f"{url}: variant playlist is itself a master playlist")
-            variant = choose_variant(playlist)
+            variant = choose_variant(playlist, self.channel.variant)
             self._media_url, self._codecs = variant.uri, variant.codecs
+            self._note_audio(playlist, variant)
             return await self._load()
         return playlist
+
+    def _note_audio(self, master: MasterPlaylist, variant: Variant) -> None:
+        """Say once that the variant's sound is a separate rendition: it is not in the
+        segments followed, so silence and loudness are not checked on this channel."""
+        audio = master.audio_for(variant)
+        if audio is None or self._audio_noted:
+            return
+        self._audio_noted = True
+        logger.warning(
+            "channel %s: audio is the separate rendition %r (%s); only the video variant is "
+            "followed, so silence and loudness are not checked (add the rendition's playlist "
+            "as a channel of its own to check them)",
+            self.channel.id,
+            audio.name,
+            redact_url(audio.uri or ""),
+        )
 
     async def _clamped_target(self, playlist: MediaPlaylist) -> float:
         """The target duration the follower paces itself by: the playlist's, kept within
@@ -262,7 +312,7 @@ class HlsFollower(Source):
         else:
             await self._check_window(playlist)  # also where a resumed position is checked
         assert self._next_seq is not None
-        first_new = max(0, self._next_seq - playlist.media_sequence)
+        first_new = max(0, self._next_seq - playlist.first_seq)
         for segment in playlist.segments[first_new:]:
             media_start = self._media_time
             # Advance first: a segment that fails (or crashes) is never fetched twice.
@@ -292,7 +342,7 @@ class HlsFollower(Source):
 
     def _start_seq(self, playlist: MediaPlaylist) -> int:
         first = self.settings.start == "first" or playlist.is_vod
-        seq = playlist.media_sequence if first else playlist.last_seq
+        seq = playlist.first_seq if first else playlist.last_seq
         logger.info(
             "channel %s: starting at media sequence %d (%s)",
             self.channel.id,
@@ -312,13 +362,13 @@ class HlsFollower(Source):
                 StreamEventKind.DISCONTINUITY,
                 f"media sequence went back from {self._next_seq - 1} to {playlist.last_seq}; "
                 "following from there",
-                seq=playlist.media_sequence,
+                seq=playlist.first_seq,
                 url=playlist.url,
             )
             self._next_seq = self._start_seq(playlist)
             self._mark_discontinuity = True
             return
-        first = playlist.media_sequence
+        first = playlist.first_seq  # after the segments a delta update skipped
         if first <= self._next_seq:
             return
         missing = range(self._next_seq, first)
@@ -344,13 +394,25 @@ class HlsFollower(Source):
                 seq=segment.seq,
                 url=segment.uri,
             )
+        await self._ad_cues(segment, media_start)
+        if segment.gap:
+            await self._origin_gap(segment)
+            return
+        self._in_gap = False
         try:
             payload = await self._payload(segment)
+            if segment.key is not None:
+                assert self._keys is not None
+                payload = await self._keys.decrypt(payload, segment.key, segment.seq)
         except FetchError as exc:
             if exc.kind != StreamEventKind.OVERSIZE:
                 self._failing = True
             await self._report_fetch(exc, seq=segment.seq)
             return
+        except SegmentKeyError as exc:
+            await self._report_key(exc, segment)
+            return
+        self._key_problem = None
         message = SegmentMessage(
             channel_id=self.channel.id,
             seq=segment.seq,
@@ -369,6 +431,69 @@ class HlsFollower(Source):
         self._mark_discontinuity = False
         self._delivered(message)
         await self._record(message)
+
+    async def _origin_gap(self, segment: Segment) -> None:
+        """EXT-X-GAP: nothing to fetch; one event per run of gap segments."""
+        self._mark_discontinuity = True
+        if self._in_gap:
+            return
+        self._in_gap = True
+        await self._report(
+            StreamEventKind.ORIGIN_GAP,
+            f"the origin declares no media from segment {segment.seq} (EXT-X-GAP); not fetched",
+            seq=segment.seq,
+            url=segment.uri,
+        )
+
+    async def _report_key(self, exc: SegmentKeyError, segment: Segment) -> None:
+        """One event per distinct problem (a channel under SAMPLE-AES would otherwise report
+        every segment); a key that cannot be fetched counts as the origin failing."""
+        if exc.kind != StreamEventKind.ENCRYPTION:
+            self._failing = True
+        if exc.detail == self._key_problem:
+            logger.debug("channel %s: seq %d: %s", self.channel.id, segment.seq, exc.detail)
+            return
+        self._key_problem = exc.detail
+        await self._report(exc.kind, exc.detail, seq=segment.seq, url=exc.url or segment.uri)
+
+    async def _ad_cues(self, segment: Segment, media_start: float) -> None:
+        """Ad breaks as the segments' cues say, reported before the segment is published (so
+        alerting knows of the break before it hears of the segment's pictures)."""
+        if self._ad_break is not None and media_start >= self._ad_break[1]:
+            await self._end_ad_break(segment, media_start, "its planned duration passed")
+        for cue in segment.cues:
+            if cue.kind == "in" and self._ad_break is not None:
+                await self._end_ad_break(segment, media_start, cue.source)
+            elif cue.kind in ("out", "cont") and self._ad_break is None:
+                await self._start_ad_break(segment, media_start, cue)
+
+    async def _start_ad_break(self, segment: Segment, media_start: float, cue: Cue) -> None:
+        target = self._target or _FIRST_RETRY_DELAY
+        length = cue.duration if cue.duration is not None else MAX_AD_BREAK_SECONDS
+        self._ad_break = (media_start, media_start + length + target)
+        planned = f", {cue.duration:g} s planned" if cue.duration is not None else ""
+        ident = f" {cue.id!r}" if cue.id else ""
+        scte35 = f"; SCTE-35 {cue.scte35}" if cue.scte35 else ""
+        joined = " (joined under way)" if cue.kind == "cont" else ""
+        await self._report(
+            StreamEventKind.AD_BREAK_START,
+            f"ad break{ident} from segment {segment.seq}{planned}{joined} ({cue.source}{scte35})",
+            seq=segment.seq,
+            url=segment.uri,
+            media_time=media_start,
+        )
+
+    async def _end_ad_break(self, segment: Segment, media_start: float, why: str) -> None:
+        assert self._ad_break is not None
+        started = self._ad_break[0]
+        self._ad_break = None
+        await self._report(
+            StreamEventKind.AD_BREAK_END,
+            f"ad break over at segment {segment.seq} after {media_start - started:.1f} s ({why})",
+            seq=segment.seq,
+            url=segment.uri,
+            media_time=media_start,
+        )
 
     async def _record(self, message: SegmentMessage) -> None:
         """Keep the published position for whoever follows the channel next."""
@@ -439,14 +564,24 @@ class HlsFollower(Source):
         seq: int | None = None,
         url: str | None = None,
         status: int | None = None,
+        media_time: float | None = None,
     ) -> None:
         """One stream finding: a log line, a metric (errors only) and an event on the bus."""
         channel = self.channel.id
         where = f" seq {seq}" if seq is not None else ""
-        # Discontinuities are routine (ad breaks) and recoveries good news: info, not warning.
+        # Discontinuities are routine (ad breaks), recoveries good news, and gaps and breaks
+        # the origin declares are what it says: info, not warning.
         level = logging.WARNING if kind in _WARN else logging.INFO
-        logger.log(level, "channel %s: %s%s: %s (%s)", channel, kind.value, where, detail, url)
-        if kind != StreamEventKind.RECOVERED:
+        logger.log(
+            level,
+            "channel %s: %s%s: %s (%s)",
+            channel,
+            kind.value,
+            where,
+            detail,
+            redact_url(url or ""),
+        )
+        if kind not in INFORMATIONAL_KINDS:
             self._metrics.ingest_errors.labels(channel=channel, kind=kind.value).inc()
         event = StreamEvent(
             channel_id=channel,
@@ -455,6 +590,7 @@ class HlsFollower(Source):
             seq=seq,
             url=redact_url(url) if url else None,
             status=status,
+            media_time=media_time,
         )
         await self._bus.publish(
             self._topics.stream_events, key=channel, value=encode_message(event)

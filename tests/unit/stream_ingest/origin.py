@@ -180,8 +180,15 @@ class Harness:
         self.playlist = LivePlaylist(self.origin)
         self.origin.routes["/live.m3u8"] = self.playlist.render
 
-    def follow(self, url: str | None = None, **settings: object) -> HlsFollower:
-        channel = ChannelConfig(id="news", url=url or self.origin.url("/live.m3u8"))
+    def follow(
+        self,
+        url: str | None = None,
+        channel_options: dict[str, object] | None = None,
+        **settings: object,
+    ) -> HlsFollower:
+        channel = ChannelConfig(
+            id="news", url=url or self.origin.url("/live.m3u8"), **(channel_options or {})
+        )
         settings_ = FAST.model_copy(update=settings)
         context = SourceContext(
             settings_, self.bus, self.topics, self.metrics, positions=self.positions

@@ -142,14 +142,23 @@ def test_quoted_attribute_values_may_contain_commas() -> None:
     ("text", "message"),
     [
         ("", "missing #EXTM3U"),
+        ("#EXTM3U\n", "missing EXT-X-TARGETDURATION"),
+        ("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=fast\nv.m3u8\n", "line 2: EXT-X-STREAM-INF needs"),
+        ('#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-KEY:URI="k"\n', "line 3: EXT-X-KEY without"),
+        (
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-KEY:METHOD=AES-128,IV=7\n",
+            "line 3: EXT-X-KEY IV",
+        ),
+        (
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\na.ts\n#EXT-X-SKIP:SKIPPED-SEGMENTS=2\n",
+            "line 5: EXT-X-SKIP after the first segment",
+        ),
         ("<html>Not found</html>", "line 1: missing #EXTM3U"),
         ("#EXTINF:2,\na.ts\n", "missing #EXTM3U"),
-        ("#EXTM3U\n#EXTINF:2,\na.ts\n", "missing EXT-X-TARGETDURATION"),
         ("#EXTM3U\n#EXT-X-TARGETDURATION:six\n", "line 2: EXT-X-TARGETDURATION 'six'"),
         ("#EXTM3U\n#EXT-X-TARGETDURATION:0\n", "line 2: EXT-X-TARGETDURATION must be positive"),
         ("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:abc,\na.ts\n", "line 3: EXTINF duration"),
         ("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:-1,\na.ts\n", "line 3: EXTINF duration"),
-        ("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n", "line 3: EXTINF has no segment URI"),
         ("#EXTM3U\n#EXT-X-TARGETDURATION:2\na.ts\n", "line 3: URI 'a.ts' without a preceding"),
         ("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:-3\n", "line 3: EXT-X-MEDIA"),
         ("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-DISCONTINUITY-SEQUENCE:x\n", "line 3"),
@@ -167,12 +176,6 @@ def test_quoted_attribute_values_may_contain_commas() -> None:
             "line 5: EXT-X-BYTERANGE without an offset",
         ),
         (
-            '#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-KEY:METHOD=AES-128,URI="k"\n',
-            "line 3: encrypted segments",
-        ),
-        ("#EXTM3U\n#EXT-X-STREAM-INF:RESOLUTION=1x1\nv.m3u8\n", "line 2: EXT-X-STREAM-INF needs"),
-        ("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n", "line 2: EXT-X-STREAM-INF has no variant"),
-        (
             "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\na.ts\n#EXT-X-STREAM-INF:BANDWIDTH=1\n",
             "line 5: EXT-X-STREAM-INF in a media playlist",
         ),
@@ -189,3 +192,96 @@ def test_malformed_playlists_raise_one_line_errors_naming_what_and_where(
         parse_playlist(text, URL)
     assert "\n" not in str(caught.value)
     assert str(caught.value).startswith(URL)
+
+
+def test_a_delta_update_numbers_the_segments_after_the_skipped_ones() -> None:
+    playlist = media(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL=12\n"
+        "#EXT-X-MEDIA-SEQUENCE:260\n#EXT-X-SKIP:SKIPPED-SEGMENTS=9\n"
+        '#EXTINF:2,\nseg269.ts\n#EXT-X-PART:DURATION=0.5,URI="seg270.0.mp4"\n'
+        '#EXTINF:2,\nseg270.ts\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI="seg271.0.mp4"\n'
+    )
+    assert [s.seq for s in playlist.segments] == [269, 270]
+    assert (playlist.first_seq, playlist.last_seq, playlist.skipped) == (269, 270, 9)
+    assert playlist.warnings == ()
+
+
+def test_each_segment_carries_the_key_in_force_and_a_clear_key_wins_over_drm_formats() -> None:
+    playlist = media(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nclear.ts\n"
+        '#EXT-X-KEY:METHOD=AES-128,URI="keys/1",IV=0x000102030405060708090a0b0c0d0e0f\n'
+        '#EXT-X-KEY:METHOD=SAMPLE-AES,URI="skd://k",KEYFORMAT="com.apple.streamingkeydelivery"\n'
+        '#EXTINF:2,\nsecret.ts\n#EXT-X-KEY:METHOD=SAMPLE-AES,URI="k2"\n#EXTINF:2,\nsample.ts\n'
+        "#EXT-X-KEY:METHOD=NONE\n#EXTINF:2,\nclear-again.ts\n"
+    )
+    clear, secret, sample, again = playlist.segments
+    assert clear.key is None and again.key is None
+    assert secret.key is not None and secret.key.decryptable
+    assert secret.key.uri == "https://origin.example/live/news/keys/1"
+    assert secret.key.iv == bytes(range(16))
+    assert sample.key is not None and sample.key.method == "SAMPLE-AES"
+    assert not sample.key.decryptable
+
+
+def test_gaps_and_ad_break_cues_mark_the_segment_they_precede() -> None:
+    playlist = media(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n"
+        '#EXT-X-DATERANGE:ID="ad-1",START-DATE="2024-05-01T12:00:00Z",PLANNED-DURATION=30,'
+        "SCTE35-OUT=0xFC302000\n#EXTINF:2,\na.ts\n"
+        "#EXT-X-CUE-OUT-CONT:ElapsedTime=2.0,Duration=30,SCTE35=/DAlAAA=\n#EXT-X-GAP\n#EXTINF:2,\nb.ts\n"
+        "#EXT-X-CUE-IN\n#EXTINF:2,\nc.ts\n#EXT-X-CUE-OUT:DURATION=15\n#EXTINF:2,\nd.ts\n"
+        "#EXT-X-CUE-OUT-CONT:4/15\n#EXTINF:2,\ne.ts\n"
+    )
+    a, b, c, d, e = playlist.segments
+    assert [cue.kind for s in playlist.segments for cue in s.cues] == [
+        "out",
+        "cont",
+        "in",
+        "out",
+        "cont",
+    ]
+    assert a.cues[0].id == "ad-1" and a.cues[0].duration == 30 and a.cues[0].scte35 == "0xFC302000"
+    assert b.gap and not a.gap and not c.gap
+    assert b.cues[0].scte35 == "/DAlAAA=" and d.cues[0].duration == 15 and e.cues[0].duration == 15
+
+
+def test_a_cue_that_does_not_read_is_a_warning_not_a_refused_playlist() -> None:
+    playlist = media("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-CUE-OUT:soon\n#EXTINF:2,\na.ts\n")
+    assert len(playlist.segments) == 1 and playlist.segments[0].cues == ()
+    assert "cue ignored" in playlist.warnings[0]
+
+
+def test_what_a_player_tolerates_is_followed_and_said_in_warnings() -> None:
+    playlist = media("\n\n  #EXTM3U\n#EXTINF:5.5,\na.ts\n#EXTINF:4,\nb.ts\n#EXTINF:4,\n")
+    assert [s.uri.rsplit("/", 1)[-1] for s in playlist.segments] == ["a.ts", "b.ts"]
+    assert playlist.target_duration == 6
+    assert len(playlist.warnings) == 3
+    master = parse_playlist(
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1280000.5\nhi.m3u8\n"
+        "#EXT-X-STREAM-INF:RESOLUTION=1x1\nnone.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=1\n",
+        URL,
+    )
+    assert isinstance(master, MasterPlaylist)
+    assert [v.bandwidth for v in master.variants] == [1280000, 0]
+    assert len(master.warnings) == 3
+
+
+def test_a_variant_is_chosen_by_highest_lowest_or_nearest_bandwidth_with_its_audio() -> None:
+    master = parse_playlist(
+        '#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aac",NAME="English",LANGUAGE="en",'
+        'DEFAULT=YES,URI="audio/en.m3u8"\n'
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aac",NAME="Deutsch",LANGUAGE="de",URI="audio/de.m3u8"\n'
+        + MASTER.replace("BANDWIDTH=800000,", 'BANDWIDTH=800000,AUDIO="aac",').removeprefix(
+            "#EXTM3U\n"
+        ),
+        URL,
+    )
+    assert isinstance(master, MasterPlaylist)
+    assert master.choose("highest").bandwidth == 5000000
+    assert master.choose("lowest").bandwidth == 800000
+    assert master.choose(2100000).bandwidth == 2000000
+    low = master.choose("lowest")
+    audio = master.audio_for(low)
+    assert audio is not None and audio.name == "English"
+    assert audio.uri == "https://origin.example/live/news/audio/en.m3u8"
+    assert master.audio_for(master.choose("highest")) is None
