@@ -149,6 +149,17 @@ class StreamEventKind(StrEnum):
     TARGET_DURATION = "target_duration"
     DECODE_ERROR = "decode_error"
     RECOVERED = "recovered"
+    # MPEG-TS sources (udp, rtp, srt): the first priority of ETSI TR 101 290 and the input.
+    INPUT_LOSS = "input_loss"  # no packets for ingest.ts.input_loss_after seconds
+    TS_SYNC_LOSS = "ts_sync_loss"  # 1.1: two or more bad sync bytes in a row
+    SYNC_BYTE_ERROR = "sync_byte_error"  # 1.2: a packet without 0x47 where one was due
+    PAT_ERROR = "pat_error"  # 1.3: no valid PAT within the interval, or a bad one on PID 0
+    CONTINUITY_ERROR = "continuity_error"  # 1.4: a continuity counter lost, repeated, reordered
+    PMT_ERROR = "pmt_error"  # 1.5: no valid PMT within the interval on a PMT PID
+    PID_ERROR = "pid_error"  # 1.6: an audio or video PID the PMT lists is absent
+    PCR_ERROR = "pcr_error"  # PCR jumps (2.3) or arrives with jitter beyond the bound
+    PROGRAM_CHANGED = "program_changed"  # a new PAT or PMT version: PIDs or streams changed
+    SOURCE_ERROR = "source_error"  # the receiver itself failed (a socket, the SRT relay)
 
 
 class StreamEvent(Message):
