@@ -161,6 +161,13 @@ class TransportChecks:
         findings, self._findings = self._findings, []
         return findings
 
+    def counts_now(self) -> list[Finding]:
+        """The counts not yet reported, now (the input stopped: nothing more will come)."""
+        self._report_counts()
+        findings = [f for f in self._findings if f.kind not in CONDITIONS]
+        self._findings = [f for f in self._findings if f.kind in CONDITIONS]
+        return findings
+
     def _report_counts(self) -> None:
         for kind, counts in self._counts.items():
             total = counts.total()
