@@ -53,13 +53,17 @@ logger = logging.getLogger(__name__)
 Listener = Callable[[AlertEvent], Awaitable[None]]
 
 STREAM_DETECTOR = "stream"
-# Ingest findings that mean viewers get nothing; the rest are recorded on the channel only.
+# Ingest findings that mean viewers get nothing: the alert resolves once segments flow again
+# (or at ``recovered``). The rest are recorded on the channel only (counted errors such as
+# continuity_error are metrics: their effect on the picture is the detectors' to judge).
 STREAM_ALERT_KINDS = frozenset(
     {
         StreamEventKind.STALE_PLAYLIST,
         StreamEventKind.HTTP_ERROR,
         StreamEventKind.TIMEOUT,
         StreamEventKind.PLAYLIST_PARSE,
+        StreamEventKind.INPUT_LOSS,
+        StreamEventKind.TS_SYNC_LOSS,
     }
 )
 # What an ad break may make: black and silence between programme and ads are the break, not
@@ -69,6 +73,14 @@ AD_BREAK_DETECTORS = frozenset({"black", "silence"})
 AD_BREAK_SLACK = 1.0
 AD_BREAK_SILENCE = "ad-break"
 KEPT_AD_BREAKS = 8
+
+# Transport conditions a stream can have while its segments keep coming (TR 101 290: no PAT,
+# no PMT, the audio or video PID gone): the alert lasts until ``recovered``, which the TS
+# sources send once every condition has cleared.
+STREAM_CONDITION_KINDS = frozenset(
+    {StreamEventKind.PAT_ERROR, StreamEventKind.PMT_ERROR, StreamEventKind.PID_ERROR}
+)
+_CONDITION_LABELS = frozenset(k.value for k in STREAM_CONDITION_KINDS)
 DEFAULT_SEGMENT_SECONDS = 6.0
 DOWN_AFTER_SEGMENTS = 3.0
 # Weight of the newest analysed span in the typical segment duration (an EWMA).
@@ -230,6 +242,8 @@ class AlertEngine:
             elif ev.kind in (StreamEventKind.AD_BREAK_START, StreamEventKind.AD_BREAK_END):
                 _note_ad_break(health, ev)
                 await self.store.put_channel(health)
+            elif ev.kind in STREAM_CONDITION_KINDS:
+                await self._stream_problem(channel, ev)
             elif ev.kind in STREAM_ALERT_KINDS:
                 if health.last_segment_at is not None and ev.at < health.last_segment_at:
                     logger.debug(
@@ -257,6 +271,8 @@ class AlertEngine:
     ) -> None:
         """Resolve the channel's stream alerts (only those opened before ``before`` if given)."""
         for alert in await self.store.active(channel_id, STREAM_DETECTOR):
+            if before is not None and alert.label in _CONDITION_LABELS:
+                continue  # segments flow while these last: only ``recovered`` ends them
             if before is None or alert.start < before:
                 await self._recovered(alert, max(end, alert.end))
 

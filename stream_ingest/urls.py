@@ -5,7 +5,8 @@ list any URI in it. Before ingest fetches a variant, segment, init section or ke
 it follows a redirect), the channel's :class:`UrlPolicy` checks the URL:
 
 * only ``http`` and ``https`` (a source's own schemes come with its policy); never ``file:``
-  or a bare path: an origin cannot make vqm read local files;
+  or a bare path: an origin cannot make vqm read local files; never ``udp``, ``rtp`` or
+  ``srt``: those are channel URLs an operator configures, never URIs an origin lists;
 * the host must be the configured playlist's own, or match the channel's ``allow_hosts``;
 * link-local addresses and cloud metadata endpoints are refused unless ``allow_hosts`` names
   them, whatever else is allowed.

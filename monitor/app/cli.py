@@ -188,7 +188,12 @@ Exit codes:
 
 @app.command(help=SCAN_HELP)
 def scan(
-    source: Annotated[str, typer.Argument(help="File, segment, or VOD playlist URL.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="File, segment, VOD playlist URL, or stream URL (udp://, rtp://, srt://)."
+        ),
+    ],
     output: Annotated[
         OutputFormat | None,
         typer.Option(
@@ -217,6 +222,13 @@ def scan(
             autocompletion=_complete_detectors,
         ),
     ] = None,
+    duration: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="A stream URL: seconds of media to record and analyse (less if it stops).",
+        ),
+    ] = 30.0,
     log_level: Annotated[str, typer.Option(help="Log level for stderr.")] = "WARNING",
 ) -> None:
     from monitor.app.scan import FailOn, ScanError, is_url
@@ -233,7 +245,7 @@ def scan(
         typer.echo(f"error: {source}: no such file", err=True)
         raise typer.Exit(ScanExit.UNREADABLE)
     try:
-        report = _scan_with_progress(source, cfg)
+        report = _scan_with_progress(source, cfg, duration)
     except ScanError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(ScanExit.UNREADABLE) from exc
@@ -243,14 +255,16 @@ def scan(
         raise typer.Exit(ScanExit.DEFECTS)
 
 
-def _scan_with_progress(source: str, cfg: VqmConfig) -> ScanReport:
+def _scan_with_progress(source: str, cfg: VqmConfig, duration: float) -> ScanReport:
     """The scan, with a bar on stderr when a person watches it (media seconds of the total)."""
     from monitor.app.progress import enabled, progress
-    from monitor.app.scan import media_duration, scan_report
+    from monitor.app.scan import is_stream, media_duration, scan_report
 
-    total = media_duration(source) if enabled() else None
+    total = (duration if is_stream(source) else media_duration(source)) if enabled() else None
     with progress(f"scanning {Path(source).name}", total=total, unit="s") as advance:
-        return scan_report(source, cfg, on_chunk=lambda seconds: advance(to=seconds))
+        return scan_report(
+            source, cfg, on_chunk=lambda seconds: advance(to=seconds), record_seconds=duration
+        )
 
 
 def _print_scan(

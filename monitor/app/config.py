@@ -45,7 +45,8 @@ class ChannelConfig(shared.ChannelConfig):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, url: str) -> str:
-        source_class(url)  # an unknown scheme is an error naming the known ones
+        # An unknown scheme is an error naming the known ones; bad options name the option.
+        source_class(url).check_url(url)
         return url
 
 

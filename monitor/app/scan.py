@@ -1,7 +1,9 @@
-"""``vqm scan``: check a recording, a segment or a VOD playlist with the live detectors.
+"""``vqm scan``: check a recording, a segment, a VOD playlist or a stream with the live detectors.
 
-The input is decoded in chunks (a file) or segment by segment (a playlist URL), every
-chunk goes through the same detectors the live path runs, and the per-chunk results are
+The input is decoded in chunks (a file) or segment by segment (a playlist URL; a stream URL,
+``udp://``, ``rtp://`` or ``srt://``, recorded for ``record_seconds`` by the channel source
+that ``vqm run`` uses), every chunk goes through the same detectors the live path runs, and
+the per-chunk results are
 joined into defect intervals by the same tracker alerting uses. Times in the output are
 seconds from the input's first decoded frame.
 """
@@ -9,8 +11,10 @@ seconds from the input's first decoded frame.
 from __future__ import annotations
 
 import asyncio
-import itertools
+import contextlib
 import logging
+import queue
+import threading
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import get_args
@@ -128,8 +132,17 @@ def _rank(severity: str) -> int:
     return SEVERITIES.index(severity if severity in SEVERITIES else DEFAULT_SEVERITY)
 
 
+STREAM_SCHEMES = ("udp://", "rtp://", "srt://")
+DEFAULT_RECORD_SECONDS = 30.0
+
+
 def is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
+    return source.lower().startswith(("http://", "https://", *STREAM_SCHEMES))
+
+
+def is_stream(source: str) -> bool:
+    """A live MPEG-TS stream (udp, rtp, srt): recorded for a while, then analysed."""
+    return source.lower().startswith(STREAM_SCHEMES)
 
 
 def scan(
@@ -137,12 +150,14 @@ def scan(
     config: VqmConfig | None = None,
     chunk_seconds: float = 2.0,
     settings: Settings | None = None,
+    record_seconds: float = DEFAULT_RECORD_SECONDS,
 ) -> list[Defect]:
     """Every defect in ``source``, sorted by start time; raises :class:`ScanError`.
 
     Learned detectors load their models (``settings.model_dir``, default shipped) into a cache
-    that lives as long as the scan."""
-    return scan_report(source, config, chunk_seconds, settings).defects
+    that lives as long as the scan. A stream URL is recorded for ``record_seconds``."""
+    report = scan_report(source, config, chunk_seconds, settings, record_seconds=record_seconds)
+    return report.defects
 
 
 def scan_report(
@@ -151,8 +166,11 @@ def scan_report(
     chunk_seconds: float = 2.0,
     settings: Settings | None = None,
     on_chunk: OnChunk | None = None,
+    record_seconds: float = DEFAULT_RECORD_SECONDS,
 ) -> ScanReport:
-    """:func:`scan` with the media seconds read; ``on_chunk`` hears the position as it goes."""
+    """:func:`scan` with the media seconds read; ``on_chunk`` hears the position as it goes.
+
+    A stream URL is recorded for ``record_seconds`` of media (less when the sender stops)."""
     config = config or VqmConfig()
     settings = settings or Settings()
     models = ModelCache(settings.model_dir, settings.providers)
@@ -160,11 +178,13 @@ def scan_report(
         detectors = [build(c, models) for c in config.detectors_for_defaults().values()]
         for detector in detectors:
             detector.warm_up()
-        chunks = (
-            _playlist_chunks(source, config, detectors)
-            if is_url(source) and _is_playlist(source)
-            else _file_chunks(source, detectors, chunk_seconds)
-        )
+        if is_stream(source):
+            recorded = _recorded_segments(source, config, record_seconds)
+            chunks = _decoded(recorded, detectors, source)
+        elif is_url(source) and _is_playlist(source):
+            chunks = _decoded(_playlist_segments(source, config), detectors, source)
+        else:
+            chunks = _file_chunks(source, detectors, chunk_seconds)
         results = _analyse(chunks, detectors, on_chunk)
         defects = _intervals(results, detectors)
         chunk_count = max((len(v) for v in results.by_detector.values()), default=0)
@@ -186,32 +206,75 @@ def _file_chunks(
         raise ScanError(f"{source}: {exc}") from exc
 
 
-def _playlist_chunks(
-    source: str, config: VqmConfig, detectors: list[Detector]
+def _decoded(
+    segments: Iterator[SegmentMessage], detectors: list[Detector], source: str
 ) -> Iterator[DecodedSegment]:
+    """Each segment decoded as it comes; one that does not decode is logged and skipped."""
     from monitor.inference.media import decode_bytes
+
+    needs = union_needs(detectors)
+    for i, segment in enumerate(segments):
+        try:
+            yield decode_bytes(segment.payload, needs)
+        except DecodeError as exc:
+            logger.warning("segment %d of %s does not decode: %s", i, source, exc)
+
+
+def _playlist_segments(source: str, config: VqmConfig) -> Iterator[SegmentMessage]:
     from stream_ingest.vod import fetch_vod_segments
 
     # One segment at a time: each is fetched, decoded and analysed before the next is fetched,
     # so a long playlist never sits in memory whole.
-    needs = union_needs(detectors)
     loop = asyncio.new_event_loop()
     segments: AsyncGenerator[SegmentMessage, None] = fetch_vod_segments(source, config.ingest)
     try:
-        for i in itertools.count():
+        while True:
             try:
-                segment = loop.run_until_complete(anext(segments))
+                yield loop.run_until_complete(anext(segments))
             except StopAsyncIteration:
                 return
             except Exception as exc:  # noqa: BLE001 - any fetch failure ends the scan, one line
                 raise ScanError(f"{source}: {exc}") from exc
-            try:
-                yield decode_bytes(segment.payload, needs)
-            except DecodeError as exc:
-                logger.warning("segment %d of %s does not decode: %s", i, source, exc)
     finally:
         loop.run_until_complete(segments.aclose())
         loop.close()
+
+
+def _recorded_segments(source: str, config: VqmConfig, seconds: float) -> Iterator[SegmentMessage]:
+    """Record the stream in a thread of its own while segments are decoded by the caller, so
+    the socket is read on time however long a segment takes to decode."""
+    from stream_ingest.record import record_segments
+
+    handed: queue.Queue[SegmentMessage | BaseException | None] = queue.Queue()
+
+    async def record() -> None:
+        segments = record_segments(source, config.ingest, seconds)
+        try:
+            async for segment in segments:
+                handed.put(segment)
+        except Exception as exc:  # noqa: BLE001 - handed to the scan, which says it in one line
+            handed.put(exc)
+        finally:
+            await segments.aclose()
+            handed.put(None)
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="scan-record", daemon=True)
+    thread.start()
+    recording = asyncio.run_coroutine_threadsafe(record(), loop)
+    try:
+        while (item := handed.get()) is not None:
+            if isinstance(item, BaseException):
+                raise ScanError(f"{source}: {item}") from item
+            yield item
+    finally:
+        recording.cancel()  # the scan ended first (an error, a closed generator)
+        with contextlib.suppress(BaseException):
+            recording.result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        if not thread.is_alive():
+            loop.close()
 
 
 def _analyse(
@@ -244,7 +307,7 @@ def media_duration(source: str) -> float | None:
     """Seconds of media in a local file, from its container, for a bar's total; None when
     the container does not say (a raw segment, a URL: a spinner then)."""
     if is_url(source):
-        return None
+        return None  # a stream's total is the recording time, which the caller knows
     from monitor.inference.media import probe_duration
 
     return probe_duration(source)

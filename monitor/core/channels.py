@@ -62,7 +62,8 @@ class ChannelConfig(StrictModel):
     name: str | None = Field(default=None, description="Display name; defaults to the id.")
     url: str = Field(
         description="Where the channel comes from; its scheme picks the ingest source "
-        "(http/https: an HLS playlist)."
+        "(http/https: an HLS playlist; udp/rtp: MPEG-TS datagrams, unicast or multicast; "
+        "srt: MPEG-TS over SRT)."
     )
     severity: Severity = Field(default="major", description="Severity of this channel's alerts.")
     allow_hosts: list[str] = Field(

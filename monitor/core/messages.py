@@ -155,6 +155,18 @@ class StreamEventKind(StrEnum):
     AD_BREAK_START = "ad_break_start"  # an SCTE-35 splice out (CUE-OUT, DATERANGE SCTE35-OUT)
     AD_BREAK_END = "ad_break_end"  # the splice back in (or the break's planned end)
 
+    # MPEG-TS sources (udp, rtp, srt): the first priority of ETSI TR 101 290 and the input.
+    INPUT_LOSS = "input_loss"  # no packets for ingest.ts.input_loss_after seconds
+    TS_SYNC_LOSS = "ts_sync_loss"  # 1.1: two or more bad sync bytes in a row
+    SYNC_BYTE_ERROR = "sync_byte_error"  # 1.2: a packet without 0x47 where one was due
+    PAT_ERROR = "pat_error"  # 1.3: no valid PAT within the interval, or a bad one on PID 0
+    CONTINUITY_ERROR = "continuity_error"  # 1.4: a continuity counter lost, repeated, reordered
+    PMT_ERROR = "pmt_error"  # 1.5: no valid PMT within the interval on a PMT PID
+    PID_ERROR = "pid_error"  # 1.6: an audio or video PID the PMT lists is absent
+    PCR_ERROR = "pcr_error"  # PCR jumps (2.3) or arrives with jitter beyond the bound
+    PROGRAM_CHANGED = "program_changed"  # a new PAT or PMT version: PIDs or streams changed
+    SOURCE_ERROR = "source_error"  # the receiver itself failed (a socket, the SRT relay)
+
 
 # Stream event kinds that report what the origin says, not a failure: never counted as errors.
 INFORMATIONAL_KINDS = frozenset(

@@ -43,8 +43,10 @@ def redact_url(url: str) -> str:
     netloc = host if ":" not in host else f"[{host}]"
     if port is not None:
         netloc += f":{port}"
-    if parts.username is not None or parts.password is not None:
+    if parts.username or parts.password is not None:
         netloc = f"{MASK}@{netloc}"
+    elif parts.username == "":
+        netloc = f"@{netloc}"  # udp://@239.1.1.1:5000: a multicast group, nothing secret
     path = parts.path
     for pattern in _SECRET_PATHS:
         path = pattern.sub(rf"\1/{MASK}", path)

@@ -57,6 +57,12 @@ class Source(abc.ABC):
         self.channel = channel
         self.context = context
 
+    @classmethod
+    def check_url(cls, url: str) -> None:  # noqa: B027 - optional hook
+        """Raise ValueError naming what is wrong with the channel URL's options (checked
+        when the channels file is loaded); a source without options accepts any."""
+        return None
+
     @abc.abstractmethod
     async def run(self, stop: asyncio.Event) -> None:
         """Publish the channel's segments and stream events until ``stop`` is set.

@@ -1,7 +1,8 @@
 """The one registry of ingest sources, keyed by URL scheme.
 
     source_class("https://cdn.example/live.m3u8")   # -> HlsFollower
-    source_class("srt://venue:9000")                # ValueError naming the known schemes
+    source_class("udp://@239.1.1.1:5000")           # -> UdpSource (also rtp://; srt:// SrtSource)
+    source_class("gopher://venue/live")             # ValueError naming the known schemes
 
 A channel URL without a scheme is a local path (a playlist on disk, for testing) and goes to
 the source registered for ``file``.

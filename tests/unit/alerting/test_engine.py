@@ -377,3 +377,43 @@ async def test_a_sequence_restart_is_not_mistaken_for_a_replay() -> None:
     restarted = detection(0, frozen=False).model_copy(update={"media_start": 4.0, "media_end": 6.0})
     await engine.handle_detection(restarted)
     assert recorder.transitions()[-1] == (RESOLVED, "freeze")
+
+
+async def test_input_loss_of_a_ts_feed_is_a_stream_alert_the_next_segment_resolves() -> None:
+    engine, recorder, _ = make_engine()
+    await engine.handle_stream_event(
+        StreamEvent(channel_id="news", kind=StreamEventKind.INPUT_LOSS, at=T0 - 1)
+    )
+    await engine.handle_detection(detection(0, frozen=False))  # fetched at T0
+    assert [(e.transition, e.alert.label) for e in recorder.events] == [
+        (OPENED, "input_loss"),
+        (RESOLVED, "input_loss"),
+    ]
+
+
+async def test_a_transport_condition_lasts_across_segments_until_recovered() -> None:
+    """A PID gone (audio lost) leaves segments flowing: they must not resolve its alert."""
+    engine, recorder, _ = make_engine()
+    await engine.handle_segment_seen("news", T0 + 10, 2.0)
+    await engine.handle_stream_event(
+        StreamEvent(channel_id="news", kind=StreamEventKind.PID_ERROR, at=T0 + 5)
+    )
+    await engine.handle_segment_seen("news", T0 + 12, 2.0)
+    assert [e.transition for e in recorder.events] == [OPENED]
+    await engine.handle_stream_event(
+        StreamEvent(channel_id="news", kind=StreamEventKind.RECOVERED, at=T0 + 14)
+    )
+    assert [(e.transition, e.alert.label) for e in recorder.events] == [
+        (OPENED, "pid_error"),
+        (RESOLVED, "pid_error"),
+    ]
+
+
+async def test_counted_transport_errors_are_recorded_on_the_channel_without_an_alert() -> None:
+    engine, recorder, _ = make_engine()
+    await engine.handle_stream_event(
+        StreamEvent(channel_id="news", kind=StreamEventKind.CONTINUITY_ERROR, at=T0)
+    )
+    assert recorder.events == []
+    health = await engine.store.get_channel("news")
+    assert health is not None and health.last_event == "continuity_error"
