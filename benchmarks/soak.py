@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import shutil
 import statistics
 import struct
@@ -80,15 +81,66 @@ class LoopingOrigin(LiveHlsServer):
     """A live origin whose every channel serves the same few pre-encoded segments in a loop:
     the playlist and sequence numbers of a live channel without the encoding cost."""
 
-    def __init__(self, count: int, pool: int = 5) -> None:
+    def __init__(self, count: int, port: int = 0, pool: int = 5) -> None:
         channel = SyntheticChannel(
             seed=3, segment_duration=SEGMENT, width=160, height=90, scenes=["studio"]
         )
-        super().__init__({f"loop{i:03d}": channel for i in range(count)}, window=15)
+        super().__init__({f"loop{i:03d}": channel for i in range(count)}, port=port, window=15)
         self._pool = [channel.segment_bytes(i) for i in range(pool)]
 
     def _encode_now(self, channel_id: str, seq: int) -> bytes:
         return self._pool[seq % len(self._pool)]
+
+
+def analysed_channels(count: int, duration: float) -> dict[str, SyntheticChannel]:
+    return {
+        f"ch{i:02d}": SyntheticChannel(
+            seed=900 + i, width=320, height=180, schedule=schedule(i, duration)
+        )
+        for i in range(count)
+    }
+
+
+def playlist(port: int, channel: str) -> str:
+    return f"http://127.0.0.1:{port}/{channel}/index.m3u8"
+
+
+def serve_origins(ports: tuple[int, int], counts: tuple[int, int], duration: float, conn) -> None:  # type: ignore[no-untyped-def]
+    """Child process: both origins, so encoding 12 live channels and serving 200 playlists
+    never competes with the measuring process for its interpreter. The looping origin starts
+    at once; the live one on "start", answering with the epoch its channel time 0 went on
+    air; both stop on "stop"."""
+
+    async def serve() -> None:
+        live = LiveHlsServer(
+            analysed_channels(counts[0], duration), port=ports[0], window=15, workers=2
+        )
+        looping = LoopingOrigin(counts[1], port=ports[1])
+        await looping.start()
+        conn.send("ready")
+        await asyncio.to_thread(conn.recv)
+        await live.start()
+        conn.send(time.time() - live.uptime())
+        await asyncio.to_thread(conn.recv)
+        await live.stop()
+        await looping.stop()
+
+    asyncio.run(serve())
+
+
+def count_topic(bootstrap: str, topic: str, conn) -> None:  # type: ignore[no-untyped-def]
+    """Child process: count a busy topic (many channels of segments) until "stop", then send
+    the sequence numbers seen per channel."""
+
+    async def count() -> None:
+        tally, stop = Tally(), asyncio.Event()
+        reader = asyncio.create_task(follow_topic(bootstrap, topic, tally, stop))
+        await asyncio.to_thread(conn.recv)
+        stop.set()
+        await reader
+        conn.send(dict(tally.seqs))
+
+    asyncio.run(count())
 
 
 def schedule(index: int, duration: float) -> list[Defect]:
@@ -237,7 +289,7 @@ class Soak:
         self.broker_down.append((down, time.time()))
 
 
-def analysed_config(origin: LiveHlsServer, pager: Receiver, topics: Topics) -> VqmConfig:
+def analysed_config(port: int, ids: list[str], pager: Receiver, topics: Topics) -> VqmConfig:
     notifications = NotificationConfig.model_validate(
         {
             "notifiers": {
@@ -247,7 +299,7 @@ def analysed_config(origin: LiveHlsServer, pager: Receiver, topics: Topics) -> V
         }
     )
     return VqmConfig(
-        channels=[ChannelConfig(id=c, url=origin.playlist_url(c)) for c in origin.channels],
+        channels=[ChannelConfig(id=c, url=playlist(port, c)) for c in ids],
         ingest=IngestConfig(start="first", max_segment_bytes=MAX_SEGMENT),
         topics=topics,
         notifications=notifications,
@@ -257,9 +309,12 @@ def analysed_config(origin: LiveHlsServer, pager: Receiver, topics: Topics) -> V
     )
 
 
-def followed_config(origin: LiveHlsServer, topics: Topics) -> VqmConfig:
+def followed_config(port: int, count: int, topics: Topics) -> VqmConfig:
     return VqmConfig(
-        channels=[ChannelConfig(id=c, url=origin.playlist_url(c)) for c in origin.channels],
+        channels=[
+            ChannelConfig(id=f"loop{i:03d}", url=playlist(port, f"loop{i:03d}"))
+            for i in range(count)
+        ],  # fmt: skip
         ingest=IngestConfig(max_segment_bytes=MAX_SEGMENT),
         topics=topics,
     )
@@ -388,35 +443,39 @@ async def main(args: argparse.Namespace) -> None:
     redis, follow_redis = Redis(), Redis()
     redis.start()
     follow_redis.start()
-    channels = {
-        f"ch{i:02d}": SyntheticChannel(
-            seed=900 + i, width=320, height=180, schedule=schedule(i, args.duration)
-        )
-        for i in range(args.channels)
-    }
-    defects = [(c, d) for c, ch in channels.items() for d in ch.schedule.defects]
-    origin = LiveHlsServer(channels, port=free_port(), window=15, workers=2)
-    looping = LoopingOrigin(args.follow_channels)
+    ids = [f"ch{i:02d}" for i in range(args.channels)]
+    defects = [(c, d) for i, c in enumerate(ids) for d in schedule(i, args.duration)]
+    spawn = multiprocessing.get_context("spawn")
+    ports = (free_port(), free_port())
+    origins, child = spawn.Pipe()
+    origin = spawn.Process(
+        target=serve_origins,
+        args=(ports, (args.channels, args.follow_channels), args.duration, child),
+        daemon=True,
+    )
+    origin.start()
+    assert origins.poll(120) and origins.recv() == "ready", "origins did not start"
     pager = Pager()
     await pager.start()
-    await looping.start()
     topics_a, topics_f = soak.topics("soak-a"), soak.topics("soak-f")
     for sub in ("a", "f"):
         (soak.tmp / sub).mkdir()
     clusters = {
         "analysed": Cluster(soak.tmp / "a", soak.bootstrap, redis.url, "soak-a",
-                            analysed_config(origin, pager, topics_a), lease_ttl=6.0),
+                            analysed_config(ports[0], ids, pager, topics_a), lease_ttl=6.0),
         "followed": Cluster(soak.tmp / "f", soak.bootstrap, follow_redis.url, "soak-f",
-                            followed_config(looping, topics_f), lease_ttl=6.0),
+                            followed_config(ports[1], args.follow_channels, topics_f),
+                            lease_ttl=6.0),
     }  # fmt: skip
+    counter, child = spawn.Pipe()
+    counting = spawn.Process(
+        target=count_topic, args=(soak.bootstrap, topics_f.segments, child), daemon=True
+    )
+    counting.start()
     published, analysed, followed, stop = Tally(), Tally(), Tally(), asyncio.Event()
     readers = [
         asyncio.create_task(follow_topic(soak.bootstrap, topic, tally, stop))
-        for topic, tally in (
-            (topics_a.segments, published),
-            (topics_a.detections, analysed),
-            (topics_f.segments, followed),
-        )
+        for topic, tally in ((topics_a.segments, published), (topics_a.detections, analysed))
     ]
     watcher = asyncio.create_task(pager.watch(stop))
     try:
@@ -424,8 +483,8 @@ async def main(args: argparse.Namespace) -> None:
         for stage in ("alert", "infer"):
             await a.start(stage).until_ready(120)
         await clusters["followed"].start("ingest").until_ready(120)
-        await origin.start()
-        on_air = time.time() - origin.uptime()
+        origins.send("start")
+        on_air = await asyncio.to_thread(origins.recv)
         await a.start("ingest").until_ready(120)
         faults = asyncio.create_task(
             run_faults(soak, clusters, redis, pager) if args.faults else asyncio.sleep(0)
@@ -434,6 +493,8 @@ async def main(args: argparse.Namespace) -> None:
         await faults
         await asyncio.sleep(SETTLE)
         stop.set()
+        counter.send("stop")
+        followed.seqs.update(await asyncio.to_thread(counter.recv))
         await asyncio.gather(*readers, watcher)
         report(soak, defects, on_air, pager, published, analysed, followed)
     finally:
@@ -442,8 +503,9 @@ async def main(args: argparse.Namespace) -> None:
             cluster.stop()
         for log in sorted(soak.tmp.glob("*/*.log")):
             print(f"  log: {log}", file=sys.stderr)
-        await origin.stop()
-        await looping.stop()
+        origins.send("stop")
+        origin.join(15)
+        counting.join(5)
         await pager.stop()
         for r in (redis, follow_redis):
             r.kill(lose_data=False)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the external programs the test suite uses as real peers (and espeak-ng, the
+# Installs the external programs the test suite uses as real peers (srt-tools is also what
+# srt:// channels run; and espeak-ng, the
 # offline speech the audio tests and training speak with), when they are missing.
 set -euo pipefail
 need=()
@@ -9,6 +10,7 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 command -v chromium >/dev/null || need+=(chromium)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
+command -v srt-live-transmit >/dev/null || need+=(srt-tools)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing test peers: ${need[*]}" >&2
 sudo=""
