@@ -13,7 +13,6 @@ skipped, so one poison message cannot stall a channel.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -29,7 +28,7 @@ from monitor.core.messages import (
     StreamEvent,
     decode_message,
 )
-from monitor.core.retry import RetryPolicy, RetryStopped
+from monitor.core.retry import RetryPolicy, RetryStopped, pause
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +49,6 @@ def is_retriable(exc: BaseException) -> bool:
 
 def _log_retry(record: Record, exc: BaseException, attempt: int, delay: float) -> None:
     logger.warning("%s offset %d: %s; retrying in %.1f s", record.topic, record.offset, exc, delay)
-
-
-async def _pause(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds`` unless ``stop`` is set first."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 class AlertingWorker:
@@ -107,7 +100,7 @@ class AlertingWorker:
             self.errors += 1
             self.engine.metrics.alerting_errors.labels(where="poll").inc()
             logger.exception("alerting poll failed; retrying")
-            await _pause(stop, RETRY_FIRST)
+            await pause(stop, RETRY_FIRST)
 
     async def _handle_with_retry(self, record: Record, stop: asyncio.Event) -> bool:
         """Handle one record; False when ``stop`` came while a store outage lasted."""

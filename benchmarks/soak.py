@@ -105,25 +105,25 @@ def playlist(port: int, channel: str) -> str:
     return f"http://127.0.0.1:{port}/{channel}/index.m3u8"
 
 
-def serve_origins(ports: tuple[int, int], counts: tuple[int, int], duration: float, conn) -> None:  # type: ignore[no-untyped-def]
-    """Child process: both origins, so encoding 12 live channels and serving 200 playlists
-    never competes with the measuring process for its interpreter. The looping origin starts
-    at once; the live one on "start", answering with the epoch its channel time 0 went on
-    air; both stop on "stop"."""
+def serve_origin(kind: str, port: int, count: int, duration: float, conn) -> None:  # type: ignore[no-untyped-def]
+    """Child process: one origin, so encoding the live channels (``kind`` "live") or serving
+    the many looping ones ("looping") never competes with anything else for an interpreter.
+    It answers "ready" once serving, then the epoch its channel time 0 went on air, and stops
+    on "stop". The live origin starts on "start", so its channels begin when vqm is ready."""
 
     async def serve() -> None:
-        live = LiveHlsServer(
-            analysed_channels(counts[0], duration), port=ports[0], window=15, workers=2
+        origin = (
+            LiveHlsServer(analysed_channels(count, duration), port=port, window=15, workers=2)
+            if kind == "live"
+            else LoopingOrigin(count, port=port)
         )
-        looping = LoopingOrigin(counts[1], port=ports[1])
-        await looping.start()
-        conn.send("ready")
+        if kind == "live":
+            conn.send("ready")
+            await asyncio.to_thread(conn.recv)
+        await origin.start()
+        conn.send(time.time() - origin.uptime())
         await asyncio.to_thread(conn.recv)
-        await live.start()
-        conn.send(time.time() - live.uptime())
-        await asyncio.to_thread(conn.recv)
-        await live.stop()
-        await looping.stop()
+        await origin.stop()
 
     asyncio.run(serve())
 
@@ -447,14 +447,20 @@ async def main(args: argparse.Namespace) -> None:
     defects = [(c, d) for i, c in enumerate(ids) for d in schedule(i, args.duration)]
     spawn = multiprocessing.get_context("spawn")
     ports = (free_port(), free_port())
-    origins, child = spawn.Pipe()
-    origin = spawn.Process(
-        target=serve_origins,
-        args=(ports, (args.channels, args.follow_channels), args.duration, child),
-        daemon=True,
-    )
-    origin.start()
-    assert origins.poll(120) and origins.recv() == "ready", "origins did not start"
+    pipes, children = {}, []
+    for kind, port, count in (
+        ("live", ports[0], args.channels),
+        ("looping", ports[1], args.follow_channels),
+    ):
+        pipes[kind], child = spawn.Pipe()
+        children.append(
+            spawn.Process(
+                target=serve_origin, args=(kind, port, count, args.duration, child), daemon=True
+            )
+        )
+        children[-1].start()
+        assert pipes[kind].poll(120), f"the {kind} origin did not start"
+        pipes[kind].recv()
     pager = Pager()
     await pager.start()
     topics_a, topics_f = soak.topics("soak-a"), soak.topics("soak-f")
@@ -483,8 +489,8 @@ async def main(args: argparse.Namespace) -> None:
         for stage in ("alert", "infer"):
             await a.start(stage).until_ready(120)
         await clusters["followed"].start("ingest").until_ready(120)
-        origins.send("start")
-        on_air = await asyncio.to_thread(origins.recv)
+        pipes["live"].send("start")
+        on_air = await asyncio.to_thread(pipes["live"].recv)
         await a.start("ingest").until_ready(120)
         faults = asyncio.create_task(
             run_faults(soak, clusters, redis, pager) if args.faults else asyncio.sleep(0)
@@ -503,8 +509,9 @@ async def main(args: argparse.Namespace) -> None:
             cluster.stop()
         for log in sorted(soak.tmp.glob("*/*.log")):
             print(f"  log: {log}", file=sys.stderr)
-        origins.send("stop")
-        origin.join(15)
+        for pipe, child_process in zip(pipes.values(), children, strict=True):
+            pipe.send("stop")
+            child_process.join(15)
         counting.join(5)
         await pager.stop()
         for r in (redis, follow_redis):

@@ -59,7 +59,7 @@ def export_known_series(
 
 
 def _zero_topics(metrics: Metrics, topics: list[str]) -> None:
-    for family in (metrics.invalid_messages, metrics.poison_records):
+    for family in (metrics.invalid_messages, metrics.poison_records, metrics.bus_errors):
         metrics.zero(family, [{"topic": t} for t in topics])
 
 

@@ -37,6 +37,7 @@ from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
     MessageSizeTooLargeError,
+    UnknownError,
 )
 from aiokafka.structs import ConsumerRecord
 
@@ -46,6 +47,7 @@ from monitor.core.retry import RetryPolicy, RetryStopped
 logger = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
+PUBLISH_RETRIES = 8  # with the default back-off (0.25 s doubling to 5 s): about 25 s
 #: Segments are refused above 16 MiB; the rest covers the JSON header, key and batch framing.
 DEFAULT_MAX_MESSAGE_BYTES = 16 * MIB + MIB
 _T = TypeVar("_T")
@@ -89,8 +91,9 @@ def _log_retry(what: str, exc: BaseException, attempt: int, delay: float) -> Non
 
 
 def _retriable(exc: KafkaError) -> bool:
-    """Kafka's own flag; connection failures carry it, but say so explicitly."""
-    return bool(exc.retriable) or isinstance(exc, KafkaConnectionError)
+    """Kafka's own flag; connection failures carry it, but say so explicitly. A broker
+    answers UNKNOWN_SERVER_ERROR while it comes back from a restart: worth a bounded retry."""
+    return bool(exc.retriable) or isinstance(exc, KafkaConnectionError | UnknownError)
 
 
 class KafkaBus(Bus):
@@ -101,9 +104,10 @@ class KafkaBus(Bus):
     meanwhile. Consumers start the same way, lazily, on their first ``getmany``. Both follow
     ``backoff``, a :class:`~monitor.core.retry.RetryPolicy` (or its ``(initial, cap)``).
 
-    Publishes and commits are not retried here: aiokafka already retries their retriable
-    errors, and what reaches us is final (a commit refused in a rebalance must not be
-    retried: the partition, and its uncommitted records, belong to another member now).
+    Commits are not retried here: a commit refused in a rebalance must not be retried (the
+    partition, and its uncommitted records, belong to another member now). Publishes are,
+    a few times: aiokafka retries within its request timeout, and a broker that restarts
+    takes longer than that (measured by ``benchmarks/soak.py``).
     """
 
     def __init__(
@@ -128,6 +132,7 @@ class KafkaBus(Bus):
         self.heartbeat_interval_ms = heartbeat_interval_ms
         # Connecting retries until stopped, whatever retry count the policy was given.
         self.retry = RetryPolicy.of(backoff).model_copy(update={"max_retries": None})
+        self._publish_retry = self.retry.model_copy(update={"max_retries": PUBLISH_RETRIES})
         self._producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
         self._consumers: list[KafkaConsumer] = []
@@ -185,7 +190,23 @@ class KafkaBus(Bus):
             return False
 
     async def publish(self, topic: str, key: str, value: bytes) -> None:
-        """Send and wait for every in-sync replica's acknowledgement."""
+        """Send and wait for every in-sync replica's acknowledgement; a retriable failure
+        (the broker restarting: aiokafka's own retries spent) is tried again after the
+        policy's back-off, ``PUBLISH_RETRIES`` times, so a broker that is back within about
+        half a minute loses no segment. The last error propagates."""
+        try:
+            await self._publish_retry.run(
+                lambda: self._publish_once(topic, key, value),
+                retriable=lambda exc: isinstance(exc, KafkaBusError) and exc.retriable,
+                on_retry=functools.partial(_log_retry, f"publish to {topic!r}"),
+                stop=self._stopping,
+            )
+        except RetryStopped as exc:
+            raise KafkaBusError(
+                f"publish to {topic!r}: the bus is stopping", retriable=True
+            ) from exc
+
+    async def _publish_once(self, topic: str, key: str, value: bytes) -> None:
         if self._producer is None:
             raise KafkaBusError("Kafka bus is not started", retriable=True)
         try:

@@ -82,6 +82,14 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.bus_errors = Counter(
+            "vqm_bus_errors",
+            "Bus polls, publishes or commits that failed with a retriable error (a broker "
+            "restart, a rebalance) and were tried again after a pause; nothing committed is "
+            "lost, what was not comes again.",
+            ["topic"],
+            registry=r,
+        )
         self.bus_dropped = Counter(
             "vqm_bus_dropped_records",
             "One-process mode: records the memory bus dropped at its size cap before every "

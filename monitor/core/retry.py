@@ -265,3 +265,9 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
     if moment.tzinfo is None:  # "-0000" reads as naive; RFC 9110 dates are GMT
         moment = moment.replace(tzinfo=dt.UTC)
     return max(0.0, moment.timestamp() - now())
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds`` unless ``stop`` is set first (a stage's wait after a failure)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from monitor.core.bus import Bus, BusError, Record
+from monitor.core.bus import Bus, BusError, Consumer, Record
 from monitor.core.channels import Channels
 from monitor.core.logs import log_context, trace_id_for
 from monitor.core.messages import (
@@ -35,6 +35,7 @@ from monitor.core.messages import (
 )
 from monitor.core.metrics import Metrics
 from monitor.core.redact import redact_url
+from monitor.core.retry import pause
 from monitor.inference.detectors.base import Detector
 from monitor.inference.detectors.registry import build
 from monitor.inference.media import DecodeError, decode_bytes
@@ -45,6 +46,7 @@ from monitor.inference.segment import DecodedSegment, DecodeNeeds
 logger = logging.getLogger(__name__)
 
 POISON_ATTEMPTS = 2  # tries before a record that keeps failing is skipped
+BUS_PAUSE = 1.0  # seconds after a bus failure before polling again
 # A segment (at most ``max_segment_bytes``, decoded from memory) that takes longer than this
 # to analyse is reported and skipped rather than holding its channel up.
 ANALYSIS_DEADLINE = 60.0
@@ -231,14 +233,25 @@ class InferenceWorker:
         consumer = self._bus.consumer([self._topics.segments], self._group)
         try:
             while not stop.is_set():
-                records = await consumer.getmany(timeout_ms=1000, max_records=8)
-                if not records:
-                    continue
-                await self._handle_poll(records)
-                await consumer.commit()
+                try:
+                    await self._poll(consumer)
+                except BusError as exc:
+                    if not exc.retriable:
+                        raise
+                    # A broker restart or a rebalance: what was not committed comes again
+                    # (to this member or another), so the stage carries on rather than dying.
+                    self._metrics.bus_errors.labels(topic=self._topics.segments).inc()
+                    logger.warning("inference: %s; carrying on", exc)
+                    await pause(stop, BUS_PAUSE)
         finally:
             self.ready = False
             await consumer.stop()
+
+    async def _poll(self, consumer: Consumer) -> None:
+        records = await consumer.getmany(timeout_ms=1000, max_records=8)
+        if records:
+            await self._handle_poll(records)
+            await consumer.commit()
 
     def _announce_models(self) -> None:
         """``vqm_model_info`` (and so /readyz) names each model the warm-up loaded."""

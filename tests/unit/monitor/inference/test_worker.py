@@ -9,7 +9,7 @@ import pytest
 from monitor.app.config import ChannelConfig, VqmConfig
 from monitor.app.synthetic.channel import SyntheticChannel
 from monitor.app.synthetic.defects import Defect
-from monitor.core.bus import MemoryBus
+from monitor.core.bus import BusError, MemoryBus
 from monitor.core.messages import (
     DetectionMessage,
     SegmentMessage,
@@ -279,3 +279,45 @@ async def test_a_defect_over_two_segments_carries_its_start_on_the_second_segmen
     black = {d.seq: d.spans for d in found if d.detector == "black"}
     assert black[1][0].run_start is None  # it begins there
     assert black[2][0].run_start == pytest.approx(black[1][0].start)
+
+
+class RebalancingBus(MemoryBus):
+    """A memory bus whose consumers' first commit is refused, as Kafka refuses one during a
+    rebalance (or after a broker restart forgot the group)."""
+
+    refusals = 1
+
+    def consumer(self, topics, group):  # type: ignore[no-untyped-def]
+        inner, bus = super().consumer(topics, group), self
+
+        class Refusing(type(inner)):  # type: ignore[misc]
+            async def commit(self) -> None:
+                if bus.refusals:
+                    bus.refusals -= 1
+                    raise BusError("commit refused during a rebalance")
+                await super().commit()
+
+        inner.__class__ = Refusing
+        return inner
+
+
+async def test_a_refused_commit_is_counted_and_the_stage_carries_on(
+    channel: SyntheticChannel, metrics: Metrics, models: ModelCache
+) -> None:
+    config = VqmConfig(channels=[ChannelConfig(id="c", url="http://unused/c.m3u8")])
+    bus = RebalancingBus()
+    await publish(bus, channel, (0,))
+    worker = InferenceWorker(config, bus, metrics, models)
+    per_segment = len(worker.analyzer.detectors("c"))
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await publish(bus, channel, (1,))
+    deadline = asyncio.get_running_loop().time() + 60
+    while bus.published(config.topics.detections) < 2 * per_segment:
+        assert not task.done(), task  # the refused commit did not end the stage
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    counted = metrics.bus_errors.labels(topic=config.topics.segments)._value.get()
+    assert counted == 1
