@@ -349,3 +349,61 @@ async def test_a_relay_that_drops_and_reorders_datagrams_gives_continuity_errors
     assert errors, events
     assert sum(int(e.detail.split()[0]) for e in errors) >= 2
     assert segments, "segments still flow between the errors"
+
+
+@needs_ffmpeg
+async def test_vqm_run_alerts_a_udp_channel_at_the_hls_times(
+    clip: Path, hls_defects: list[Defect]
+) -> None:
+    """The one-process mode (`vqm run`) with a udp:// channel: the same black alert, at the
+    media times the HLS scan of the same clip reports."""
+    from alerting.config import AlertingConfig
+    from alerting.models import AlertEvent, AlertTransition
+    from monitor.app.config import VqmConfig
+    from monitor.app.runtime import Runtime
+    from monitor.core.settings import Settings
+    from tests.conftest import free_port
+
+    events: list[AlertEvent] = []
+
+    async def record(event: AlertEvent) -> None:
+        events.append(event)
+
+    port = udp_port()
+    config = VqmConfig.model_validate(
+        {"channels": [{"id": "feed", "url": f"udp://127.0.0.1:{port}"}]}
+    ).model_copy(update={"alerting": AlertingConfig(flap_window=0)})
+    bus = MemoryBus()
+    # Reads the segments too, so they stay on the bus: the first one's media time is the
+    # stream's origin (a scan reports times from it, alerts on the stream's own clock).
+    probe = bus.consumer([config.topics.segments], group="probe")
+    runtime = Runtime(config, Settings(api_port=free_port()), bus=bus, listeners=[record])
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop))
+    sender = None
+    try:
+        deadline = time.monotonic() + 30
+        while not udp_bound(port):
+            assert time.monotonic() < deadline and not task.done(), "vqm did not listen"
+            await asyncio.sleep(0.05)
+        sender = send(clip, f"udp://127.0.0.1:{port}?pkt_size=1316")
+        deadline = time.monotonic() + 60
+        while not any(e.transition is AlertTransition.RESOLVED for e in events):
+            assert time.monotonic() < deadline and not task.done(), events
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        if sender is not None:
+            sender.wait(30)
+    segments = [decode_message(r.value, SegmentMessage) for r in await probe.getmany(0, 1000)]
+    origin = min(m.media_start for m in segments)
+    black = [e for e in events if e.alert.detector == "black"]
+    [opened] = [e.alert for e in black if e.transition is AlertTransition.OPENED]
+    assert opened.channel_id == "feed"
+    assert opened.start - origin == pytest.approx(hls_defects[0].start, abs=0.05)
+    [resolved] = [e.alert for e in black if e.transition is AlertTransition.RESOLVED]
+    assert resolved.end - origin == pytest.approx(hls_defects[0].end, abs=0.05)
+    # The clip ends and the sender with it: the channel's feed is lost, and paged as such.
+    others = {(e.alert.detector, e.alert.label) for e in events if e.alert.detector != "black"}
+    assert others <= {("stream", "input_loss")}, events
