@@ -19,7 +19,6 @@ silence kept from pagers when they opened (``unpaged``) are never re-sent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from alerting.notifiers.base import Notifier, NotifierError
 from alerting.notifiers.routing import Router
 from alerting.outbox import OutboxMetrics
 from alerting.store import AlertStore
+from monitor.core.retry import pause
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,7 @@ class Resender:
         while not stop.is_set():
             await self.resend_due()
             wait = min(self._due.values(), default=time.monotonic()) - time.monotonic()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(wait, 0.01))
+            await pause(stop, max(wait, 0.01))
 
     async def resend_due(self) -> None:
         """One round: every notifier whose interval has passed gets the alerts routed to it."""

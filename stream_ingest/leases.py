@@ -26,7 +26,6 @@ stops claiming its channels before the others may take them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import math
@@ -34,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
+from monitor.core.retry import pause
 from monitor.core.state import (
     Claim,
     MemoryStateStore,
@@ -162,8 +162,7 @@ class ChannelLeases:
                 logger.exception("lease round of %s failed", self.worker_id)
             raise_if_cancelled()
             left = self.period - (self._clock() - started)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(0.0, left))
+            await pause(stop, max(0.0, left))
         await self.release_all()
 
     async def round(self) -> None:

@@ -16,7 +16,6 @@ is logged, counted and restarted after a back-off, so one channel never takes th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import httpx
@@ -25,7 +24,7 @@ from monitor.core.bus import Bus
 from monitor.core.channels import ChannelConfig
 from monitor.core.logs import bind
 from monitor.core.metrics import Metrics
-from monitor.core.retry import RetryPolicy
+from monitor.core.retry import RetryPolicy, pause
 from monitor.core.state import StateStore
 from stream_ingest.config import IngestView
 from stream_ingest.fetch import make_client
@@ -130,5 +129,4 @@ class IngestService:
                     "ingest: source for %s crashed; restarting in %.1f s", channel.id, delay
                 )
                 self._metrics.ingest_errors.labels(channel=channel.id, kind="internal").inc()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                await pause(stop, delay)

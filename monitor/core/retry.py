@@ -240,8 +240,7 @@ def _sleep_unless_stopped(stop: asyncio.Event | None) -> Callable[[float], Await
         return asyncio.sleep
 
     async def sleep(seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
+        await pause(stop, seconds)
         if stop.is_set():
             raise RetryStopped
 

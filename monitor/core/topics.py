@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict
 from monitor.core.bus import Topics
 from monitor.core.bus_kafka import MIB, KafkaBusError
 from monitor.core.errors import VqmError
-from monitor.core.retry import RetryPolicy
+from monitor.core.retry import RetryPolicy, pause
 
 logger = logging.getLogger(__name__)
 
@@ -148,8 +148,7 @@ async def wait_for_topics(
             ", ".join(missing),
             delay,
         )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
+        await pause(stop, delay)
     if stop.is_set():
         return False
     if segment_bytes is not None:

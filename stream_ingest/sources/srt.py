@@ -34,6 +34,7 @@ from urllib.parse import urlencode
 
 from monitor.core.messages import StreamEventKind
 from monitor.core.redact import redact, redact_url
+from monitor.core.retry import RetryPolicy, pause
 from stream_ingest.sources.base import Source
 from stream_ingest.sources.registry import register
 from stream_ingest.streamurl import UrlOptionError, split_stream_url
@@ -44,7 +45,10 @@ logger = logging.getLogger(__name__)
 _OPTIONS = ("latency", "mode", "passphrase_env", "pbkeylen", "streamid")
 _READ = 64 * 1024
 _TICK = 0.5
-_BACKOFF_FIRST, _BACKOFF_MAX, _HEALTHY_AFTER = 1.0, 30.0, 30.0
+# Relay restarts: 1 s doubling to 30 s, back to 1 s after a run of 30 s; exact delays (no
+# jitter), since one channel's relay has no herd to spread.
+_RESTARTS = RetryPolicy(initial=1.0, cap=30.0, jitter=0.0)
+_HEALTHY_AFTER = 30.0
 _STOP_GRACE = 2.0
 
 
@@ -124,7 +128,7 @@ class SrtSource(Source):
         endpoint = SrtEndpoint.parse(self.channel.url)
         feed = TsFeed(self.channel, self.context, stream=True)
         ticker = asyncio.create_task(self._tick(feed, stop), name=f"srt-tick-{self.channel.id}")
-        backoff = _BACKOFF_FIRST
+        failures = 0
         loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
@@ -132,14 +136,12 @@ class SrtSource(Source):
                 detail = await self._relay_once(endpoint, feed, stop)
                 if stop.is_set():
                     break
-                if loop.time() - started >= _HEALTHY_AFTER:
-                    backoff = _BACKOFF_FIRST
+                failures = 1 if loop.time() - started >= _HEALTHY_AFTER else failures + 1
+                backoff = _RESTARTS.delay(failures)
                 await feed.report(
                     StreamEventKind.SOURCE_ERROR, f"{detail}; restarting in {backoff:g} s"
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
-                backoff = min(_BACKOFF_MAX, backoff * 2)
+                await pause(stop, backoff)
         finally:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
@@ -148,8 +150,7 @@ class SrtSource(Source):
     async def _tick(self, feed: TsFeed, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), _TICK)
+            await pause(stop, _TICK)
             await feed.tick(loop.time())
 
     async def _relay_once(self, endpoint: SrtEndpoint, feed: TsFeed, stop: asyncio.Event) -> str:
