@@ -47,13 +47,13 @@ with av.open(sys.argv[1]) as c:
 EMPTY = "import monitor.app.cli, monitor.app.scan, monitor.inference.detectors.registry"
 
 
-def pinned(cmd: list[str]) -> tuple[float, float]:
-    """(CPU seconds, peak RSS MB) of ``cmd`` run on one core."""
+def pinned(cmd: list[str]) -> float:
+    """CPU seconds of ``cmd`` run on one core (its peak RSS is :func:`peak_rss`'s: the
+    children's maximum here would be that of any child so far)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(["taskset", "-c", CORE, *cmd], check=True, capture_output=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return cpu, after.ru_maxrss / 1024  # peak of any child so far: each kind runs apart
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def measure(kind: str, clip: Path) -> list[str]:
@@ -85,7 +85,7 @@ def row(name: str, clip: Path, rounds: int) -> str:
     times: dict[str, list[float]] = {k: [] for k in ("decode", "vqm", "empty", "ffmpeg")}
     for _ in range(rounds):
         for kind in times:  # in turns, so a busy spell falls on all alike
-            times[kind].append(pinned(measure(kind, clip))[0])
+            times[kind].append(pinned(measure(kind, clip)))
     cpu = {k: statistics.median(v) for k, v in times.items()}
     vqm = cpu["vqm"] - cpu["empty"]
     speed = {k: DURATION / v for k, v in (("decode", cpu["decode"]), ("vqm", vqm),
