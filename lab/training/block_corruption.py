@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from lab.evaluation import block_real
 from lab.synth.corrupt import (
     AREA_THRESHOLD,
     BLOCK,
@@ -54,18 +55,20 @@ from lab.synth.corrupt import (
     corrupted_clip,
     split_specs,
 )
+from lab.training.block_real import REAL_CLIPS, real_specs
 from lab.training.common import REPO_MODELS
 from monitor.app.progress import track_time
 from monitor.inference.detectors.block_corruption import whole_regions
 
 logger = logging.getLogger(__name__)
 
-MODELS = {"full": "block_corruption", "light": "block_corruption_light"}
-VERSIONS = {"full": "1.0.0", "light": "1.1.0"}  # light 1.1: visible-damage labels, 2 rounds
+MODELS = {"light": "block_corruption_light"}
+VERSIONS = {"light": "2.0.0"}  # 2.0: trained on damaged real footage, synthetic as a share
 CROP = (192, 320)
 FRAMES = 48
-CLIPS = {"train": 1200, "validation": 60, "heldout": 120}
-CLEAN_CLIPS = {"train_clean": 320, "validation_clean": 24, "heldout_clean": 48}
+CLIPS = {"train": 400, "validation": 60, "heldout": 120}
+CLEAN_CLIPS = {"train_clean": 160, "validation_clean": 24, "heldout_clean": 48}
+TRAIN_SETS = ("real_train", "train", "train_clean")
 TRAIN_FRAMES_PER_CLIP = 16
 EVAL_FRAME_STEP = 3
 MAX_FPR = 0.01
@@ -106,6 +109,8 @@ def clean_specs(split: str, clips: int) -> list[ClipSpec]:
 
 
 def split_clip_specs(split: str) -> list[ClipSpec]:
+    if split in REAL_CLIPS:
+        return real_specs(split, FRAMES)
     if split in CLEAN_CLIPS:
         return clean_specs(split, CLEAN_CLIPS[split])
     return list(split_specs(split, CLIPS[split], FRAMES))
@@ -321,6 +326,15 @@ def evaluate(models_dir: Path = REPO_MODELS, out_dir: Path | None = None) -> dic
     overlay = np.array([specs[i].overlay for i in concat(data["heldout_clean"], "clip")])
     hard["heldout_clean_overlay"] = overlay
     results: dict[str, Any] = {"sets": {s: frames_of(g) for s, g in data.items()}}
+    light = models_dir / f"{MODELS['light']}.onnx"
+    model = OnnxModel(MODELS["light"], models_dir, providers=["CPUExecutionProvider"])
+    real = block_real.real_split_figures(
+        cached_split("real_validation", out_dir),
+        cached_split("real_test", out_dir),
+        model if light.exists() else None,
+    )
+    real["clean_alerts"] = block_real.clean_alerts(models_dir)
+    results["real"] = real
 
     peer = {s: blockdetect_split(g) for s, g in data.items()}
     grid = np.unique(
@@ -401,6 +415,23 @@ def _report(scores: dict, truth: dict, hard: dict, t: float, rule: str) -> dict[
             for o in np.unique(hard["heldout_clean_overlay"])
         },
     }
+
+
+def print_real(real: dict[str, Any], out: Any = sys.stdout) -> None:
+    """The real-footage figures: test split frames, then false alerts on clean footage."""
+    print(f"real test split ({real['frames']['test']} frames; thresholds from real validation)",
+          file=out)  # fmt: skip
+    print(f"{'decision':24} {'rule':26} {'F1':>6} {'prec':>6} {'recall':>6} {'FPR clean':>9}",
+          file=out)  # fmt: skip
+    for label, key in (("blockdetect (FFmpeg)", "blockdetect"), ("vqm light map", "light")):
+        if key in real:
+            r, t = real[key], real[key]["test"]
+            print(f"{label:24} {r['rule']:26} {t['f1']:6.3f} {t['precision']:6.3f} "
+                  f"{t['recall']:6.3f} {r['clean_fpr']:9.4f}", file=out)  # fmt: skip
+    for encode, c in real.get("clean_alerts", {}).items():
+        rate = c["alerts"] / c["hours"] if c["hours"] else float("nan")
+        print(f"clean real footage, {encode:20} {c['alerts']:3d} alerts in {c['hours'] * 60:5.1f} "
+              f"min ({rate:.1f} per hour)", file=out)  # fmt: skip
 
 
 def print_table(results: dict[str, Any], out: Any = sys.stdout) -> None:
@@ -503,9 +534,9 @@ def train(
     torch.manual_seed(TRAIN_SETTINGS["seed"])
     torch.set_num_threads(TRAIN_SETTINGS["threads"])
     rng = np.random.default_rng(TRAIN_SETTINGS["seed"])
-    damaged, clean = (cached_split(s, out_dir)["192x320"] for s in ("train", "train_clean"))
-    data = {k: np.concatenate([damaged[k], clean[k]]) for k in ("rgb", "regions", "frames")}
-    validation = cached_split("validation", out_dir)
+    parts = [cached_split(s, out_dir)["192x320"] for s in TRAIN_SETS]
+    data = {k: np.concatenate([p[k] for p in parts]) for k in ("rgb", "regions", "frames")}
+    validation = cached_split("real_validation", out_dir)
     x_all = torch.from_numpy(data["rgb"])
     regions = torch.from_numpy(data["regions"].astype(np.float32))
     frames = torch.from_numpy(data["frames"].astype(np.float32))
@@ -746,6 +777,7 @@ def main(argv: list[str] | None = None) -> None:
     trunks = list(MODELS) if args.trunk == "both" else [args.trunk]
     if args.command == "data":
         for split in (
+            *REAL_CLIPS,
             "train",
             "train_clean",
             "validation",
@@ -763,48 +795,57 @@ def main(argv: list[str] | None = None) -> None:
             export(trunk, args.out or default_out_dir(), args.models)
         results = evaluate(args.models, args.out)
         _write_metrics(args.models, results)
+        print_real(results["real"])
         print_table(results)
     else:
         results = evaluate(args.models, args.out)
+        print_real(results["real"])
         print_table(results)
         print(json.dumps(results, indent=2))
 
 
 def _write_metrics(models_dir: Path, results: dict[str, Any]) -> None:
-    """Put validated thresholds and held-out metrics into each card, and re-hash nothing: the
-    card's sha256 covers the ONNX file, which does not change here."""
+    """Put validated thresholds and the real and synthetic figures into the card, and re-hash
+    nothing: the card's sha256 covers the ONNX file, which does not change here. The shipped
+    region threshold is the one chosen on real validation footage."""
     for trunk, name in MODELS.items():
         path = models_dir / f"{name}.json"
         if trunk not in results or not path.exists():
             continue
         card = json.loads(path.read_text())
-        r = results[trunk]
-        card["thresholds"] = r["thresholds"]
+        r, real = results[trunk], results["real"]
+        card["thresholds"] = {**r["thresholds"], "region": real[trunk]["region_threshold"]}
         card["metrics"] = {
-            "sets": results["sets"],
-            "map": r["map"],
-            "head": r["head"],
-            "heldout_region_f1": r["heldout_region_f1"],
-            "blockdetect": results["blockdetect"],
+            "real": real,
+            "synthetic": {
+                "sets": results["sets"],
+                "map": r["map"],
+                "head": r["head"],
+                "heldout_region_f1": r["heldout_region_f1"],
+                "blockdetect": results["blockdetect"],
+            },
         }
-        card["targets"] = targets(card["metrics"])
+        card["targets"] = targets(real, trunk)
         path.write_text(json.dumps(card, indent=2) + "\n")
 
 
-def targets(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The issue's targets against the held-out figures, with the gap stated plainly."""
-    out: dict[str, Any] = {"frame_f1_at_least": 0.95, "clean_hard_fpr_at_most": MAX_FPR}
-    for decision in ("map", "head"):
-        r = metrics[decision]
-        f1, fpr = r["heldout"]["f1"], r["heldout_clean_hard_fpr"]
-        peer = metrics["blockdetect"]["heldout"]["f1"]
-        out[decision] = {
-            "met": f1 >= 0.95 and fpr <= MAX_FPR,
-            "f1_gap": round(max(0.0, 0.95 - f1), 4),
-            "fpr_excess": round(max(0.0, fpr - MAX_FPR), 4),
-            "beats_blockdetect_f1": f1 > peer,
-        }
-    return out
+def targets(real: dict[str, Any], trunk: str = "light") -> dict[str, Any]:
+    """The issue's row against the real figures, with the gaps stated plainly."""
+    f1 = real[trunk]["test"]["f1"]
+    peer = real["blockdetect"]["test"]["f1"]
+    clean = real["clean_alerts"]
+    alerts = sum(c["alerts"] for c in clean.values())
+    hours = sum(c["hours"] for c in clean.values())
+    return {
+        "real_test_frame_f1_at_least": 0.90,
+        "clean_real_false_alerts": 0,
+        "clean_real_hours_at_least": 1.0,
+        "f1": f1,
+        "beats_blockdetect_f1": f1 > peer,
+        "clean_alerts": alerts,
+        "clean_hours": round(hours, 3),
+        "met": f1 >= 0.90 and f1 > peer and alerts == 0 and hours >= 1.0,
+    }
 
 
 if __name__ == "__main__":

@@ -202,8 +202,9 @@ class _Gatherer:
             return False
         luma, rgb = self.chunk.planes.shape, self.chunk.rgbs.shape
         fitted = _fitted_shape(frame.height, frame.width, self.needs.luma_limit)
+        fitted_rgb = _fitted_shape(frame.height, frame.width, self.needs.rgb_limit)
         return (luma is not None and luma != fitted) or (
-            rgb is not None and rgb != (frame.height, frame.width, 3)
+            rgb is not None and rgb != (*fitted_rgb, 3)
         )
 
     def add(self, frame: av.VideoFrame | av.AudioFrame, t: float) -> None:
@@ -213,7 +214,7 @@ class _Gatherer:
             if self.needs.luma:
                 self.chunk.planes.append(_fit(_luma(frame), self.needs.luma_limit))
             if self.needs.rgb:
-                self.chunk.rgbs.append(frame.to_ndarray(format="rgb24"))
+                self.chunk.rgbs.append(_rgb(frame, self.needs.rgb_limit))
             if self.needs.captions:
                 self.chunk.captions.append(_has_captions(frame))
         elif self.needs.audio:
@@ -352,6 +353,17 @@ def _fit(plane: np.ndarray, limit: tuple[int, int]) -> np.ndarray:
     if (height, width) == plane.shape:
         return plane
     return cv2.resize(plane, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _rgb(frame: av.VideoFrame, limit: tuple[int, int]) -> np.ndarray:
+    """The frame as RGB, fitted to ``limit`` by FFmpeg's area scaler in the same conversion
+    (one pass, no full-size RGB copy)."""
+    height, width = _fitted_shape(frame.height, frame.width, limit)
+    if (height, width) == (frame.height, frame.width):
+        return frame.to_ndarray(format="rgb24")
+    return frame.reformat(
+        width=width, height=height, format="rgb24", interpolation="AREA"
+    ).to_ndarray()
 
 
 def _has_captions(frame: av.VideoFrame) -> bool:

@@ -23,14 +23,16 @@ LUMA_LIMIT = (1920, 1080)
 class DecodeNeeds:
     """What the detectors of a worker need, so nothing unused is converted.
 
-    ``luma_limit`` is the largest luma picture (width, height) they read: bigger frames are
-    downscaled (area averaging, aspect kept) at decode.
+    ``luma_limit`` and ``rgb_limit`` are the largest luma and RGB pictures (width, height)
+    they read: bigger frames are downscaled (area averaging, aspect kept) at decode, so a
+    1080p channel never keeps a full-size RGB copy of every frame.
     """
 
     luma: bool = True
     rgb: bool = False
     audio: bool = True
     luma_limit: tuple[int, int] = LUMA_LIMIT
+    rgb_limit: tuple[int, int] = LUMA_LIMIT
     captions: bool = False  # whether each frame carries caption data (A/53 CC side data)
 
 

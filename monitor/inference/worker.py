@@ -41,7 +41,7 @@ from monitor.inference.detectors.registry import build
 from monitor.inference.media import DecodeError, decode_bytes
 from monitor.inference.models import ModelCache
 from monitor.inference.runs import DefectRuns
-from monitor.inference.segment import DecodedSegment, DecodeNeeds
+from monitor.inference.segment import LUMA_LIMIT, DecodedSegment, DecodeNeeds
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,11 @@ def union_needs(detectors: list[Detector]) -> DecodeNeeds:
     return DecodeNeeds(
         luma=any(d.needs.luma for d in detectors),
         rgb=any(d.needs.rgb for d in detectors),
+        rgb_limit=max(
+            (d.needs.rgb_limit for d in detectors if d.needs.rgb),
+            key=lambda s: s[0] * s[1],
+            default=LUMA_LIMIT,
+        ),
         audio=any(d.needs.audio for d in detectors),
         captions=any(d.needs.captions for d in detectors),
     )

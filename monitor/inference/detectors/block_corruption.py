@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MODEL_NAMES = {"light": "block_corruption_light", "full": "block_corruption"}
+MODEL_NAMES = {"light": "block_corruption_light"}
 REGION = 32
+RGB_LIMIT = (960, 540)
 
 
 class BlockCorruptionConfig(DetectorConfig):
@@ -42,8 +43,9 @@ class BlockCorruptionConfig(DetectorConfig):
     min_duration: float = Field(
         default=0.5, ge=0.0, description="Seconds a defect must last before an alert opens."
     )
-    model: Literal["light", "full"] = Field(
-        default="light", description="light: CPU real time; full: the ResNet18 trunk."
+    model: Literal["light"] = Field(
+        default="light",
+        description="light: the light ResNet trunk (the undertrained ResNet18 is withdrawn).",
     )
     decision: Literal["map", "head"] = Field(
         default="map", description="map: corrupted area share; head: the learned frame decision."
@@ -88,7 +90,9 @@ class BlockCorruptionDetector(Detector):
 
     key = "block_corruption"
     config_class = BlockCorruptionConfig
-    needs = DecodeNeeds(luma=False, rgb=True, audio=False)
+    # Judged at most at 960x540: a 1080p picture's 16x16 macroblocks become 8x8 there, inside
+    # the scales the training crops cover, at a quarter of the model's and the RGB copy's cost.
+    needs = DecodeNeeds(luma=False, rgb=True, audio=False, rgb_limit=RGB_LIMIT)
     config: BlockCorruptionConfig
 
     def __init__(self, config: DetectorConfig, models: ModelCache | None = None) -> None:

@@ -53,6 +53,17 @@ def test_uhd_pictures_reach_the_detectors_at_most_1080_lines_with_their_luma_cod
     assert np.abs(decoded.luma[0].astype(float) - halves).max() <= 1.0
 
 
+def test_rgb_pictures_are_converted_at_the_size_their_detector_judges() -> None:
+    data = encode(1920, 1080, 4, fps=25)
+    needs = DecodeNeeds(luma=False, rgb=True, audio=False, rgb_limit=(960, 540))
+    small = decode_bytes(data, needs).rgb
+    full = decode_bytes(data, DecodeNeeds(luma=False, rgb=True, audio=False)).rgb
+    assert small is not None and full is not None
+    assert small.shape == (4, 540, 960, 3) and full.shape == (4, 1080, 1920, 3)
+    halves = full[0].astype(float).reshape(540, 2, 960, 2, 3).mean(axis=(1, 3))
+    assert np.abs(small[0] - halves).mean() < 2.0  # area averages, not a sampled picture
+
+
 def test_pictures_that_fit_are_kept_as_coded() -> None:
     assert decode_bytes(encode(1280, 720, 3, fps=25), DecodeNeeds(audio=False)).luma.shape[1:] == (
         720,
