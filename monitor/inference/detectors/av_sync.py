@@ -4,7 +4,10 @@ Each window is measured on mouths first: shots, face tracks and mouth crops
 (:mod:`monitor.inference.avsync.faces`) scored against the speech by the SyncNet-style model
 (:mod:`monitor.inference.avsync.syncnet`), tracks voting in_sync / out_of_sync. A window
 without face tracks, or whose tracks tie, falls back to audio onsets against visual change
-(:mod:`monitor.inference.avsync.onsets`): test patterns, claps, cuts with sound. A window is
+(:mod:`monitor.inference.avsync.onsets`): test patterns, claps, cuts with sound. With
+``mouth_motion: true`` a window the model is unsure of is first tried on mouth motion against
+the speech envelope (:mod:`monitor.inference.avsync.motion`, not learned; off by default until
+real speaking faces validate it: the catalogue has none yet). A window is
 ``out_of_sync`` when audio leads by more than ``lead_threshold_ms`` or lags by more than
 ``lag_threshold_ms`` (ITU-R BT.1359 by default); only those windows become spans, labelled
 ``out_of_sync`` with ``offset_ms`` (+ = audio lags). In-sync and inconclusive windows report
