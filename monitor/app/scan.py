@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import get_args
 
 from pydantic import BaseModel, ConfigDict
@@ -52,6 +52,7 @@ class Defect(BaseModel):
     end: float
     offset_ms: float | None = None
     confidence: float
+    levels: dict[str, float] | None = None  # how bad (audio_artifact), the worst over it
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)
@@ -63,6 +64,7 @@ class _Results:
 
     by_detector: dict[str, list[tuple[float, float, list[DefectSpan]]]]
     media_seconds: float = 0.0
+    measured: list[tuple[str, DefectSpan]] = field(default_factory=list)  # under the floor
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class ScanReport:
     defects: list[Defect]
     media_seconds: float
     chunks: int
+    measured: list[Defect] = field(default_factory=list)  # measured, under the paging floor
 
 
 # Told the media seconds analysed so far after every chunk (``vqm scan``'s progress bar).
@@ -188,7 +191,8 @@ def scan_report(
         results = _analyse(chunks, detectors, on_chunk)
         defects = _intervals(results, detectors)
         chunk_count = max((len(v) for v in results.by_detector.values()), default=0)
-        return ScanReport(defects, round(results.media_seconds, 3), chunk_count)
+        measured = [_measured_row(key, s) for key, s in results.measured]
+        return ScanReport(defects, round(results.media_seconds, 3), chunk_count, measured)
     finally:
         models.close()
 
@@ -285,6 +289,7 @@ def _analyse(
     }
     origin: float | None = None
     reached = 0.0
+    measured: list[tuple[str, DefectSpan]] = []
     for number, chunk in enumerate(chunks):
         if origin is None:
             origin = chunk.video_times[0] if chunk.has_video else chunk.audio_start
@@ -293,6 +298,7 @@ def _analyse(
             if error is not None:
                 continue  # no verdict for this stretch: neither clean nor defective
             spans = [_shift(s, -origin) for s in found]
+            measured += [(detector.key, _shift(s, -origin)) for s in detector.measured_spans()]
             start, end = detector.analysed_span(chunk)
             by_detector[detector.key].append((start - origin, end - origin, spans))
             reached = max(reached, end - origin)
@@ -300,7 +306,7 @@ def _analyse(
             on_chunk(reached)
     if origin is None:
         raise ScanError("no decodable frames")
-    return _Results(by_detector, reached)
+    return _Results(by_detector, reached, measured)
 
 
 def media_duration(source: str) -> float | None:
@@ -328,8 +334,35 @@ def _intervals(results: _Results, detectors: list[Detector]) -> list[Defect]:
             config.recovery,
             label_min_durations=config.label_min_durations(),
         )
-        out.extend(Defect.model_validate(_contract(detector.key, item)) for item in joined)
+        spans = [s for _, _, found in results.by_detector[detector.key] for s in found]
+        out.extend(
+            Defect.model_validate({**_contract(detector.key, item), **_levels(item, spans)})
+            for item in joined
+        )
     return sorted(out, key=lambda d: (d.start, d.detector))
+
+
+def _levels(item: dict, spans: list[DefectSpan]) -> dict:
+    """The worst of each level over the spans inside a joined defect (none: no key)."""
+    worst: dict[str, float] = {}
+    for span in spans:
+        inside = span.end > item["start"] and span.start < item["end"]
+        if span.levels and span.label == item.get("label") and inside:
+            for key, value in span.levels.items():
+                worst[key] = max(value, worst.get(key, value))
+    return {"levels": worst} if worst else {}
+
+
+def _measured_row(detector: str, span: DefectSpan) -> Defect:
+    """A span measured under the paging floor, as a row of ``--format json``'s ``measured``."""
+    return Defect(
+        detector=detector,
+        label=span.label,
+        start=round(max(0.0, span.start), 3),
+        end=round(span.end, 3),
+        confidence=round(span.confidence, 3),
+        levels=span.levels,
+    )
 
 
 def _contract(detector: str, item: dict) -> dict:

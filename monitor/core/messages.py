@@ -12,6 +12,7 @@ Every message is a pydantic model with a schema version. On the wire a message i
 from __future__ import annotations
 
 import json
+import math
 import struct
 import time
 from enum import StrEnum
@@ -23,6 +24,7 @@ from pydantic import (
     Field,
     SerializerFunctionWrapHandler,
     ValidationError,
+    field_validator,
     model_serializer,
 )
 
@@ -92,14 +94,28 @@ class DefectSpan(BaseModel):
         "that was in an earlier segment; set by the inference worker, which sees a channel's "
         "segments in order, so alerting can name the defect after losing its own state.",
     )
+    levels: dict[str, float] | None = Field(
+        default=None,
+        description="How bad, measured from the signal where the detector flagged it, "
+        "finite numbers by name (audio_artifact: hum_dbfs, hum_relative_db, clicks_per_s, ...).",
+    )
+
+    @field_validator("levels")
+    @classmethod
+    def _finite_levels(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None and not all(math.isfinite(v) for v in value.values()):
+            raise ValueError("levels are finite numbers")
+        return value
 
     @model_serializer(mode="wrap")
     def _omit_unset_run_start(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Spans without ``run_start`` keep their old wire form, which consumers of an older
-        release (``extra="forbid"``) still accept during a rolling upgrade."""
+        """Spans without ``run_start`` or ``levels`` keep their old wire form, which
+        consumers of an older release (``extra="forbid"``) still accept during a rolling
+        upgrade."""
         data: dict[str, Any] = handler(self)
-        if data.get("run_start") is None:
-            data.pop("run_start", None)
+        for key in ("run_start", "levels"):
+            if data.get(key) is None:
+                data.pop(key, None)
         return data
 
 

@@ -274,6 +274,11 @@ def mouth_box(box: np.ndarray) -> tuple[float, float, float, float]:
 
 def mouth_crops(luma: np.ndarray, track: Track) -> np.ndarray:
     """(n, 32, 48) float32 crops of the track's mouth, normalised over the track."""
+    return normalise_crops(raw_mouth_crops(luma, track))
+
+
+def raw_mouth_crops(luma: np.ndarray, track: Track) -> np.ndarray:
+    """(n, 32, 48) float32 crops of the track's mouth in luma levels, not normalised."""
     crops = np.empty((track.frames, CROP_H, CROP_W), np.float32)
     for k, box in enumerate(track.boxes):
         frame = luma[track.first + k]
@@ -287,7 +292,7 @@ def mouth_crops(luma: np.ndarray, track: Track) -> np.ndarray:
             flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_REPLICATE,
         )
-    return normalise_crops(crops)
+    return crops
 
 
 def normalise_crops(crops: np.ndarray) -> np.ndarray:

@@ -4,7 +4,10 @@ Each window is measured on mouths first: shots, face tracks and mouth crops
 (:mod:`monitor.inference.avsync.faces`) scored against the speech by the SyncNet-style model
 (:mod:`monitor.inference.avsync.syncnet`), tracks voting in_sync / out_of_sync. A window
 without face tracks, or whose tracks tie, falls back to audio onsets against visual change
-(:mod:`monitor.inference.avsync.onsets`): test patterns, claps, cuts with sound. A window is
+(:mod:`monitor.inference.avsync.onsets`): test patterns, claps, cuts with sound. With
+``mouth_motion: true`` a window the model is unsure of is first tried on mouth motion against
+the speech envelope (:mod:`monitor.inference.avsync.motion`, not learned; off by default until
+real speaking faces validate it: the catalogue has none yet). A window is
 ``out_of_sync`` when audio leads by more than ``lead_threshold_ms`` or lags by more than
 ``lag_threshold_ms`` (ITU-R BT.1359 by default); only those windows become spans, labelled
 ``out_of_sync`` with ``offset_ms`` (+ = audio lags). In-sync and inconclusive windows report
@@ -44,6 +47,7 @@ from monitor.inference.detectors.registry import register
 from monitor.inference.segment import DecodedSegment, DecodeNeeds
 
 if TYPE_CHECKING:
+    from monitor.inference.avsync.faces import FaceFinder
     from monitor.inference.avsync.syncnet import SyncScorer
     from monitor.inference.models import ModelCache
 
@@ -75,6 +79,11 @@ class AvSyncConfig(DetectorConfig):
         default=0.3, ge=0.0, le=1.0, description="Least confidence of an onset-based offset."
     )
     faces: bool = Field(default=True, description="Measure on mouths when faces are in shot.")
+    mouth_motion: bool = Field(
+        default=False,
+        description="When the sync model is unsure, correlate mouth motion with the speech "
+        "envelope (not learned; unvalidated on real speaking faces, so off by default).",
+    )
 
 
 def windows(start: float, end: float, length: float) -> list[tuple[float, float]]:
@@ -115,6 +124,7 @@ class AvSyncDetector(Detector):
     def __init__(self, config: DetectorConfig, models: ModelCache | None = None) -> None:
         super().__init__(config, models)
         self._scorer: SyncScorer | None = None
+        self._finder: FaceFinder | None = None
 
     def scorer(self) -> SyncScorer | None:
         """The face-path scorer, or None when the sync model cannot be used (warned once)."""
@@ -133,6 +143,27 @@ class AvSyncDetector(Detector):
         if scorer is not None:
             scorer.warm_up()
 
+    def measure_motion(self, window: DecodedSegment) -> SyncEstimate:
+        """The mouth-motion estimate (:mod:`monitor.inference.avsync.motion`) of one window."""
+        from monitor.inference.avsync import motion
+        from monitor.inference.avsync.faces import FACE_MODEL, FaceFinder, LearnedFaces
+
+        if self._finder is None:
+            scorer = self.scorer()
+            self._finder = (
+                scorer.finder
+                if scorer is not None
+                else FaceFinder(self.models.optional(FACE_MODEL, LearnedFaces))
+            )
+        return motion.measure(
+            window.luma,
+            window.video_times,
+            window.audio,
+            window.audio_rate,
+            window.audio_start,
+            self._finder.tracks(window.luma),
+        )
+
     def measure(self, window: DecodedSegment) -> SyncEstimate:
         """One window's estimate: mouths first, onsets when there are no usable face tracks."""
         if len(window.video_times) < 2 or window.audio.shape[-1] < window.audio_rate // 2:
@@ -142,6 +173,10 @@ class AvSyncDetector(Detector):
             estimate = scorer.measure(
                 window, self.config.lead_threshold_ms, self.config.lag_threshold_ms
             )
+            if estimate.conclusive:
+                return estimate
+        if self.config.faces and self.config.mouth_motion:
+            estimate = self.measure_motion(window)
             if estimate.conclusive:
                 return estimate
         from monitor.inference.avsync import onsets  # SciPy: loaded only where it runs

@@ -85,5 +85,11 @@ class Detector(abc.ABC):
         LUFS, say); finite numbers only, none by default."""
         return {}
 
+    def measured_spans(self) -> list[DefectSpan]:
+        """Stretches of the segment just detected that the detector flagged and measured
+        but that stay under the channel's paging floor (audio_artifact's sensitivity): not
+        defects, so they open no alert; ``vqm scan`` lists them. None by default."""
+        return []
+
     def warm_up(self) -> None:  # noqa: B027 - optional hook
         """Run once before the worker reports ready (models load and run here)."""
