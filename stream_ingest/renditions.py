@@ -38,6 +38,10 @@ MAX_AUDIO_FETCHES = 6
 # Audio this far (seconds) from the video on the PTS clock is another timeline (an encoder
 # restart): the audio is looked for afresh.
 REALIGN_AFTER = 60.0
+# Seconds of a segment that may lack joined audio before it counts as missing: audio PES
+# carry a few hundred milliseconds each, and one that starts before the picture goes to the
+# segment before.
+AUDIO_SLACK = 0.5
 
 
 class AudioMissing(VqmError):

@@ -187,10 +187,8 @@ def _video_span(parts: TsParts) -> tuple[float, float] | None:
         return None
     first = stamps[0]
     offsets = sorted(_signed(pts - first) for pts in stamps)
-    steps = sorted(b - a for a, b in zip(offsets, offsets[1:], strict=False) if b > a)
-    frame = steps[len(steps) // 2] if steps else 0  # the median picture interval
-    start = first + offsets[0]
-    return start / PTS_HZ, (first + offsets[-1] + frame) / PTS_HZ
+    frame = _typical_step(stamps)  # the last picture lasts as long as the others
+    return (first + offsets[0]) / PTS_HZ, (first + offsets[-1] + frame) / PTS_HZ
 
 
 def _signed(delta: int) -> int:
@@ -218,30 +216,35 @@ def join_audio(video_data: bytes, audio_segments: Sequence[bytes]) -> Joined:
                 used.add(pid)
                 entries.append(EsEntry(stream.stream_type, pid, stream.info))
                 found.append([])
-            found[k] += [
-                (pts, packets)
-                for pts, packets in audio.pes_units(stream.pid)
-                if pts is not None and 0 <= _signed(pts - start) < end - start
-            ]
-    units = sorted(
-        ((pts, entries[k].pid, packets) for k, got in enumerate(found) for pts, packets in got),
-        key=lambda unit: _signed(unit[0] - start),
-    )
+            found[k] += [(t, pk) for t, pk in audio.pes_units(stream.pid) if t is not None]
+    units = []
+    for k, got in enumerate(found):
+        # The PES that straddle the picture's edges go to both segments: the decoder reads
+        # a segment's sound only over its pictures' span, so none is counted twice, and a
+        # segment's sound starts at its first picture (not a PES later).
+        step = _typical_step([pts for pts, _ in got])
+        units += [
+            (pts, entries[k].pid, packets)
+            for pts, packets in got
+            if -step < _signed(pts - start) < end - start
+        ]
+    units.sort(key=lambda unit: _signed(unit[0] - start))
     payload = _mux(video, entries, units, start)
     covered = [_signed(pts - start) for pts, _, _ in units]
+    last = _typical_step([pts for pts, _, _ in units]) / PTS_HZ
     audio_span = (
-        ((start + min(covered)) / PTS_HZ, (start + max(covered)) / PTS_HZ + _unit_length(units))
+        ((start + min(covered)) / PTS_HZ, (start + max(covered)) / PTS_HZ + last)
         if covered
         else None
     )
     return Joined(payload=payload, video=span, audio=audio_span)
 
 
-def _unit_length(units: list[tuple[int, int, list[Packet]]]) -> float:
-    """How long the last audio PES lasts, taken as the typical step between PES starts."""
-    stamps = sorted({pts for pts, _, _ in units})
-    steps = sorted(_signed(b - a) for a, b in zip(stamps, stamps[1:], strict=False))
-    return steps[len(steps) // 2] / PTS_HZ if steps else 0.0
+def _typical_step(stamps: list[int]) -> int:
+    """The median step between distinct PTS (90 kHz), 0 with fewer than two."""
+    ordered = sorted({_signed(pts - stamps[0]) for pts in stamps}) if stamps else []
+    steps = sorted(b - a for a, b in zip(ordered, ordered[1:], strict=False))
+    return steps[len(steps) // 2] if steps else 0
 
 
 def _free_pid(used: set[int], wanted: int) -> int:

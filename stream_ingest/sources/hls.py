@@ -88,7 +88,7 @@ from stream_ingest.playlist import (
     Variant,
 )
 from stream_ingest.positions import Position
-from stream_ingest.renditions import AudioJoiner, AudioMissing
+from stream_ingest.renditions import AUDIO_SLACK, AudioJoiner, AudioMissing
 from stream_ingest.sources.base import Source, SourceContext
 from stream_ingest.sources.registry import register
 from stream_ingest.urls import UrlPolicy
@@ -104,10 +104,6 @@ _GONE = {404, 410}
 _WARN = set(StreamEventKind) - {StreamEventKind.DISCONTINUITY} - INFORMATIONAL_KINDS
 # A break with neither an end cue nor a planned duration is taken to end after this long.
 MAX_AD_BREAK_SECONDS = 600.0
-# Seconds of a segment that may lack joined audio before it is reported: audio PES carry a
-# few hundred milliseconds each, and one that starts before the picture goes to the segment
-# before.
-AUDIO_SLACK = 0.5
 # A variant's follower that crashed (a bug) restarts after this, doubling up to the cap.
 _VARIANT_RESTART = RetryPolicy(initial=1.0, cap=30.0)
 
