@@ -115,8 +115,9 @@ class AudioJoiner:
                 return
             if self._next > playlist.last_seq:
                 return  # not listed yet: late audio
-            piece = await self._fetch(playlist.segments[self._next - playlist.first_seq])
-            self._next += 1
+            segment = playlist.segments[self._next - playlist.first_seq]
+            self._next += 1  # first: an audio segment that fails is not asked for again
+            piece = await self._fetch(segment)
             if piece is not None and piece.end > span[0]:
                 self._pieces.append(piece)
 

@@ -106,7 +106,7 @@ def split_ts(data: bytes) -> TsParts:
     ]
     pmt_pid = _first_pmt_pid(packets)
     section = _first_section(packets, pmt_pid)
-    if section is None or section[0] != 0x02 or crc32_mpeg(section) != 0:
+    if section is None or len(section) < 16 or section[0] != 0x02 or crc32_mpeg(section):
         raise JoinError("no valid PMT in the segment")
     return TsParts(
         program=(section[3] << 8) | section[4],
