@@ -40,11 +40,19 @@ ad_break_start     an SCTE-35 splice out on a followed segment (EXT-X-CUE-OUT, E
                    ``media_time`` is the segment's media start; not an error
 ad_break_end       the splice back in (CUE-IN, SCTE35-IN), or the break's planned duration
                    (plus a target duration) passing without one; not an error
+audio_missing      the variant's separate audio rendition gave no sound for a segment (its
+                   audio segment failed or is not listed yet, or more than ``AUDIO_SLACK`` of
+                   the pictures lack sound), or cannot be joined (fMP4: said once); the
+                   segment is published with what sound there is
 =================  ==========================================================================
 
 AES-128 segments are decrypted before they are published (:mod:`stream_ingest.keys`); a
 delta update (EXT-X-SKIP) is numbered after the segments it skips; LL-HLS parts are ignored
-(full segments are followed). A master playlist's variant is the channel's ``variant`` choice.
+(full segments are followed). A master playlist's variant is the channel's ``variant`` choice;
+``variant: all`` runs one follower per variant, each publishing as the sub-channel
+``<id>@<label>`` (:meth:`MasterPlaylist.labels`) with a position of its own. A variant whose
+AUDIO group has a rendition with a URI has that rendition's sound joined to its segments
+(:mod:`stream_ingest.renditions`).
 
 A failed segment is reported and skipped; a failed playlist load is reported and retried at the
 next reload. Nothing a server sends can stop the follower: unexpected exceptions are caught at

@@ -5,13 +5,14 @@ anyway)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from monitor.core.messages import SegmentMessage, StreamEventKind
 from monitor.core.state import MemoryStateStore
-from stream_ingest.positions import Positions
+from stream_ingest.positions import Position, Positions
 from stream_ingest.ts import AUDIO_TYPES, VIDEO_TYPES
 from stream_ingest.tsjoin import split_ts
 from tests.unit.stream_ingest.origin import Harness, Response
@@ -50,6 +51,25 @@ async def test_variant_all_publishes_every_variant_as_a_sub_channel_with_its_sou
     assert await harness.positions.load("news") is None  # only the renditions publish
     assert by_channel["news@90p"][0].codecs.startswith("avc1.64000c")
     assert harness.of_kind(StreamEventKind.AUDIO_MISSING) == []
+
+
+async def test_each_rendition_resumes_after_its_own_last_published_segment(
+    harness: Harness, media: Path
+) -> None:
+    harness.positions = Positions(MemoryStateStore(), harness.metrics, ttl=60)
+    await harness.positions.save("news@90p", Position(seq=2, media_end=6.0, published_at=0.0))
+    harness.follow(serve(harness, media), {"variant": "all"})
+    assert harness.task is not None
+    await asyncio.wait_for(harness.task, 20)  # a VOD master: both renditions end
+    await harness.collect()
+
+    published = {
+        channel: [s.seq for s in harness.segments if s.channel_id == channel]
+        for channel in ("news@180p", "news@90p")
+    }
+    assert published == {"news@180p": [0, 1, 2, 3, 4], "news@90p": [3, 4]}
+    resumed = [s for s in harness.segments if s.channel_id == "news@90p"]
+    assert resumed[0].media_start == 6.0
 
 
 async def test_a_missing_audio_segment_is_reported_and_its_video_still_published(
