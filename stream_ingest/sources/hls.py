@@ -62,6 +62,7 @@ the loop boundary, logged, counted as ``internal`` and the loop goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 
@@ -283,6 +284,8 @@ class HlsFollower(Source):
         """``variant: all``: one follower per variant, each publishing as a sub-channel
         (``news@720p``) with its own position, until they all end (or this is cancelled)."""
         context = dataclasses.replace(self.context, http=self._shared_client)
+        with contextlib.suppress(KeyError):  # the renditions are up or down, not the channel
+            self._metrics.ingest_up.remove(self.channel.id)
         labels = master.labels()
         logger.info(
             "channel %s: following all %d variants as %s",

@@ -51,6 +51,9 @@ async def test_variant_all_publishes_every_variant_as_a_sub_channel_with_its_sou
     assert await harness.positions.load("news") is None  # only the renditions publish
     assert by_channel["news@90p"][0].codecs.startswith("avc1.64000c")
     assert harness.of_kind(StreamEventKind.AUDIO_MISSING) == []
+    assert harness.gauge("vqm_ingest_up") is None  # only the renditions are up or down
+    labels = {"channel": "news@90p"}
+    assert harness.metrics.registry.get_sample_value("vqm_ingest_up", labels) == 1
 
 
 async def test_each_rendition_resumes_after_its_own_last_published_segment(
