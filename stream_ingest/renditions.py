@@ -131,13 +131,14 @@ class AudioJoiner:
 
     @staticmethod
     def _start_seq(playlist: MediaPlaylist, video: Segment) -> int:
-        """The audio segment to start from: by wall clock when both carry it, else by
-        number; one earlier, since the audio of a picture may begin in the segment before."""
+        """The audio segment to start from: the one whose wall clock spans the video's when
+        both playlists carry EXT-X-PROGRAM-DATE-TIME, else the one of the same number; then
+        one earlier, since the sound of a first picture may begin in the segment before."""
         seq, clock = video.seq, video.program_date_time
-        if clock is not None:
-            dated = [(s.program_date_time, s.seq) for s in playlist.segments]
-            later = [n for when, n in dated if when is not None and when > clock]
-            seq = later[0] if later else seq
+        dated = [(s.program_date_time, s.seq) for s in playlist.segments if s.program_date_time]
+        if clock is not None and dated:
+            started = [n for when, n in dated if when is not None and when <= clock]
+            seq = started[-1] if started else dated[0][1]
         return min(max(seq - 1, playlist.first_seq), playlist.last_seq)
 
     async def _fetch(self, segment: Segment) -> _Piece | None:

@@ -94,6 +94,35 @@ async def test_a_missing_audio_segment_is_reported_and_its_video_still_published
     assert kinds == [["video", "audio"]] * 2 + [["video"]] + [["video", "audio"]] * 2
 
 
+def dated(playlist: str, first_seq: int) -> bytes:
+    """FFmpeg's media playlist numbered from ``first_seq``, each segment dated 2 s apart."""
+    lines, n = [], 0
+    for line in playlist.splitlines():
+        if line.startswith("#EXT-X-MEDIA-SEQUENCE"):
+            line = f"#EXT-X-MEDIA-SEQUENCE:{first_seq}"
+        if line.startswith("#EXTINF"):
+            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:{2 * n:02d}.000Z")
+            n += 1
+        lines.append(line)
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def test_renditions_numbered_apart_are_lined_up_by_their_program_date_time(
+    harness: Harness, media: Path
+) -> None:
+    url = serve(harness, media)
+    video = (media / "0" / "index.m3u8").read_text()
+    harness.origin.routes["/0/index.m3u8"] = Response(body=dated(video, first_seq=50))
+    sound = (media / "2" / "index.m3u8").read_text()
+    harness.origin.routes["/2/index.m3u8"] = Response(body=dated(sound, first_seq=0))
+    harness.follow(url)
+    await harness.until(lambda: len(harness.segments) == 5, timeout=20)
+
+    assert harness.seqs == [50, 51, 52, 53, 54]
+    assert all(stream_kinds(s) == ["video", "audio"] for s in harness.segments)
+    assert harness.of_kind(StreamEventKind.AUDIO_MISSING) == []
+
+
 async def test_the_channels_audio_language_picks_the_rendition_joined(
     harness: Harness, media: Path
 ) -> None:
