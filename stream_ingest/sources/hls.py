@@ -267,8 +267,11 @@ class HlsFollower(Source):
         """Follow ``variant``, with its separate audio rendition (if it has one) joined."""
         self._media_url, self._codecs = variant.uri, variant.codecs
         audio = master.audio_for(variant, self.channel.audio_language)
-        if audio is None or audio.uri is None or self._audio is not None:
+        if audio is None or audio.uri is None:
+            self._audio = None  # the sound is muxed into the variant's own segments
             return
+        if self._audio is not None and self._audio.url == audio.uri:
+            return  # the same rendition, chosen again after the variant went away
         assert self._fetcher is not None and self._keys is not None
         self._audio = AudioJoiner(
             self._fetcher, self._keys, audio.uri, cap=self.settings.max_segment_bytes
@@ -493,20 +496,24 @@ class HlsFollower(Source):
         assert self._audio is not None
         if segment.container != "mpegts":
             self._audio = None  # fMP4 is not remuxed in ingest: say so once, follow the video
-            detail = "the video is not MPEG-TS, so its separate audio cannot be joined"
+            detail = "the video is not MPEG-TS, so its separate audio cannot be joined; "
+            detail += "the channel is followed without it"
         else:
             try:
                 joined = await self._audio.join(segment, payload)
             except AudioMissing as exc:
-                detail = str(exc)
+                detail = f"{exc}; published without it"
             else:
                 if joined.audio_missing <= AUDIO_SLACK:
                     return joined.payload
                 payload = joined.payload
-                detail = f"{joined.audio_missing:.2f} s of {segment.duration:.2f} s without audio"
+                detail = (
+                    f"{joined.audio_missing:.2f} s of its {segment.duration:.2f} s without "
+                    "audio; published with the sound there is"
+                )
         await self._report(
             StreamEventKind.AUDIO_MISSING,
-            f"segment {segment.seq}: {detail}; published without it",
+            f"segment {segment.seq}: {detail}",
             seq=segment.seq,
             url=self._audio.url if self._audio is not None else segment.uri,
             media_time=media_start,
