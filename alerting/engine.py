@@ -42,7 +42,7 @@ from alerting.store import (
     Thumbnail,
     alert_key,
 )
-from monitor.core.channels import ChannelConfig
+from monitor.core.channels import ChannelConfig, parent_channel_id
 from monitor.core.logs import log_context, trace_id_for
 from monitor.core.messages import DetectionMessage, StreamEvent, StreamEventKind, now
 from monitor.core.metrics import Metrics
@@ -72,6 +72,8 @@ STREAM_ALERT_KINDS = frozenset(
 AD_BREAK_DETECTORS = frozenset({"black", "silence"})
 AD_BREAK_SLACK = 1.0
 AD_BREAK_SILENCE = "ad-break"
+# Renditions kept per ``variant: all`` channel (packagers list a handful; a bound all the same).
+_MAX_RENDITIONS = 32
 KEPT_AD_BREAKS = 8
 
 # Transport conditions a stream can have while its segments keep coming (TR 101 290: no PAT,
@@ -353,6 +355,34 @@ class AlertEngine:
         await self.store.put_channel(health)
         self.metrics.last_segment_timestamp.labels(channel=channel_id).set(health.last_segment_at)
         await self._resolve_stream_alerts(channel_id, before=fetched_at, end=fetched_at)
+        parent = self._parent_of(channel_id)
+        if parent is not None:
+            await self._rendition_seen(parent, channel_id, fetched_at, health.segment_duration)
+
+    async def _rendition_seen(
+        self, parent: str, channel_id: str, fetched_at: float, duration: float | None
+    ) -> None:
+        """A ``variant: all`` channel is up while any of its renditions delivers (its master
+        playlist's problems are its own stream alerts, resolved here); each rendition seen is
+        kept so that it is checked for going down like a channel of its own."""
+        health = await self._health(parent)
+        health.last_segment_at = max(fetched_at, health.last_segment_at or fetched_at)
+        health.segment_duration = duration or health.segment_duration
+        if channel_id not in health.renditions and len(health.renditions) < _MAX_RENDITIONS:
+            health.renditions.append(channel_id)
+        self._set_up(health, self._is_up(health, self._clock()))
+        await self.store.put_channel(health)
+        await self._resolve_stream_alerts(parent, before=fetched_at, end=fetched_at)
+
+    def _parent_of(self, channel_id: str) -> str | None:
+        """The ``variant: all`` channel a sub-channel id (``news@720p``) is a rendition of."""
+        parent = parent_channel_id(channel_id)
+        if parent is None:
+            return None
+        try:
+            return parent if self.config.channel(parent).variant == "all" else None
+        except KeyError:
+            return None
 
     async def tick(self, at: float | None = None) -> None:
         """About once a second: channels gone quiet, held resolves due, silences changed."""
@@ -366,13 +396,22 @@ class AlertEngine:
 
     async def _check_channels(self, at: float) -> None:
         """Mark channels down that delivered nothing for 3 typical segment durations."""
-        for channel in self.config.channels:
-            health = await self._health(channel.id)
+        for channel_id in await self._watched():
+            health = await self._health(channel_id)
             up = self._is_up(health, at)
             changed = up is not None and up != health.up
             self._set_up(health, up)  # sets the gauge even unchanged: a new process
             if changed:
                 await self.store.put_channel(health)
+
+    async def _watched(self) -> list[str]:
+        """The configured channels and the renditions seen of those with ``variant: all``."""
+        watched = []
+        for channel in self.config.channels:
+            watched.append(channel.id)
+            if channel.variant == "all":
+                watched += (await self._health(channel.id)).renditions
+        return watched
 
     def _is_up(self, health: ChannelHealth, at: float) -> bool | None:
         """None while a channel never seen is still within its start-up grace."""

@@ -107,6 +107,11 @@ class ChannelHealth(BaseModel):
     ad_breaks: list[AdBreak] = Field(
         default_factory=list, description="The latest ad breaks the stream signalled, oldest first."
     )
+    renditions: list[str] = Field(
+        default_factory=list,
+        description="Of a 'variant: all' channel: the sub-channels (news@720p) seen delivering, "
+        "each checked for going down like a channel of its own.",
+    )
 
 
 class Measurements(BaseModel):
@@ -221,7 +226,9 @@ class AlertStore:
         )
 
     async def put_channel(self, health: ChannelHealth) -> None:
-        await self.state.set(CHANNELS, health.channel_id, health.model_dump_json())
+        # Other channels keep their old stored form, which an older release still reads.
+        unset = None if health.renditions else {"renditions"}
+        await self.state.set(CHANNELS, health.channel_id, health.model_dump_json(exclude=unset))
 
     # -- trackers ------------------------------------------------------------------------
     async def load_tracker(

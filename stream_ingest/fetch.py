@@ -25,6 +25,7 @@ import logging
 import os
 import stat
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
@@ -38,6 +39,7 @@ from stream_ingest.playlist import (
     MasterPlaylist,
     MediaPlaylist,
     PlaylistError,
+    Rendition,
     Variant,
     VariantChoice,
     parse_playlist,
@@ -247,20 +249,29 @@ def _read_local(url: str, cap: int, byterange: ByteRange | None) -> bytes:
         return f.read(wanted)
 
 
-async def load_media_playlist(fetcher: Fetcher, url: str) -> tuple[MediaPlaylist, Variant | None]:
+class Chosen(NamedTuple):
+    """What a playlist URL leads to: the media playlist to read, the variant chosen from a
+    master playlist and that variant's separate audio rendition (None: not a master; the
+    sound muxed in)."""
+
+    media: MediaPlaylist
+    variant: Variant | None = None
+    audio: Rendition | None = None
+
+
+async def load_media_playlist(fetcher: Fetcher, url: str) -> Chosen:
     """Fetch ``url``; when it is a master playlist, follow its best variant.
 
-    Returns the media playlist and the variant chosen (None when ``url`` was a media playlist).
     Raises :class:`FetchError` or :class:`~stream_ingest.playlist.PlaylistError`.
     """
     playlist = await fetch_playlist(fetcher, url)
     if isinstance(playlist, MediaPlaylist):
-        return playlist, None
+        return Chosen(playlist)
     variant = choose_variant(playlist)
     media = await fetch_playlist(fetcher, variant.uri)
     if isinstance(media, MasterPlaylist):
         raise PlaylistError(f"{variant.uri}: expected a media playlist, got a master playlist")
-    return media, variant
+    return Chosen(media, variant, playlist.audio_for(variant))
 
 
 def choose_variant(master: MasterPlaylist, choice: VariantChoice = "highest") -> Variant:

@@ -264,15 +264,37 @@ class MasterPlaylist(_Model):
             return min(self.variants, key=lambda v: v.bandwidth)
         return min(self.variants, key=lambda v: (abs(v.bandwidth - int(choice)), -v.bandwidth))
 
-    def audio_for(self, variant: Variant) -> Rendition | None:
-        """The alternate audio rendition a player would pick for ``variant``: the group's
-        DEFAULT=YES one with a URI, else its first with a URI (None: audio is muxed in)."""
+    def audio_for(self, variant: Variant, language: str | None = None) -> Rendition | None:
+        """The alternate audio rendition to follow with ``variant``: of its AUDIO group's
+        renditions with a URI, the one in ``language`` if given and listed, else the
+        DEFAULT=YES one, else the first (None: the sound is muxed into the variant)."""
         group = [
             r
             for r in self.renditions
             if r.type == "AUDIO" and r.group_id == variant.audio and r.uri
         ]
-        return next((r for r in group if r.default), group[0] if group else None)
+        spoken = [r for r in group if language and r.language.lower() == language.lower()]
+        return next(iter(spoken), next((r for r in group if r.default), next(iter(group), None)))
+
+    def labels(self) -> list[str]:
+        """A short, stable name per variant, in order, for telling renditions apart in alerts:
+        the picture height (``720p``), with the bandwidth when two share it (``720p-3000k``),
+        the bandwidth alone without a RESOLUTION (``128k``), the position as a last resort."""
+        heights = [_height(v.resolution) for v in self.variants]
+        kbps = [f"{round(v.bandwidth / 1000)}k" for v in self.variants]
+        labels = [f"{h}p" if h else k for h, k in zip(heights, kbps, strict=True)]
+        labels = [
+            f"{label}-{k}" if labels.count(label) > 1 and h else label
+            for label, h, k in zip(labels, heights, kbps, strict=True)
+        ]
+        return [
+            f"{label}-{i}" if labels.count(label) > 1 else label for i, label in enumerate(labels)
+        ]
+
+
+def _height(resolution: str) -> int | None:
+    width, _, height = resolution.lower().partition("x")
+    return int(height) if width.isdigit() and height.isdigit() and int(height) > 0 else None
 
 
 def parse_playlist(

@@ -7,7 +7,8 @@ A live playlist is read once too (its current window), which is what a one-off s
 Unlike the live follower, nothing is skipped: an unreachable playlist, a playlist that does
 not parse, or a segment that cannot be fetched raises :class:`VodError` with one clear line,
 and so does a segment encrypted with what ingest cannot undo (AES-128 is decrypted; SAMPLE-AES
-and DRM are not). Segments the playlist marks EXT-X-GAP are not fetched.
+and DRM are not). Segments the playlist marks EXT-X-GAP are not fetched. A master playlist's
+best variant is scanned, with its separate audio rendition joined (:mod:`stream_ingest.renditions`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from stream_ingest.config import IngestConfig
 from stream_ingest.fetch import Fetcher, FetchError, load_media_playlist, make_client
 from stream_ingest.keys import KeyRing, SegmentKeyError
 from stream_ingest.playlist import InitSection, PlaylistError, Segment
+from stream_ingest.renditions import AUDIO_SLACK, AudioJoiner, AudioMissing
 from stream_ingest.urls import UrlPolicy, is_local_scheme
 
 logger = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ async def fetch_vod_segments(
     try:
         fetcher = Fetcher(http, settings, policy)
         try:
-            playlist, variant = await load_media_playlist(fetcher, url)
+            playlist, variant, audio = await load_media_playlist(fetcher, url)
         except FetchError as exc:
             raise VodError(f"cannot read playlist {exc.url}: {exc.detail}") from exc
         except PlaylistError as exc:
@@ -64,6 +66,10 @@ async def fetch_vod_segments(
         media_time = 0.0
         init_cache: dict[InitSection, bytes] = {}
         keys = KeyRing(fetcher)
+        joiner = None
+        if audio is not None and audio.uri is not None:
+            joiner = AudioJoiner(fetcher, keys, audio.uri, cap=settings.max_segment_bytes)
+            logger.info("%s: joining the audio rendition %s", playlist.url, audio.uri)
         for segment in playlist.segments:
             if segment.gap:
                 logger.info("%s: segment %d is EXT-X-GAP; skipped", playlist.url, segment.seq)
@@ -75,6 +81,8 @@ async def fetch_vod_segments(
                     payload = await keys.decrypt(payload, segment.key, segment.seq)
                 except SegmentKeyError as exc:
                     raise VodError(f"cannot decrypt segment {segment.seq}: {exc.detail}") from exc
+            if joiner is not None:
+                payload = await _with_audio(joiner, segment, payload)
             yield SegmentMessage(
                 channel_id=channel_id,
                 seq=segment.seq,
@@ -91,6 +99,19 @@ async def fetch_vod_segments(
     finally:
         if own_client:
             await http.aclose()
+
+
+async def _with_audio(joiner: AudioJoiner, segment: Segment, payload: bytes) -> bytes:
+    """The segment with its separate audio joined; a scan goes on without the sound where
+    it cannot be had (the pictures are still worth checking), saying so."""
+    try:
+        joined = await joiner.join(segment, payload)
+    except AudioMissing as exc:
+        logger.warning("segment %d: %s; scanned without its audio", segment.seq, exc)
+        return payload
+    if joined.audio_missing > AUDIO_SLACK:
+        logger.warning("segment %d: %.2f s without audio", segment.seq, joined.audio_missing)
+    return joined.payload
 
 
 async def _payload(

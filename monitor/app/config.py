@@ -106,9 +106,15 @@ class VqmConfig(StrictModel):
         return self.model_copy(update={"detectors": list(given.values())})
 
     def channel(self, channel_id: str) -> ChannelConfig:
+        """The channel with this id, or the sub-channel (``news@720p``) of one variant of a
+        ``variant: all`` channel, which has its parent's settings; KeyError for others."""
         for channel in self.channels:
             if channel.id == channel_id:
                 return channel
+        parent = shared.parent_channel_id(channel_id)
+        for channel in self.channels:
+            if channel.id == parent and channel.variant == "all":
+                return channel.rendition(channel_id[len(parent) + 1 :])
         raise KeyError(channel_id)
 
 

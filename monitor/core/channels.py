@@ -15,13 +15,21 @@ share is defined here, free of any stage:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Literal, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.core.bus import Topics
 
 Severity = Literal["critical", "major", "minor", "warning", "info"]
+# Between a channel's id and a variant's label in a sub-channel id ("news@720p").
+RENDITION_SEPARATOR = "@"
+
+
+def parent_channel_id(channel_id: str) -> str | None:
+    """The configured channel a sub-channel id (``news@720p``) belongs to; None for others."""
+    parent, sep, label = channel_id.partition(RENDITION_SEPARATOR)
+    return parent if sep and parent and label else None
 
 
 class StrictModel(BaseModel):
@@ -72,10 +80,17 @@ class ChannelConfig(StrictModel):
         "URIs may name (shell patterns, e.g. '*.cdn.example.net'); link-local and cloud "
         "metadata addresses only when listed here.",
     )
-    variant: Literal["highest", "lowest"] | Annotated[int, Field(gt=0)] = Field(
+    variant: Literal["highest", "lowest", "all"] | Annotated[int, Field(gt=0)] = Field(
         default="highest",
         description="Which variant of a master playlist to follow: the highest or lowest "
-        "BANDWIDTH, or the one nearest a bandwidth in bits/s.",
+        "BANDWIDTH, the one nearest a bandwidth in bits/s, or 'all': every variant, each "
+        "published as the sub-channel '<id>@<rendition>' (e.g. 'news@720p').",
+    )
+    audio_language: str | None = Field(
+        default=None,
+        description="Of a variant's separate audio renditions, the one in this language "
+        "(EXT-X-MEDIA LANGUAGE, e.g. 'en'); by default the DEFAULT=YES one. Its sound is "
+        "joined to the video segments.",
     )
     ad_breaks: Literal["page", "suppress"] = Field(
         default="page",
@@ -90,6 +105,17 @@ class ChannelConfig(StrictModel):
     @property
     def display_name(self) -> str:
         return self.name or self.id
+
+    def rendition(self, label: str) -> Self:
+        """The sub-channel that follows one variant of this ``variant: all`` channel: the same
+        settings under the id ``<id>@<label>``. ``@`` is outside the ids a channels file may
+        use, so a sub-channel never collides with a configured channel."""
+        return self.model_copy(
+            update={
+                "id": f"{self.id}{RENDITION_SEPARATOR}{label}",
+                "name": f"{self.display_name} {label}",
+            }
+        )
 
 
 class Channels(Protocol):

@@ -170,6 +170,7 @@ class StreamEventKind(StrEnum):
     ORIGIN_GAP = "origin_gap"  # EXT-X-GAP: the origin says it has no media there
     AD_BREAK_START = "ad_break_start"  # an SCTE-35 splice out (CUE-OUT, DATERANGE SCTE35-OUT)
     AD_BREAK_END = "ad_break_end"  # the splice back in (or the break's planned end)
+    AUDIO_MISSING = "audio_missing"  # a separate audio rendition's sound not joined to a segment
 
     # MPEG-TS sources (udp, rtp, srt): the first priority of ETSI TR 101 290 and the input.
     INPUT_LOSS = "input_loss"  # no packets for ingest.ts.input_loss_after seconds

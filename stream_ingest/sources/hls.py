@@ -40,11 +40,19 @@ ad_break_start     an SCTE-35 splice out on a followed segment (EXT-X-CUE-OUT, E
                    ``media_time`` is the segment's media start; not an error
 ad_break_end       the splice back in (CUE-IN, SCTE35-IN), or the break's planned duration
                    (plus a target duration) passing without one; not an error
+audio_missing      the variant's separate audio rendition gave no sound for a segment (its
+                   audio segment failed or is not listed yet, or more than ``AUDIO_SLACK`` of
+                   the pictures lack sound), or cannot be joined (fMP4: said once); the
+                   segment is published with what sound there is
 =================  ==========================================================================
 
 AES-128 segments are decrypted before they are published (:mod:`stream_ingest.keys`); a
 delta update (EXT-X-SKIP) is numbered after the segments it skips; LL-HLS parts are ignored
-(full segments are followed). A master playlist's variant is the channel's ``variant`` choice.
+(full segments are followed). A master playlist's variant is the channel's ``variant`` choice;
+``variant: all`` runs one follower per variant, each publishing as the sub-channel
+``<id>@<label>`` (:meth:`MasterPlaylist.labels`) with a position of its own. A variant whose
+AUDIO group has a rendition with a URI has that rendition's sound joined to its segments
+(:mod:`stream_ingest.renditions`).
 
 A failed segment is reported and skipped; a failed playlist load is reported and retried at the
 next reload. Nothing a server sends can stop the follower: unexpected exceptions are caught at
@@ -54,7 +62,11 @@ the loop boundary, logged, counted as ``internal`` and the loop goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
+
+import httpx
 
 from monitor.core.channels import ChannelConfig
 from monitor.core.messages import (
@@ -66,6 +78,7 @@ from monitor.core.messages import (
     now,
 )
 from monitor.core.redact import redact, redact_url
+from monitor.core.retry import RetryPolicy
 from stream_ingest.fetch import (
     Fetcher,
     FetchError,
@@ -84,6 +97,7 @@ from stream_ingest.playlist import (
     Variant,
 )
 from stream_ingest.positions import Position
+from stream_ingest.renditions import AUDIO_SLACK, AudioJoiner, AudioMissing
 from stream_ingest.sources.base import Source, SourceContext
 from stream_ingest.sources.registry import register
 from stream_ingest.urls import UrlPolicy
@@ -99,6 +113,8 @@ _GONE = {404, 410}
 _WARN = set(StreamEventKind) - {StreamEventKind.DISCONTINUITY} - INFORMATIONAL_KINDS
 # A break with neither an end cue nor a planned duration is taken to end after this long.
 MAX_AD_BREAK_SECONDS = 600.0
+# A variant's follower that crashed (a bug) restarts after this, doubling up to the cap.
+_VARIANT_RESTART = RetryPolicy(initial=1.0, cap=30.0)
 
 
 @register
@@ -111,14 +127,23 @@ class HlsFollower(Source):
 
     schemes = ("http", "https")
 
-    def __init__(self, channel: ChannelConfig, context: SourceContext) -> None:
+    def __init__(
+        self,
+        channel: ChannelConfig,
+        context: SourceContext,
+        variant: tuple[MasterPlaylist, Variant] | None = None,
+    ) -> None:
+        """``variant``: follow this one variant of a master playlist already read (the
+        sub-channel of a ``variant: all`` channel); None: the channel URL says what."""
         super().__init__(channel, context)
+        self.variant = variant
         self.settings = context.settings
         self._bus = context.bus
         self._topics = context.topics
         self._metrics = context.metrics
         self._client = context.http
         self._fetcher: Fetcher | None = None
+        self._shared_client: httpx.AsyncClient | None = None
         self._playlists: PlaylistReader | None = None
         self._media_url: str | None = None  # set once a master playlist chose a variant
         self._codecs = ""
@@ -139,7 +164,7 @@ class HlsFollower(Source):
         self._key_problem: str | None = None  # the last encryption problem reported
         self._in_gap = False  # the previous segment was an EXT-X-GAP
         self._ad_break: tuple[float, float] | None = None  # (media start, planned end)
-        self._audio_noted = False
+        self._audio: AudioJoiner | None = None  # the separate audio rendition joined
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the channel until ``stop`` is set or a VOD playlist ends.
@@ -148,10 +173,13 @@ class HlsFollower(Source):
         request in flight (up to ``request_timeout``) does not delay shutdown.
         """
         client = self._client or make_client(self.settings)
+        self._shared_client = client  # what a ``variant: all`` channel's followers share
         policy = UrlPolicy.for_channel(self.channel.url, self.channel.allow_hosts)
         self._fetcher = Fetcher(client, self.settings, policy)
         self._playlists = PlaylistReader(self._fetcher)
         self._keys = KeyRing(self._fetcher)
+        if self.variant is not None:
+            self._use_variant(*self.variant)
         follow = asyncio.create_task(self._follow(), name=f"hls-follow-{self.channel.id}")
         stopped = asyncio.create_task(stop.wait(), name=f"hls-stop-{self.channel.id}")
         try:
@@ -197,13 +225,17 @@ class HlsFollower(Source):
             playlist = await self._load()
         except FetchError as exc:
             self._failing = True
-            if exc.status in _GONE and self._media_url is not None:
+            if exc.status in _GONE and self._media_url is not None and self.variant is None:
                 self._media_url = None  # the variant went away: choose again from the master
             await self._report_fetch(exc)
             return False
         except PlaylistError as exc:
             self._failing = True
             await self._report(StreamEventKind.PLAYLIST_PARSE, str(exc), url=self._playlist_url)
+            return False
+        if isinstance(playlist, MasterPlaylist):
+            await self._follow_every_variant(playlist)
+            self.finished = True
             return False
         self._target = await self._clamped_target(playlist)
         changed = await self._observe(playlist)
@@ -216,35 +248,59 @@ class HlsFollower(Source):
     def _playlist_url(self) -> str:
         return self._media_url or self.channel.url
 
-    async def _load(self) -> MediaPlaylist:
-        """Fetch and parse the media playlist, choosing a variant the first time a master shows."""
+    async def _load(self) -> MediaPlaylist | MasterPlaylist:
+        """Fetch and parse the media playlist, choosing a variant the first time a master
+        shows; a master playlist is returned only to a ``variant: all`` channel."""
         assert self._playlists is not None
         url = self._playlist_url
         playlist = await self._playlists.read(url)
         if isinstance(playlist, MasterPlaylist):
             if self._media_url is not None:
                 raise PlaylistError(f"{url}: variant playlist is itself a master playlist")
-            variant = choose_variant(playlist, self.channel.variant)
-            self._media_url, self._codecs = variant.uri, variant.codecs
-            self._note_audio(playlist, variant)
+            if self.channel.variant == "all":
+                return playlist
+            self._use_variant(playlist, choose_variant(playlist, self.channel.variant))
             return await self._load()
         return playlist
 
-    def _note_audio(self, master: MasterPlaylist, variant: Variant) -> None:
-        """Say once that the variant's sound is a separate rendition: it is not in the
-        segments followed, so silence and loudness are not checked on this channel."""
-        audio = master.audio_for(variant)
-        if audio is None or self._audio_noted:
+    def _use_variant(self, master: MasterPlaylist, variant: Variant) -> None:
+        """Follow ``variant``, with its separate audio rendition (if it has one) joined."""
+        self._media_url, self._codecs = variant.uri, variant.codecs
+        audio = master.audio_for(variant, self.channel.audio_language)
+        if audio is None or audio.uri is None:
+            self._audio = None  # the sound is muxed into the variant's own segments
             return
-        self._audio_noted = True
-        logger.warning(
-            "channel %s: audio is the separate rendition %r (%s); only the video variant is "
-            "followed, so silence and loudness are not checked (add the rendition's playlist "
-            "as a channel of its own to check them)",
+        if self._audio is not None and self._audio.url == audio.uri:
+            return  # the same rendition, chosen again after the variant went away
+        assert self._fetcher is not None and self._keys is not None
+        self._audio = AudioJoiner(
+            self._fetcher, self._keys, audio.uri, cap=self.settings.max_segment_bytes
+        )
+        logger.info(
+            "channel %s: joining the audio rendition %r (%s) to the video",
             self.channel.id,
             audio.name,
-            redact_url(audio.uri or ""),
+            redact_url(audio.uri),
         )
+
+    async def _follow_every_variant(self, master: MasterPlaylist) -> None:
+        """``variant: all``: one follower per variant, each publishing as a sub-channel
+        (``news@720p``) with its own position, until they all end (or this is cancelled)."""
+        context = dataclasses.replace(self.context, http=self._shared_client)
+        with contextlib.suppress(KeyError):  # the renditions are up or down, not the channel
+            self._metrics.ingest_up.remove(self.channel.id)
+        labels = master.labels()
+        logger.info(
+            "channel %s: following all %d variants as %s",
+            self.channel.id,
+            len(labels),
+            ", ".join(labels),
+        )
+        followers = [
+            HlsFollower(self.channel.rendition(label), context, (master, variant))
+            for label, variant in zip(labels, master.variants, strict=True)
+        ]
+        await asyncio.gather(*(_keep_running(f) for f in followers))
 
     async def _clamped_target(self, playlist: MediaPlaylist) -> float:
         """The target duration the follower paces itself by: the playlist's, kept within
@@ -413,6 +469,8 @@ class HlsFollower(Source):
             await self._report_key(exc, segment)
             return
         self._key_problem = None
+        if self._audio is not None:
+            payload = await self._join_audio(segment, payload, media_start)
         message = SegmentMessage(
             channel_id=self.channel.id,
             seq=segment.seq,
@@ -431,6 +489,36 @@ class HlsFollower(Source):
         self._mark_discontinuity = False
         self._delivered(message)
         await self._record(message)
+
+    async def _join_audio(self, segment: Segment, payload: bytes, media_start: float) -> bytes:
+        """The segment with its separate audio joined; the video alone, and an
+        ``audio_missing`` event, when the audio for its time cannot be had."""
+        assert self._audio is not None
+        if segment.container != "mpegts":
+            self._audio = None  # fMP4 is not remuxed in ingest: say so once, follow the video
+            detail = "the video is not MPEG-TS, so its separate audio cannot be joined; "
+            detail += "the channel is followed without it"
+        else:
+            try:
+                joined = await self._audio.join(segment, payload)
+            except AudioMissing as exc:
+                detail = f"{exc}; published without it"
+            else:
+                if joined.audio_missing <= AUDIO_SLACK:
+                    return joined.payload
+                payload = joined.payload
+                detail = (
+                    f"{joined.audio_missing:.2f} s of its {segment.duration:.2f} s without "
+                    "audio; published with the sound there is"
+                )
+        await self._report(
+            StreamEventKind.AUDIO_MISSING,
+            f"segment {segment.seq}: {detail}",
+            seq=segment.seq,
+            url=self._audio.url if self._audio is not None else segment.uri,
+            media_time=media_start,
+        )
+        return payload
 
     async def _origin_gap(self, segment: Segment) -> None:
         """EXT-X-GAP: nothing to fetch; one event per run of gap segments."""
@@ -595,3 +683,22 @@ class HlsFollower(Source):
         await self._bus.publish(
             self._topics.stream_events, key=channel, value=encode_message(event)
         )
+
+
+async def _keep_running(follower: HlsFollower) -> None:
+    """Run one variant's follower; a crash (a bug) is logged, counted and restarted after a
+    back-off, so one broken rendition does not stop the channel's others."""
+    failures = 0
+    while True:
+        try:
+            await follower.run(asyncio.Event())  # stopped by cancelling, with its parent
+            return
+        except Exception:
+            failures += 1
+            delay = _VARIANT_RESTART.delay(failures)
+            logger.exception("channel %s: follower crashed; restarting", follower.channel.id)
+            follower.context.metrics.ingest_errors.labels(
+                channel=follower.channel.id, kind="internal"
+            ).inc()
+            await asyncio.sleep(delay)
+            follower = HlsFollower(follower.channel, follower.context, follower.variant)

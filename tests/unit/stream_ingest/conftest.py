@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from tests.unit.stream_ingest.multivariant import write_master
 from tests.unit.stream_ingest.origin import Harness, Origin
 
 
@@ -28,3 +31,13 @@ async def harness(origin: Origin) -> AsyncIterator[Harness]:
         started = time.monotonic()
         await asyncio.wait_for(h.task, timeout=2)
         assert time.monotonic() - started < 1.0, "the follower took over a second to stop"
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """FFmpeg's multi-variant channel with a separate audio rendition, written once."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs FFmpeg's CLI (Debian package ffmpeg)")
+    root = tmp_path_factory.mktemp("multivariant")
+    write_master(root)
+    return root

@@ -285,3 +285,29 @@ def test_a_variant_is_chosen_by_highest_lowest_or_nearest_bandwidth_with_its_aud
     assert audio is not None and audio.name == "English"
     assert audio.uri == "https://origin.example/live/news/audio/en.m3u8"
     assert master.audio_for(master.choose("highest")) is None
+    german = master.audio_for(low, language="DE")
+    assert german is not None and german.name == "Deutsch"
+    assert master.audio_for(low, language="fr") == audio  # not listed: the DEFAULT=YES one
+
+
+@pytest.mark.parametrize(
+    ("stream_infs", "labels"),
+    [
+        (["RESOLUTION=1280x720,BANDWIDTH=3000000", "RESOLUTION=640x360,BANDWIDTH=800000"],
+         ["720p", "360p"]),
+        (["RESOLUTION=1280x720,BANDWIDTH=3000000", "RESOLUTION=1280x720,BANDWIDTH=1500000",
+          "RESOLUTION=640x360,BANDWIDTH=800000"], ["720p-3000k", "720p-1500k", "360p"]),
+        (["BANDWIDTH=128000", "BANDWIDTH=64000", "RESOLUTION=axb,BANDWIDTH=32000"],
+         ["128k", "64k", "32k"]),
+        (["BANDWIDTH=128000", "BANDWIDTH=128000"], ["128k-0", "128k-1"]),
+    ],
+)  # fmt: skip
+def test_each_variant_gets_a_short_label_that_no_other_variant_shares(
+    stream_infs: list[str], labels: list[str]
+) -> None:
+    text = "#EXTM3U\n" + "".join(
+        f"#EXT-X-STREAM-INF:{attributes}\nv{i}.m3u8\n" for i, attributes in enumerate(stream_infs)
+    )
+    master = parse_playlist(text, URL)
+    assert isinstance(master, MasterPlaylist)
+    assert master.labels() == labels

@@ -63,6 +63,11 @@ def test_any_tag_soup_is_a_playlist_or_a_playlist_error(text: str) -> None:
         return
     entries = playlist.variants if isinstance(playlist, MasterPlaylist) else playlist.segments
     assert len(entries) <= text.count("\n") + 1  # one entry per line at most
+    if isinstance(playlist, MasterPlaylist):  # sub-channel ids: one per variant, all distinct
+        labels = playlist.labels()
+        assert len(set(labels)) == len(labels) == len(playlist.variants)
+        for variant in playlist.variants:
+            playlist.audio_for(variant, language="en")
 
 
 @given(st.binary(max_size=2000).map(lambda b: b.decode("utf-8", errors="replace")))

@@ -150,6 +150,40 @@ def test_duplicate_channel_ids_are_rejected() -> None:
         )
 
 
+def test_a_variant_all_channels_renditions_are_sub_channels_with_its_settings(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "channels.yaml"
+    path.write_text(
+        "channels:\n"
+        "  - id: news\n"
+        "    url: http://origin/news/master.m3u8\n"
+        "    variant: all\n"
+        "    severity: critical\n"
+        "    detectors:\n"
+        "      - type: black\n"
+        "        min_duration: 1\n"
+        "  - id: sport\n"
+        "    url: http://origin/sport/master.m3u8\n"
+    )
+    config = load_config(path)
+    rendition = config.channel("news@720p")
+    assert (rendition.id, rendition.severity, rendition.display_name) == (
+        "news@720p",
+        "critical",
+        "news 720p",
+    )
+    assert config.detectors_for(rendition)["black"].min_duration == 1
+    for stray in ("sport@720p", "radio@720p", "news@", "@720p"):
+        with pytest.raises(KeyError):
+            config.channel(stray)  # only a variant: all channel has renditions
+
+
+def test_a_configured_channel_id_cannot_look_like_a_rendition() -> None:
+    with pytest.raises(ValueError, match="id"):
+        VqmConfig.model_validate({"channels": [{"id": "news@720p", "url": "http://o/u"}]})
+
+
 def test_every_plugin_is_known_even_when_one_plugin_module_was_imported_first() -> None:
     import subprocess
     import sys

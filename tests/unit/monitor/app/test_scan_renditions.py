@@ -1,0 +1,50 @@
+"""`vqm scan` of a master playlist whose sound is a separate rendition: the audio is joined
+to the video, so a silence in the audio rendition is found at its media time."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from monitor.app.cli import app
+from tests.unit.stream_ingest.multivariant import SILENCE, write_master
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs FFmpeg's CLI")
+
+
+@pytest.fixture(scope="module")
+def master_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """FFmpeg's master playlist served by a static HTTP server in a thread of its own (the
+    scan runs its own event loop)."""
+    root = tmp_path_factory.mktemp("master")
+    write_master(root)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/master.m3u8"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_scan_of_a_master_url_finds_the_silence_of_its_separate_audio_rendition(
+    master_url: str,
+) -> None:
+    result = CliRunner().invoke(app, ["scan", master_url, "--format", "jsonl"])
+    assert result.exit_code == 0, result.stderr
+    defects = [json.loads(line) for line in result.stdout.splitlines()]
+    # The best variant (320x180) has no black of its own; without the join there is no
+    # sound at all, which is no silence either (silence needs audio to measure).
+    assert [d["detector"] for d in defects] == ["silence"], defects
+    assert defects[0]["start"] == pytest.approx(SILENCE[0], abs=0.3)
+    assert defects[0]["end"] == pytest.approx(SILENCE[1], abs=0.3)

@@ -1,0 +1,166 @@
+"""Master playlists as FFmpeg writes them for a multi-bitrate channel: ``variant: all``
+follows every variant as a sub-channel of its own, and the sound of a separate audio
+rendition is joined to the video segments (or reported missing, the video published
+anyway)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from monitor.core.messages import SegmentMessage, StreamEventKind
+from monitor.core.state import MemoryStateStore
+from stream_ingest.positions import Position, Positions
+from stream_ingest.ts import AUDIO_TYPES, VIDEO_TYPES
+from stream_ingest.tsjoin import split_ts
+from tests.unit.stream_ingest.origin import Harness, Response
+
+
+def serve(harness: Harness, media: Path) -> str:
+    """FFmpeg's files on the harness origin; the master playlist's URL."""
+    for path in media.rglob("*"):
+        if path.is_file():
+            route = "/" + path.relative_to(media).as_posix()
+            harness.origin.routes[route] = Response(body=path.read_bytes())
+    return harness.origin.url("/master.m3u8")
+
+
+def stream_kinds(segment: SegmentMessage) -> list[str]:
+    kinds = {**{t: "video" for t in VIDEO_TYPES}, **{t: "audio" for t in AUDIO_TYPES}}
+    return [kinds.get(s.stream_type, "other") for s in split_ts(segment.payload).streams]
+
+
+async def test_variant_all_publishes_every_variant_as_a_sub_channel_with_its_sound_joined(
+    harness: Harness, media: Path
+) -> None:
+    harness.positions = Positions(MemoryStateStore(), harness.metrics, ttl=60)
+    harness.follow(serve(harness, media), {"variant": "all"})
+    await harness.until(lambda: len(harness.segments) == 10, timeout=20)
+
+    by_channel: dict[str, list[SegmentMessage]] = {}
+    for segment in harness.segments:
+        by_channel.setdefault(segment.channel_id, []).append(segment)
+    assert sorted(by_channel) == ["news@180p", "news@90p"]
+    for channel, segments in by_channel.items():
+        assert [s.seq for s in segments] == [0, 1, 2, 3, 4], channel
+        assert all(stream_kinds(s) == ["video", "audio"] for s in segments), channel
+        position = await harness.positions.load(channel)
+        assert position is not None and position.seq == 4, channel
+    assert await harness.positions.load("news") is None  # only the renditions publish
+    assert by_channel["news@90p"][0].codecs.startswith("avc1.64000c")
+    assert harness.of_kind(StreamEventKind.AUDIO_MISSING) == []
+    assert harness.gauge("vqm_ingest_up") is None  # only the renditions are up or down
+    labels = {"channel": "news@90p"}
+    assert harness.metrics.registry.get_sample_value("vqm_ingest_up", labels) == 1
+
+
+async def test_each_rendition_resumes_after_its_own_last_published_segment(
+    harness: Harness, media: Path
+) -> None:
+    harness.positions = Positions(MemoryStateStore(), harness.metrics, ttl=60)
+    await harness.positions.save("news@90p", Position(seq=2, media_end=6.0, published_at=0.0))
+    harness.follow(serve(harness, media), {"variant": "all"})
+    assert harness.task is not None
+    await asyncio.wait_for(harness.task, 20)  # a VOD master: both renditions end
+    await harness.collect()
+
+    published = {
+        channel: [s.seq for s in harness.segments if s.channel_id == channel]
+        for channel in ("news@180p", "news@90p")
+    }
+    assert published == {"news@180p": [0, 1, 2, 3, 4], "news@90p": [3, 4]}
+    resumed = [s for s in harness.segments if s.channel_id == "news@90p"]
+    assert resumed[0].media_start == 6.0
+
+
+async def test_a_missing_audio_segment_is_reported_and_its_video_still_published(
+    harness: Harness, media: Path
+) -> None:
+    url = serve(harness, media)
+    harness.origin.routes["/2/seg2.ts"] = Response(404)  # the audio rendition's third
+    harness.follow(url)
+    await harness.until(lambda: len(harness.segments) == 5, timeout=20)
+    await harness.until(lambda: bool(harness.of_kind(StreamEventKind.AUDIO_MISSING)))
+
+    assert harness.seqs == [0, 1, 2, 3, 4]
+    missing = harness.of_kind(StreamEventKind.AUDIO_MISSING)
+    assert [e.seq for e in missing] == [2]
+    assert missing[0].media_time == pytest.approx(harness.segments[2].media_start)
+    assert "404" in missing[0].detail and "published without it" in missing[0].detail
+    assert harness.errors("audio_missing") == 1
+    kinds = [stream_kinds(s) for s in harness.segments]
+    assert kinds == [["video", "audio"]] * 2 + [["video"]] + [["video", "audio"]] * 2
+
+
+def dated(playlist: str, first_seq: int) -> bytes:
+    """FFmpeg's media playlist numbered from ``first_seq``, each segment dated 2 s apart."""
+    lines, n = [], 0
+    for line in playlist.splitlines():
+        if line.startswith("#EXT-X-MEDIA-SEQUENCE"):
+            line = f"#EXT-X-MEDIA-SEQUENCE:{first_seq}"
+        if line.startswith("#EXTINF"):
+            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:{2 * n:02d}.000Z")
+            n += 1
+        lines.append(line)
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def test_renditions_numbered_apart_are_lined_up_by_their_program_date_time(
+    harness: Harness, media: Path
+) -> None:
+    url = serve(harness, media)
+    video = (media / "0" / "index.m3u8").read_text()
+    harness.origin.routes["/0/index.m3u8"] = Response(body=dated(video, first_seq=50))
+    sound = (media / "2" / "index.m3u8").read_text()
+    harness.origin.routes["/2/index.m3u8"] = Response(body=dated(sound, first_seq=0))
+    harness.follow(url)
+    await harness.until(lambda: len(harness.segments) == 5, timeout=20)
+
+    assert harness.seqs == [50, 51, 52, 53, 54]
+    assert all(stream_kinds(s) == ["video", "audio"] for s in harness.segments)
+    assert harness.of_kind(StreamEventKind.AUDIO_MISSING) == []
+
+
+async def test_the_channels_audio_language_picks_the_rendition_joined(
+    harness: Harness, media: Path
+) -> None:
+    serve(harness, media)
+    for path in (media / "2").iterdir():  # the same sound, as a second language
+        harness.origin.routes[f"/fr/{path.name}"] = Response(body=path.read_bytes())
+    harness.origin.routes["/two-languages.m3u8"] = Response(
+        body=b"#EXTM3U\n"
+        b'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="en",LANGUAGE="en",DEFAULT=YES,'
+        b'URI="2/index.m3u8"\n'
+        b'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="fr",LANGUAGE="fr",URI="fr/index.m3u8"\n'
+        b'#EXT-X-STREAM-INF:BANDWIDTH=730400,RESOLUTION=320x180,AUDIO="aud"\n0/index.m3u8\n'
+    )
+    harness.follow(harness.origin.url("/two-languages.m3u8"), {"audio_language": "FR"})
+    await harness.until(lambda: len(harness.segments) == 5, timeout=20)
+
+    assert harness.origin.hits("/fr/index.m3u8") and not harness.origin.hits("/2/index.m3u8")
+    assert all(stream_kinds(s) == ["video", "audio"] for s in harness.segments)
+
+
+async def test_an_fmp4_variant_is_followed_without_its_audio_and_says_so_once(
+    harness: Harness, media: Path
+) -> None:
+    serve(harness, media)
+    harness.origin.routes["/v.m3u8"] = Response(
+        body=b'#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MAP:URI="init.mp4"\n'
+        b"#EXTINF:1,\na.m4s\n#EXTINF:1,\nb.m4s\n#EXT-X-ENDLIST\n"
+    )
+    for name in ("init.mp4", "a.m4s", "b.m4s"):
+        harness.origin.routes[f"/{name}"] = Response(body=name.encode())
+    harness.origin.routes["/fmp4.m3u8"] = Response(
+        body=b'#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="x",URI="2/index.m3u8"\n'
+        b'#EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO="a"\nv.m3u8\n'
+    )
+    harness.follow(harness.origin.url("/fmp4.m3u8"))
+    await harness.until(lambda: len(harness.segments) == 2)
+    await harness.until(lambda: bool(harness.of_kind(StreamEventKind.AUDIO_MISSING)))
+
+    assert [s.payload for s in harness.segments] == [b"init.mp4a.m4s", b"init.mp4b.m4s"]
+    missing = harness.of_kind(StreamEventKind.AUDIO_MISSING)
+    assert len(missing) == 1 and "not MPEG-TS" in missing[0].detail
