@@ -128,14 +128,29 @@ def _run(cmd: list[str], cwd: str | None = None) -> None:
         raise RuntimeError(f"{' '.join(cmd[:4])} failed: {got.stderr.strip()[-400:]}")
 
 
+# Older copyright files name their licence in prose, not in a License: field.
+LICENCE_PHRASES = (
+    ("GNU General Public License", "GPL"),
+    ("licensed under the GPL", "GPL"),
+    ("GNU Lesser General Public License", "LGPL"),
+    ("Creative Commons", "Creative Commons"),
+    ("Permission is hereby granted, free of charge", "MIT/Expat"),
+    ("public domain", "public domain"),
+)
+
+
 def licence(source: Source, folder: Path) -> str:
     """The licence line of the package's copyright file (Debian) or metadata (PyPI)."""
     if source.registry == "debian":
         for copyright_file in folder.glob("usr/share/doc/*/copyright"):
             text = copyright_file.read_text(errors="replace")
-            found = re.findall(r"^License:\s*(.+)$", text, re.M)
+            found = [x.strip() for x in re.findall(r"^License:\s*(.+)$", text, re.M)]
+            found = [x for x in found if "copyright" not in x.lower()]  # a misplaced field
             if found:
-                return " / ".join(dict.fromkeys(x.strip() for x in found))
+                return " / ".join(dict.fromkeys(found))
+            named = [name for phrase, name in LICENCE_PHRASES if phrase in text]
+            if named:
+                return " / ".join(named) + " (from the copyright file's text)"
         return "unclear"
     for meta in list(folder.rglob("METADATA")) + list(folder.rglob("PKG-INFO")):
         text = meta.read_text(errors="replace")
