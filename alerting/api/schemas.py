@@ -15,6 +15,7 @@ class ModelInfo(BaseModel):
 
     name: str
     version: str
+    sha256: str | None = Field(default=None, description="Of the model file in use.")
     providers: list[str] = Field(default_factory=list)
 
 

@@ -177,7 +177,10 @@ class Runtime:
 
         self.models = ModelCache(self.settings.model_dir, self.settings.providers)
         group = f"{self.settings.deployment}-inference"
-        return InferenceWorker(self.config, self.bus, self.metrics, self.models, group=group)
+        reload = self.settings.model_reload_interval or None
+        return InferenceWorker(
+            self.config, self.bus, self.metrics, self.models, group=group, reload_interval=reload
+        )
 
     def _ingest_service(self, channel_ids: list[str] | None) -> IngestService | OwnedIngest:
         """Leased channels in the distributed mode (unless channels were named), else all."""

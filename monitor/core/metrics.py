@@ -154,8 +154,21 @@ class Metrics:
         )
         self.model_info = Gauge(
             "vqm_model_info",
-            "Loaded models; value 1.",
-            ["model", "version", "provider"],
+            "Models in use; value 1 (a reloaded model's old series is removed).",
+            ["model", "version", "provider", "sha256"],
+            registry=r,
+        )
+        self.model_reloads = Counter(
+            "vqm_model_reloads",
+            "New model versions put in place without a restart.",
+            ["model"],
+            registry=r,
+        )
+        self.model_reload_refusals = Counter(
+            "vqm_model_reload_refusals",
+            "New model files refused (hash or input spec unlike the card, or not loadable); "
+            "the model in use stays.",
+            ["model"],
             registry=r,
         )
         self.notifications_delivered = Counter(

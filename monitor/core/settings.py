@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         description="ONNX Runtime providers in order of preference; unavailable ones skipped.",
     )
     model_dir: str | None = Field(default=None, description="Where models are; default shipped.")
+    model_reload_interval: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds between looks at the model directory for new versions of the "
+        "loaded models, swapped in between segments without a restart; 0: never.",
+    )
     lease_ttl: float = Field(
         default=10.0,
         gt=0,
