@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerting.feedback import Feedback
 from alerting.models import Alert, Silence
 from alerting.store import ChannelStatus
 
@@ -83,3 +84,7 @@ class SilenceView(Silence):
 
 class SilenceList(BaseModel):
     silences: list[SilenceView]
+
+
+class FeedbackList(BaseModel):
+    feedback: list[Feedback]
