@@ -158,6 +158,24 @@ class Metrics:
             ["model", "version", "provider", "sha256"],
             registry=r,
         )
+        self.samples_kept = Counter(
+            "vqm_samples_kept",
+            "Flagged segments kept in the sample store for training on operator feedback.",
+            ["channel"],
+            registry=r,
+        )
+        self.samples_evicted = Counter(
+            "vqm_samples_evicted",
+            "Samples dropped from the store, by bound (retention, quota, size).",
+            ["reason"],
+            registry=r,
+        )
+        self.sample_errors = Counter(
+            "vqm_sample_errors",
+            "Flagged segments that could not be kept (disk full, permissions); analysis goes on.",
+            ["channel"],
+            registry=r,
+        )
         self.model_reloads = Counter(
             "vqm_model_reloads",
             "New model versions put in place without a restart.",

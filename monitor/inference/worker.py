@@ -10,6 +10,10 @@ acknowledged, so a crash replays the batch and downstream dedup absorbs the repe
 With ``reload_interval`` set, a :class:`~monitor.inference.reload.ModelWatcher` stages new
 model versions copied into the model directory, and the worker puts them in place between
 polls, so every segment runs on one version and none is dropped for a reload.
+
+With a :class:`~monitor.core.samples.SampleStore`, each segment in which a detector found a
+defect is kept there (bounded), so operator feedback on the alert can be exported with the
+frames and sound it was about.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from monitor.core.messages import (
 from monitor.core.metrics import Metrics
 from monitor.core.redact import redact_url
 from monitor.core.retry import pause
+from monitor.core.samples import SampleMeta, SampleStore
 from monitor.inference.detectors.base import Detector
 from monitor.inference.detectors.registry import build
 from monitor.inference.engine import OnnxModel
@@ -235,8 +240,10 @@ class InferenceWorker:
         models: ModelCache,
         group: str = "vqm-inference",
         reload_interval: float | None = None,
+        samples: SampleStore | None = None,
     ) -> None:
         self._bus = bus
+        self.samples = samples
         self._topics = config.topics
         self._metrics = metrics
         self._group = group
@@ -360,6 +367,30 @@ class InferenceWorker:
             self._metrics.detection_latency.labels(segment.channel_id, detection.detector).observe(
                 max(0.0, detection.detected_at - segment.fetched_at)
             )
+        await self._keep_sample(segment, analysis.detections)
+
+    async def _keep_sample(
+        self, segment: SegmentMessage, detections: list[DetectionMessage]
+    ) -> None:
+        """Keep a flagged segment for training on feedback; failing to costs no detection."""
+        flagged = [d for d in detections if d.spans]
+        if self.samples is None or not flagged:
+            return
+        meta = SampleMeta(
+            channel_id=segment.channel_id,
+            seq=segment.seq,
+            media_start=min(d.media_start for d in detections),
+            media_end=max(d.media_end for d in detections),
+            detectors=sorted({d.detector for d in flagged}),
+            container=segment.container,
+        )
+        try:
+            await asyncio.to_thread(self.samples.put, meta, segment.payload)
+        except OSError as exc:
+            self._metrics.sample_errors.labels(segment.channel_id).inc()
+            logger.error("segment %d not kept as a sample: %s", segment.seq, exc)
+            return
+        self._metrics.samples_kept.labels(segment.channel_id).inc()
 
     async def _publish_event(self, segment: SegmentMessage, detail: str) -> None:
         event = StreamEvent(
