@@ -2,7 +2,8 @@
 
 The watcher looks at the files of every model the cache has loaded every ``interval``
 seconds, in a thread (hashing a model file is no work for the event loop). When a model's
-card or file changed (size or mtime) and the bytes on disk are not the ones running, it loads
+card or file changed (size or mtime), stayed so for one more look (a deploy copying the model
+and then its card is not caught half way), and the bytes on disk are not the ones running, it loads
 the new version beside the running one, checked against its card (sha256, input spec, a
 graph that loads) and warmed up, and stages it; the worker swaps staged models in between
 segments (:meth:`~monitor.inference.models.ModelCache.swap_staged`). A refused version is
@@ -63,7 +64,8 @@ class ModelWatcher:
         self.models = models
         self.metrics = metrics
         self.interval = interval
-        self._seen: dict[tuple[type, str], Fingerprint] = {}
+        self._seen: dict[tuple[type, str], Fingerprint] = {}  # files last acted on
+        self._settling: dict[tuple[type, str], Fingerprint] = {}  # files seen once, changed
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -83,10 +85,13 @@ class ModelWatcher:
 
     def _check_one(self, kind: type[OnnxModel], name: str, running: OnnxModel) -> bool:
         directory = self.models.model_dir
-        seen = fingerprint(directory, name)
-        if self._seen.get((kind, name)) == seen:
+        key, seen = (kind, name), fingerprint(directory, name)
+        if self._seen.get(key) == seen:
             return False
-        self._seen[(kind, name)] = seen
+        if self._settling.get(key) != seen:
+            self._settling[key] = seen  # act when the next look finds the files as they are
+            return False
+        self._seen[key] = seen
         if self._unchanged(directory, name, running):
             return False
         try:
