@@ -42,7 +42,7 @@ async def _alert(store: AlertStore, alert_id: str) -> Alert:
     "/api/alerts/{alert_id}/feedback",
     response_model=Feedback,
     status_code=201,
-    responses=documented(401, 403, 404, 413, 422),
+    responses=documented(400, 401, 403, 404, 413, 422),
 )
 async def give_feedback(
     alert_id: str, request: FeedbackRequest, ctx: Ctx, store: Store, answers: Answers
