@@ -31,6 +31,14 @@ if TYPE_CHECKING:
     from tests.receiver import Receiver
 
 
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own data directory (feedback file, sample store), never the user's."""
+    path = tmp_path_factory.mktemp("vqm-data")
+    monkeypatch.setenv("VQM_DATA_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def metrics() -> Metrics:
     return Metrics(CollectorRegistry())

@@ -25,6 +25,8 @@ class ApiContext:
     they are read from the ``vqm_model_info`` metric the inference worker sets. ``lifespan``
     opens and closes clients the API alone owns (none in the one-process mode).
     ``settings`` gives the API token rules; without it the defaults apply (local, no token).
+    ``feedback`` is where operator feedback is kept when not in ``state`` (the one-process
+    mode keeps it in a file while alert state stays in memory).
     """
 
     config: Channels
@@ -35,6 +37,11 @@ class ApiContext:
     lifespan: Callable[[], AbstractAsyncContextManager[None]] | None = None
     settings: Settings | None = None
     clock: Callable[[], float] = now
+    feedback: StateStore | None = None
+
+    @property
+    def feedback_state(self) -> StateStore:
+        return self.feedback if self.feedback is not None else self.state
 
     @property
     def auth(self) -> Settings:

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerting.feedback import Feedback
 from alerting.models import Alert, Silence
 from alerting.store import ChannelStatus
 
@@ -15,6 +16,7 @@ class ModelInfo(BaseModel):
 
     name: str
     version: str
+    sha256: str | None = Field(default=None, description="Of the model file in use.")
     providers: list[str] = Field(default_factory=list)
 
 
@@ -82,3 +84,7 @@ class SilenceView(Silence):
 
 class SilenceList(BaseModel):
     silences: list[SilenceView]
+
+
+class FeedbackList(BaseModel):
+    feedback: list[Feedback]

@@ -2,6 +2,8 @@
 // channel. A read token, when the API wants one, comes in the URL fragment
 // (/#token=...): fragments are never sent to the server, so the token stays out of logs.
 // Pages link to one channel as /#channel=<id>: its tile is outlined and scrolled to.
+// Each alert takes an operator's answer (real defect / false alarm); block corruption alerts
+// also open a dialog that marks the regions on a patch grid over the alert's kept picture.
 "use strict";
 
 const POLL_MS = 2000;
@@ -43,9 +45,142 @@ function alertItem(alert) {
   if (alert.resolving_since) what.append(el("span", "tag recovering", "recovering"));
   if (alert.silenced_by) what.append(el("span", "tag silenced", "silenced"));
   if (alert.acknowledged_at) what.append(el("span", "tag acked", "ack " + (alert.acknowledged_by || "")));
+  const given = answered.get(alert.id);
+  if (given) what.append(el("span", "tag answered", given.replace("_", " ")));
   const since = el("span", "since", "since " + clock(alert.opened_at) + " (" + ago(alert.opened_at) + ")");
-  li.append(what, since);
+  li.append(what, since, answerButtons(alert));
   return li;
+}
+
+// -- operator feedback --------------------------------------------------------------------
+const REGION_DETECTORS = new Set(["block_corruption"]);
+const VERDICTS = [["real_defect", "real"], ["false_alarm", "false alarm"]];
+const operator = document.getElementById("operator");
+const notice = document.getElementById("notice");
+const answered = new Map(); // alert id -> verdict given from this wall
+operator.value = remembered();
+operator.addEventListener("input", () => {
+  try { localStorage.setItem("vqm-operator", operator.value.trim()); } catch (err) { /* private mode */ }
+});
+
+function remembered() {
+  try { return localStorage.getItem("vqm-operator") || ""; } catch (err) { return ""; }
+}
+
+function answerButtons(alert) {
+  const box = el("span", "answer");
+  for (const [verdict, text] of VERDICTS) {
+    const button = el("button", verdict.replace("_", "-"), text);
+    button.type = "button";
+    button.addEventListener("click", () => sendFeedback(alert.id, verdict, null));
+    box.append(button);
+  }
+  if (REGION_DETECTORS.has(alert.detector)) {
+    const button = el("button", "mark-regions", "regions…");
+    button.type = "button";
+    button.addEventListener("click", () => openRegions(alert));
+    box.append(button);
+  }
+  return box;
+}
+
+// POST the answer; true when the API stored it, else the reason is shown in the notice.
+async function sendFeedback(alertId, verdict, regions) {
+  const by = operator.value.trim();
+  if (!by) {
+    notice.textContent = "enter your name (operator) to answer alerts";
+    operator.focus();
+    return false;
+  }
+  const body = { verdict: verdict, by: by };
+  if (regions) body.regions = regions;
+  try {
+    const response = await fetch("/api/alerts/" + encodeURIComponent(alertId) + "/feedback", {
+      method: "POST",
+      headers: Object.assign({ "Content-Type": "application/json" }, headers()),
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) {
+      const reply = await response.json().catch(() => null);
+      notice.textContent = "not saved: " + (reply && reply.error ? reply.error.message : "HTTP " + response.status);
+      return false;
+    }
+  } catch (err) {
+    notice.textContent = "not saved: the API is unreachable";
+    return false;
+  }
+  answered.set(alertId, verdict);
+  notice.textContent = "saved: " + verdict.replace("_", " ") + " by " + by;
+  return true;
+}
+
+const dialog = document.getElementById("regions");
+const grid = dialog.querySelector(".grid");
+const gridSize = document.getElementById("grid-size");
+const wholeFrame = document.getElementById("whole-frame");
+const dialogError = dialog.querySelector(".error");
+let marking = null; // the alert the dialog marks
+
+function drawGrid() {
+  const n = Number(gridSize.value);
+  grid.style.setProperty("--grid", String(n));
+  const cells = [];
+  for (let row = 0; row < n; row++) {
+    for (let col = 0; col < n; col++) {
+      const cell = el("div");
+      cell.dataset.row = String(row);
+      cell.dataset.col = String(col);
+      cells.push(cell);
+    }
+  }
+  grid.replaceChildren(...cells);
+}
+
+grid.addEventListener("click", (event) => {
+  const cell = event.target.closest("[data-row]");
+  if (cell && !wholeFrame.checked) cell.classList.toggle("marked");
+});
+gridSize.addEventListener("change", drawGrid);
+wholeFrame.addEventListener("change", () => grid.classList.toggle("whole", wholeFrame.checked));
+dialog.querySelector(".cancel").addEventListener("click", () => dialog.close());
+
+async function openRegions(alert) {
+  marking = alert;
+  dialog.querySelector(".which").textContent =
+    alert.channel_id + " · " + alert.detector + " since " + clock(alert.opened_at);
+  dialogError.textContent = "";
+  wholeFrame.checked = false;
+  grid.classList.remove("whole");
+  drawGrid();
+  const img = dialog.querySelector("img");
+  if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+  img.removeAttribute("src");
+  dialog.showModal();
+  try {
+    const response = await fetch("/api/alerts/" + encodeURIComponent(alert.id) + "/picture.jpg", { headers: headers() });
+    if (response.ok) img.src = URL.createObjectURL(await response.blob());
+    else dialogError.textContent = "no picture was kept for this alert";
+  } catch (err) {
+    dialogError.textContent = "the picture could not be fetched";
+  }
+}
+
+function markedRegions() {
+  if (wholeFrame.checked) return { whole_frame: true };
+  const cells = [...grid.querySelectorAll(".marked")].map((c) => [Number(c.dataset.row), Number(c.dataset.col)]);
+  return cells.length ? { grid: Number(gridSize.value), cells: cells } : null;
+}
+
+for (const [verdict] of VERDICTS) {
+  dialog.querySelector("." + verdict.replace("_", "-")).addEventListener("click", async () => {
+    const regions = markedRegions();
+    if (!regions) {
+      dialogError.textContent = "mark at least one patch, or the whole frame";
+      return;
+    }
+    if (await sendFeedback(marking.id, verdict, regions)) dialog.close();
+    else dialogError.textContent = notice.textContent;
+  });
 }
 
 function picture(channel) {

@@ -55,6 +55,7 @@ from lab.synth.corrupt import (
     corrupted_clip,
     split_specs,
 )
+from lab.training import onnx_init
 from lab.training.block_real import REAL_CLIPS, real_specs
 from lab.training.common import REPO_MODELS
 from monitor.app.progress import track_time
@@ -524,8 +525,10 @@ def train(
     init: Path | None = None,
     lr: float | None = None,
 ) -> Path:
-    """Train one trunk for a wall-clock budget, from scratch or from the checkpoint ``init``
-    (a second round on new data); keeps the best validation step."""
+    """Train one trunk for a wall-clock budget, from scratch, from the checkpoint ``init``
+    (a second round on new data) or from a shipped ONNX file ``init`` (``.onnx``: its folded
+    batch norms then stay frozen, see :mod:`lab.training.onnx_init`); keeps the best
+    validation step."""
     import torch
     from torch.nn import functional as F  # noqa: N812
 
@@ -541,7 +544,11 @@ def train(
     regions = torch.from_numpy(data["regions"].astype(np.float32))
     frames = torch.from_numpy(data["frames"].astype(np.float32))
     model = BlockCorruptionNet(trunk)
-    if init is not None:
+    frozen = init is not None and init.suffix == ".onnx"
+    if frozen:
+        assert init is not None
+        onnx_init.load_onnx_weights(model, init)
+    elif init is not None:
         model.load_state_dict(torch.load(init, weights_only=True)["state"])
     lr = lr or TRAIN_SETTINGS["lr"][trunk]
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=TRAIN_SETTINGS["weight_decay"])
@@ -559,6 +566,8 @@ def train(
         scale = min(1.0, frac / 0.03) * 0.5 * (1 + np.cos(np.pi * frac))
         for group in opt.param_groups:
             group["lr"] = lr * scale
+        if frozen:
+            onnx_init.freeze_bn(model)  # validation's model.train() woke them
         x = x_all[idx].permute(0, 3, 1, 2).float()
         y, f = regions[idx], frames[idx]
         if trunk in TRAIN_SUBCROP:

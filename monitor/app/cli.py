@@ -21,12 +21,15 @@ import typer
 from monitor.core.settings import Settings
 
 if TYPE_CHECKING:
+    from alerting.feedback import Feedback
     from monitor.app.config import VqmConfig
     from monitor.app.scan import Defect, FailOn, ScanReport
 
 app = typer.Typer(no_args_is_help=True, help="vqm: live video quality monitor")
 topics_app = typer.Typer(no_args_is_help=True, help="Kafka topic administration.")
 app.add_typer(topics_app, name="topics")
+label_app = typer.Typer(no_args_is_help=True, help="Operator feedback on alerts, as data.")
+app.add_typer(label_app, name="label")
 logger = logging.getLogger("vqm")
 
 
@@ -454,3 +457,49 @@ def topics_create(
 
 if __name__ == "__main__":
     app()
+
+
+@label_app.command("export")
+def label_export(
+    out: Annotated[Path, typer.Argument(help="Folder to write labels.jsonl and samples/ into.")],
+    redis: Annotated[
+        str | None, typer.Option(help="Redis URL of a distributed deployment (VQM_REDIS_URL).")
+    ] = None,
+    samples: Annotated[
+        Path | None,
+        typer.Option(help="Sample store folder (default: samples/ in VQM_DATA_DIR)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Log level for stderr.")] = "WARNING",
+) -> None:
+    """Export every alert marked real defect or false alarm, with the segments' frames or
+    sound kept for it: the feedback from Redis (distributed) or this machine's file."""
+    from monitor.app.labels import export_dataset
+    from monitor.app.runtime import make_feedback_state, make_state
+    from monitor.core.samples import SampleStore
+    from monitor.core.state import StateError
+
+    _setup_logging(log_level)
+    settings = _settings(redis_url=redis)
+    folder = samples if samples is not None else settings.data_path / "samples"
+    store = SampleStore(folder) if folder.is_dir() else None
+
+    async def main() -> list[Feedback]:
+        from alerting.feedback import FeedbackStore
+
+        state = make_feedback_state(settings, make_state(settings))
+        await state.start()
+        try:
+            return await FeedbackStore(state).all()
+        finally:
+            await state.stop()
+
+    try:
+        feedback = asyncio.run(main())
+    except StateError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    report = export_dataset(feedback, store, out)
+    typer.echo(
+        f"{report.labels} labels, {report.with_samples} with samples "
+        f"({report.samples} segments), {report.without_samples} without -> {out}"
+    )

@@ -41,6 +41,7 @@ from monitor.app.config import VqmConfig
 from monitor.app.telemetry import export_known_series
 from monitor.core.bus import Bus, MemoryBus
 from monitor.core.metrics import Metrics
+from monitor.core.samples import SampleLimits, SampleStore
 from monitor.core.settings import Settings
 from monitor.core.state import MemoryStateStore, StateStore
 
@@ -76,6 +77,32 @@ def make_state(settings: Settings) -> StateStore:
     return MemoryStateStore()
 
 
+def make_feedback_state(settings: Settings, state: StateStore) -> StateStore:
+    """Where operator feedback is kept: the Redis state in the distributed mode, else a file
+    in the data directory (alert state may be in memory; labels must survive a restart)."""
+    if settings.redis_url:
+        return state
+    from monitor.core.state_file import FileStateStore
+
+    return FileStateStore(settings.data_path / "feedback.json")
+
+
+def make_samples(settings: Settings, metrics: Metrics) -> SampleStore | None:
+    """The sample store of flagged segments in the data directory; None when turned off."""
+    if settings.samples_per_channel == 0:
+        return None
+    limits = SampleLimits(
+        per_channel=settings.samples_per_channel,
+        max_bytes=settings.samples_max_bytes,
+        retention=settings.samples_retention,
+    )
+    return SampleStore(
+        settings.data_path / "samples",
+        limits,
+        on_evict=lambda reason, _: metrics.samples_evicted.labels(reason).inc(),
+    )
+
+
 class Runtime:
     """The clients of one process and the stages it runs."""
 
@@ -94,6 +121,7 @@ class Runtime:
         self.metrics = metrics or Metrics()
         self.bus = bus or make_bus(self.settings, self.metrics)
         self.state = state or make_state(self.settings)
+        self.feedback = make_feedback_state(self.settings, self.state)
         self.engine = AlertEngine(config, self.state, self.metrics, list(listeners or []))
         self.inference: InferenceWorker | None = None
         self.models: ModelCache | None = None
@@ -117,6 +145,7 @@ class Runtime:
             metrics=self.metrics,
             readiness=self.ready,
             settings=self.settings,
+            feedback=self.feedback,
         )
 
     def _start_paging(self) -> Outbox:
@@ -177,7 +206,16 @@ class Runtime:
 
         self.models = ModelCache(self.settings.model_dir, self.settings.providers)
         group = f"{self.settings.deployment}-inference"
-        return InferenceWorker(self.config, self.bus, self.metrics, self.models, group=group)
+        reload = self.settings.model_reload_interval or None
+        return InferenceWorker(
+            self.config,
+            self.bus,
+            self.metrics,
+            self.models,
+            group=group,
+            reload_interval=reload,
+            samples=make_samples(self.settings, self.metrics),
+        )
 
     def _ingest_service(self, channel_ids: list[str] | None) -> IngestService | OwnedIngest:
         """Leased channels in the distributed mode (unless channels were named), else all."""
@@ -214,6 +252,8 @@ class Runtime:
         self._stages = set(stages)
         export_known_series(self.metrics, self.config, self._stages, self.settings.revision)
         await self.state.start()
+        if self.feedback is not self.state:
+            await self.feedback.start()
         tasks: dict[str, asyncio.Task[None]] = {}
         try:
             if "api" in self._stages:  # first, so /readyz answers while the bus connects

@@ -154,8 +154,39 @@ class Metrics:
         )
         self.model_info = Gauge(
             "vqm_model_info",
-            "Loaded models; value 1.",
-            ["model", "version", "provider"],
+            "Models in use; value 1 (a reloaded model's old series is removed).",
+            ["model", "version", "provider", "sha256"],
+            registry=r,
+        )
+        self.samples_kept = Counter(
+            "vqm_samples_kept",
+            "Flagged segments kept in the sample store for training on operator feedback.",
+            ["channel"],
+            registry=r,
+        )
+        self.samples_evicted = Counter(
+            "vqm_samples_evicted",
+            "Samples dropped from the store, by bound (retention, quota, size).",
+            ["reason"],
+            registry=r,
+        )
+        self.sample_errors = Counter(
+            "vqm_sample_errors",
+            "Flagged segments that could not be kept (disk full, permissions); analysis goes on.",
+            ["channel"],
+            registry=r,
+        )
+        self.model_reloads = Counter(
+            "vqm_model_reloads",
+            "New model versions put in place without a restart.",
+            ["model"],
+            registry=r,
+        )
+        self.model_reload_refusals = Counter(
+            "vqm_model_reload_refusals",
+            "New model files refused (hash or input spec unlike the card, or not loadable); "
+            "the model in use stays.",
+            ["model"],
             registry=r,
         )
         self.notifications_delivered = Counter(

@@ -11,6 +11,8 @@ channel list: where the broker and Redis are, the API's address and token, ONNX 
 from __future__ import annotations
 
 import ipaddress
+import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
@@ -71,6 +73,27 @@ class Settings(BaseSettings):
         description="ONNX Runtime providers in order of preference; unavailable ones skipped.",
     )
     model_dir: str | None = Field(default=None, description="Where models are; default shipped.")
+    model_reload_interval: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds between looks at the model directory for new versions of the "
+        "loaded models, swapped in between segments without a restart; 0: never.",
+    )
+    data_dir: str | None = Field(
+        default=None,
+        description="Where this process keeps operator feedback (one-process mode; the "
+        "distributed mode keeps it in Redis) and the sample store of flagged segments; "
+        "unset: $XDG_DATA_HOME/vqm, else ~/.local/share/vqm.",
+    )
+    samples_per_channel: int = Field(
+        default=200, ge=0, description="Samples a channel keeps; 0: none."
+    )
+    samples_max_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1, description="Bytes the sample store takes at most."
+    )
+    samples_retention: float = Field(
+        default=14 * 24 * 3600.0, gt=0, description="Seconds a sample is kept at most."
+    )
     lease_ttl: float = Field(
         default=10.0,
         gt=0,
@@ -114,6 +137,14 @@ class Settings(BaseSettings):
     def open_for_changes(self) -> bool:
         """Changing API calls without a token: only a local environment on loopback."""
         return self.environment == "local" and self.api_on_loopback
+
+    @property
+    def data_path(self) -> Path:
+        """``data_dir``, or the user's data directory by the XDG rule."""
+        if self.data_dir:
+            return Path(self.data_dir).expanduser()
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(base) / "vqm"
 
     @property
     def providers(self) -> list[str]:

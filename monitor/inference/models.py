@@ -11,6 +11,12 @@ memory, and one :class:`~monitor.inference.batching.Batcher` that joins their ca
     faces = models.optional("face_detector", LearnedFaces)   # None when missing: fall back
     models.loaded()                                       # {name: (version, provider)}
     models.close()
+
+A new version of a loaded model (copied into the model directory) is loaded and checked
+against its card beside the running one by :meth:`ModelCache.candidate`, kept aside with
+:meth:`ModelCache.stage`, and put in place by :meth:`ModelCache.swap_staged`, which the
+inference worker calls between segments: a segment runs on one version from start to end,
+and nothing restarts (:mod:`monitor.inference.reload` drives this).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ class ModelCache:
         self._lock = threading.Lock()
         self._models: dict[tuple[type, str], OnnxModel | None] = {}
         self._batchers: dict[int, Batcher] = {}
+        self._staged: dict[tuple[type, str], OnnxModel] = {}
 
     def model(self, name: str, kind: type[M] = OnnxModel) -> M:  # type: ignore[assignment]
         """Model ``name`` as ``kind`` (an :class:`OnnxModel` subclass with extra methods),
@@ -87,8 +94,40 @@ class ModelCache:
                 if model is not None
             }
 
+    def current(self) -> dict[tuple[type, str], OnnxModel | None]:
+        """Every model asked for, by (kind, name); None for an optional one that is missing."""
+        with self._lock:
+            return dict(self._models)
+
+    def candidate(self, kind: type[M], name: str) -> M:
+        """Load ``name`` afresh from the model directory and warm it up, outside the cache;
+        raises :class:`ModelLoadError` when the files there cannot be used (blocking)."""
+        model = kind(name, self.model_dir, self.providers)
+        model.warm_up()
+        return model
+
+    def stage(self, kind: type, name: str, model: OnnxModel) -> None:
+        """Keep ``model`` aside to replace (kind, name) at the next :meth:`swap_staged`."""
+        with self._lock:
+            self._staged[(kind, name)] = model
+
+    def swap_staged(self) -> list[tuple[OnnxModel | None, OnnxModel]]:
+        """Put staged models in place; ``(old, new)`` per swap. Call it between segments:
+        a detector asks the cache for its model per segment, so the next one gets the new."""
+        with self._lock:
+            swapped = []
+            for key, new in self._staged.items():
+                old = self._models.get(key)
+                self._models[key] = new
+                if old is not None:
+                    self._batchers.pop(id(old), None)
+                swapped.append((old, new))
+            self._staged.clear()
+            return swapped
+
     def close(self) -> None:
         """Drop every session and batcher; the cache loads afresh if used again."""
         with self._lock:
             self._models.clear()
             self._batchers.clear()
+            self._staged.clear()

@@ -6,12 +6,21 @@ detector of its channel, and one :class:`DetectionMessage` per
 detector is published; the first of them carries a small JPEG of one frame for the status
 wall. The consumer commits only after every detection of the batch was
 acknowledged, so a crash replays the batch and downstream dedup absorbs the repeats.
+
+With ``reload_interval`` set, a :class:`~monitor.inference.reload.ModelWatcher` stages new
+model versions copied into the model directory, and the worker puts them in place between
+polls, so every segment runs on one version and none is dropped for a reload.
+
+With a :class:`~monitor.core.samples.SampleStore`, each segment in which a detector found a
+defect is kept there (bounded), so operator feedback on the alert can be exported with the
+frames and sound it was about.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import math
 import time
@@ -36,10 +45,13 @@ from monitor.core.messages import (
 from monitor.core.metrics import Metrics
 from monitor.core.redact import redact_url
 from monitor.core.retry import pause
+from monitor.core.samples import SampleMeta, SampleStore
 from monitor.inference.detectors.base import Detector
 from monitor.inference.detectors.registry import build
+from monitor.inference.engine import OnnxModel
 from monitor.inference.media import DecodeError, decode_bytes
 from monitor.inference.models import ModelCache
+from monitor.inference.reload import ModelWatcher
 from monitor.inference.runs import DefectRuns
 from monitor.inference.segment import LUMA_LIMIT, DecodedSegment, DecodeNeeds
 
@@ -69,6 +81,15 @@ def thumbnail_jpeg(decoded: DecodedSegment) -> str | None:
     small = cv2.resize(frame, THUMBNAIL_SIZE, interpolation=cv2.INTER_AREA)
     ok, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_QUALITY])
     return base64.b64encode(jpeg.tobytes()).decode("ascii") if ok else None
+
+
+def _model_labels(model: OnnxModel) -> dict[str, str]:
+    return {
+        "model": model.name,
+        "version": model.version,
+        "provider": model.provider,
+        "sha256": model.card.sha256,
+    }
 
 
 def union_needs(detectors: list[Detector]) -> DecodeNeeds:
@@ -223,12 +244,16 @@ class InferenceWorker:
         metrics: Metrics,
         models: ModelCache,
         group: str = "vqm-inference",
+        reload_interval: float | None = None,
+        samples: SampleStore | None = None,
     ) -> None:
         self._bus = bus
+        self.samples = samples
         self._topics = config.topics
         self._metrics = metrics
         self._group = group
         self.analyzer = SegmentAnalyzer(config, metrics, models)
+        self.watcher = ModelWatcher(models, metrics, reload_interval) if reload_interval else None
         self.ready = False
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -236,6 +261,9 @@ class InferenceWorker:
         self._announce_models()
         self.ready = True
         consumer = self._bus.consumer([self._topics.segments], self._group)
+        watching = None
+        if self.watcher is not None:
+            watching = asyncio.create_task(self.watcher.run(stop), name="vqm-model-watch")
         try:
             while not stop.is_set():
                 try:
@@ -250,18 +278,32 @@ class InferenceWorker:
                     await pause(stop, BUS_PAUSE)
         finally:
             self.ready = False
+            if watching is not None:
+                watching.cancel()
+                await asyncio.gather(watching, return_exceptions=True)
             await consumer.stop()
 
     async def _poll(self, consumer: Consumer) -> None:
         records = await consumer.getmany(timeout_ms=1000, max_records=8)
+        self._swap_models()  # between segments: the last poll's are done, these not begun
         if records:
             await self._handle_poll(records)
             await consumer.commit()
 
     def _announce_models(self) -> None:
         """``vqm_model_info`` (and so /readyz) names each model the warm-up loaded."""
-        for name, (version, provider) in self.analyzer.models.loaded().items():
-            self._metrics.model_info.labels(model=name, version=version, provider=provider).set(1)
+        for model in self.analyzer.models.current().values():
+            if model is not None:
+                self._metrics.model_info.labels(**_model_labels(model)).set(1)
+
+    def _swap_models(self) -> None:
+        for old, new in self.analyzer.models.swap_staged():
+            if old is not None:
+                with contextlib.suppress(KeyError):  # two kinds of one model share a series
+                    self._metrics.model_info.remove(*_model_labels(old).values())
+            self._metrics.model_info.labels(**_model_labels(new)).set(1)
+            self._metrics.model_reloads.labels(model=new.name).inc()
+            logger.info("now running %s %s (was %s)", new.name, new.version, old and old.version)
 
     async def _handle_poll(self, records: list[Record]) -> None:
         """Channels side by side, each channel's segments in order: their decodes overlap,
@@ -330,6 +372,30 @@ class InferenceWorker:
             self._metrics.detection_latency.labels(segment.channel_id, detection.detector).observe(
                 max(0.0, detection.detected_at - segment.fetched_at)
             )
+        await self._keep_sample(segment, analysis.detections)
+
+    async def _keep_sample(
+        self, segment: SegmentMessage, detections: list[DetectionMessage]
+    ) -> None:
+        """Keep a flagged segment for training on feedback; failing to costs no detection."""
+        flagged = [d for d in detections if d.spans]
+        if self.samples is None or not flagged:
+            return
+        meta = SampleMeta(
+            channel_id=segment.channel_id,
+            seq=segment.seq,
+            media_start=min(d.media_start for d in detections),
+            media_end=max(d.media_end for d in detections),
+            detectors=sorted({d.detector for d in flagged}),
+            container=segment.container,
+        )
+        try:
+            await asyncio.to_thread(self.samples.put, meta, segment.payload)
+        except OSError as exc:
+            self._metrics.sample_errors.labels(segment.channel_id).inc()
+            logger.error("segment %d not kept as a sample: %s", segment.seq, exc)
+            return
+        self._metrics.samples_kept.labels(segment.channel_id).inc()
 
     async def _publish_event(self, segment: SegmentMessage, detail: str) -> None:
         event = StreamEvent(

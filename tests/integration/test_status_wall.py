@@ -28,10 +28,12 @@ from prometheus_client import CollectorRegistry
 
 from alerting.api import ApiContext, create_app, serve
 from alerting.engine import AlertEngine
+from alerting.feedback import Feedback, FeedbackStore, Verdict
 from monitor.app.config import ChannelConfig, VqmConfig
 from monitor.core.messages import DefectSpan, DetectionMessage
 from monitor.core.metrics import Metrics
 from monitor.core.state import MemoryStateStore
+from monitor.core.state_file import FileStateStore
 from monitor.inference.segment import DecodedSegment
 from monitor.inference.worker import thumbnail_jpeg
 from tests.conftest import free_port
@@ -321,3 +323,76 @@ async def test_the_demo_wall_shows_six_channels_that_fill_a_screen(browser: Brow
         assert await until(browser, STATUS.format(id="sport") + " === 'alerting'", timeout=60)
         ARTIFACTS.mkdir(exist_ok=True)
         await browser.screenshot(ARTIFACTS / "demo_wall.png")
+
+
+async def click(browser: Browser, selector: str) -> None:
+    """A real mouse click (pressed and released) at the middle of the element."""
+    box = await until(
+        browser,
+        f"(e => e && (r => r.width > 0 && ({{x: r.x + r.width / 2, y: r.y + r.height / 2}}))"
+        f"(e.getBoundingClientRect()))(document.querySelector({json.dumps(selector)}))",
+    )
+    for kind in ("mousePressed", "mouseReleased"):
+        await browser.send(
+            "Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"], button="left",
+            clickCount=1,
+        )  # fmt: skip
+
+
+async def answers(store: FileStateStore, count: int) -> list[Feedback]:
+    """The stored answers once there are ``count`` (polled: the page posts asynchronously)."""
+    deadline = time.monotonic() + 15
+    while len(found := await FeedbackStore(store).all()) < count:
+        assert time.monotonic() < deadline, f"{len(found)} answers stored, wanted {count}"
+        await asyncio.sleep(0.1)
+    return found
+
+
+async def test_an_operator_answers_alerts_and_marks_regions_with_clicks_on_the_wall(
+    browser: Browser, tmp_path: Path
+) -> None:
+    config = CONFIG.with_enabled(["block_corruption"])
+    state, metrics = MemoryStateStore(), Metrics(CollectorRegistry())
+    feedback = FileStateStore(tmp_path / "feedback.json")
+    await feedback.start()
+    engine = AlertEngine(config, state, metrics)
+    grey = thumbnail_jpeg(DecodedSegment(luma=np.full((1, 108, 192), 120, np.uint8)))
+    for seq in range(3):
+        await engine.handle_detection(black("news", seq, defective=True, thumbnail=grey))
+        blocky = black("sport", seq, defective=True, thumbnail=grey)
+        await engine.handle_detection(blocky.model_copy(update={"detector": "block_corruption"}))
+    [news] = await engine.store.active("news")
+    [sport] = await engine.store.active("sport")
+    ctx = ApiContext(config=config, state=state, metrics=metrics, feedback=feedback)
+    async with serving(ctx) as port:
+        await browser.open(f"http://127.0.0.1:{port}/")
+        await until(browser, "!!document.querySelector('#channel-news .alerts button.false-alarm')")
+        await click(browser, "#channel-news .alerts button.false-alarm")
+        assert "enter your name" in await until(browser, "notice.textContent")
+        assert await FeedbackStore(feedback).all() == []  # nobody said who: nothing stored
+        await browser.evaluate("operator.value = 'ana'")
+        await click(browser, "#channel-news .alerts button.false-alarm")
+        [answer] = await answers(feedback, 1)
+        assert (answer.alert_id, answer.verdict, answer.by) == (news.id, Verdict.FALSE_ALARM, "ana")
+        await until(browser, "!!document.querySelector('#channel-news .tag.answered')")
+
+        await click(browser, "#channel-sport .alerts button.mark-regions")
+        await until(browser, "document.querySelector('#regions').open")
+        await until(
+            browser,
+            "(i => i.complete && i.naturalWidth > 0)(document.querySelector('#regions img'))",
+        )
+        for cell in ("[data-row='0'][data-col='0']", "[data-row='15'][data-col='15']"):
+            await click(browser, f"#regions .grid {cell}")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await browser.screenshot(ARTIFACTS / "status_wall_regions.png")
+        await click(browser, "#regions .real-defect")
+        await until(browser, "!document.querySelector('#regions').open")
+        later = {a.alert_id: a for a in await answers(feedback, 2)}
+        regions = later[sport.id].regions
+        assert later[sport.id].verdict is Verdict.REAL_DEFECT and regions is not None
+        assert (regions.grid, sorted(regions.cells)) == (16, [(0, 0), (15, 15)])
+
+    restarted = FileStateStore(tmp_path / "feedback.json")  # the answers outlive the process
+    await restarted.start()
+    assert {a.alert_id for a in await FeedbackStore(restarted).all()} == {news.id, sport.id}

@@ -73,7 +73,11 @@ def models_from(metrics: Metrics) -> list[ModelInfo]:
             labels = sample.labels
             info = found.setdefault(
                 (labels["model"], labels["version"]),
-                ModelInfo(name=labels["model"], version=labels["version"]),
+                ModelInfo(
+                    name=labels["model"],
+                    version=labels["version"],
+                    sha256=labels.get("sha256") or None,
+                ),
             )
             info.providers.append(labels["provider"])
     return list(found.values())

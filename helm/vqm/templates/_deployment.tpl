@@ -92,6 +92,10 @@ spec:
             {{- if eq $component "infer" }}
             - name: VQM_ONNX_PROVIDERS
               value: {{ ternary $root.Values.infer.gpu.onnxProviders $root.Values.infer.onnxProviders $gpu | quote }}
+            # No sample store of flagged segments: the pod's only writable place is the small
+            # /tmp emptyDir, which samples would fill (and the kubelet then evicts the pod).
+            - name: VQM_SAMPLES_PER_CHANNEL
+              value: "0"
             {{- end }}
             {{- if and (eq $component "alert") (include "vqm.hasToken" $root) }}
             # Only the stage whose API users call gets the token (every stage refuses changing

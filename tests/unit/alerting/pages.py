@@ -60,11 +60,18 @@ WALL = f"{PUBLIC_URL}/#channel=news"
 
 def frozen(seq: int, channel_id: str = "news", picture: bytes | None = None) -> DetectionMessage:
     """Segment ``seq`` (2 s each) frozen throughout, carrying ``picture`` as its thumbnail."""
+    return flagged("freeze", seq, channel_id, picture)
+
+
+def flagged(
+    detector: str, seq: int, channel_id: str = "news", picture: bytes | None = None
+) -> DetectionMessage:
+    """Segment ``seq`` (2 s each) flagged by ``detector`` throughout."""
     start = seq * 2.0
     return DetectionMessage(
         channel_id=channel_id,
         seq=seq,
-        detector="freeze",
+        detector=detector,
         media_start=start,
         media_end=start + 2.0,
         spans=[DefectSpan(start=start, end=start + 2.0, confidence=0.9)],

@@ -82,8 +82,8 @@ async def test_healthz_answers_ok_while_the_process_lives(client: httpx.AsyncCli
 async def test_readyz_is_200_with_components_when_everything_is_ready(
     world: World, client: httpx.AsyncClient
 ) -> None:
-    world.metrics.model_info.labels("block_corruption", "1.2", "CUDAExecutionProvider").set(1)
-    world.metrics.model_info.labels("block_corruption", "1.2", "CPUExecutionProvider").set(1)
+    world.metrics.model_info.labels("block_corruption", "1.2", "CUDAExecutionProvider", "ab").set(1)
+    world.metrics.model_info.labels("block_corruption", "1.2", "CPUExecutionProvider", "ab").set(1)
     response = await client.get("/readyz")
     assert response.status_code == 200
     body = response.json()
@@ -93,6 +93,7 @@ async def test_readyz_is_200_with_components_when_everything_is_ready(
         {
             "name": "block_corruption",
             "version": "1.2",
+            "sha256": "ab",
             "providers": ["CUDAExecutionProvider", "CPUExecutionProvider"],
         }
     ]
@@ -125,7 +126,12 @@ async def test_readyz_lists_the_models_the_context_gives(world: World) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://vqm") as c:
         body = (await c.get("/readyz")).json()
     assert body["models"] == [
-        {"name": "audio_artifact", "version": "3", "providers": ["CPUExecutionProvider"]}
+        {
+            "name": "audio_artifact",
+            "version": "3",
+            "sha256": None,
+            "providers": ["CPUExecutionProvider"],
+        }
     ]
 
 
