@@ -52,6 +52,7 @@ from lab.synth.speech import (
     TRAIN_LANGUAGES,
     TRAIN_VARIANTS,
 )
+from lab.training import audio_artifact_real as real_data
 from lab.training.audio_artifact_data import (
     SAMPLES,
     TrainSettings,
@@ -285,35 +286,41 @@ def features(front: LogMel, audio: np.ndarray, batch: int = 256) -> Features:
 
 def train(out_dir: str | Path, seed: int = 0, **overrides: Any) -> dict[str, Any]:
     """Generate data, train, keep the best epoch on validation; writes ``model.pt`` and
-    ``training.json`` into ``out_dir`` and returns the training summary."""
+    ``training.json`` into ``out_dir`` and returns the training summary.
+
+    Training windows are real programme (:mod:`lab.training.audio_artifact_real`, the
+    catalogue's train split) plus a synthetic share; validation is the real validation split.
+    With ``init`` set the weights start from that exported model (:func:`load_exported`) and
+    its clean-programme false alarms on the train split are mined as hard negatives. Resumes
+    from ``checkpoint.pt`` when a run with the same settings was interrupted."""
     settings = TrainSettings(seed=seed, **overrides)
     out = Path(out_dir)
     seed_everything(settings.seed, settings.threads)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     with timed("data", timings):
-        xtr, ytr = cached_split(
+        real = real_windows(out, settings)
+        xs, ys = cached_split(
             out, "train", settings.train_per_class, seed, settings.speech_clips, settings.workers
         )
-        xva, yva = cached_split(
-            out,
-            "validation",
-            settings.validation_per_class,
-            seed,
-            settings.speech_clips,
-            settings.workers,
-        )
+        xtr = np.concatenate([real["train"][0], xs])
+        ytr = np.concatenate([real["train"][1], ys])
+        xva, yva = real["validation"]
+        del xs, real
     front = LogMel()
     with timed("features", timings):
         ftr, fva = features(front, xtr), features(front, xva)
     del xtr, xva
     model = Classifier()
+    if settings.init:
+        load_exported(model, _repo_path(settings.init))
     history, best = _fit(
-        model, ftr, torch.from_numpy(ytr), fva, torch.from_numpy(yva), settings, timings
+        model, ftr, torch.from_numpy(ytr), fva, torch.from_numpy(yva), settings, timings, out
     )
     threshold = _pick_threshold(best["probs"], yva)
     summary = {
         "settings": settings.model_dump(),
+        "examples": {"train": len(ytr), "validation": len(yva)},
         "epochs_run": len(history),
         "best_epoch": best["epoch"],
         "history": history,
@@ -326,6 +333,76 @@ def train(out_dir: str | Path, seed: int = 0, **overrides: Any) -> dict[str, Any
     return summary
 
 
+def _repo_path(path: str) -> Path:
+    given = Path(path)
+    return given if given.is_absolute() else REPO_MODELS.parent / given
+
+
+def real_windows(out: Path, settings: TrainSettings) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Real windows of every split; the model in ``settings.init`` scores the hard negatives."""
+    from monitor.inference.engine import OnnxModel
+
+    score, threshold = None, 0.5
+    if settings.init:
+        path = _repo_path(settings.init)
+        model = OnnxModel(path.stem, path.parent, providers=["CPUExecutionProvider"], threads=1)
+        score, threshold = model.run, float(model.card.thresholds.get("defect", 0.5))
+    per_class = {
+        "train": settings.real_train_per_class,
+        "validation": settings.real_validation_per_class,
+        "test": settings.real_test_per_class,
+    }
+    return real_data.build(
+        out, settings.seed, per_class, settings.real_train_none, score, threshold
+    )
+
+
+def load_exported(model: Classifier, path: Path) -> None:
+    """The classifier's weights from an exported ONNX graph, so training can fine-tune it.
+
+    The export folded each conv block's BatchNorm into its convolution; those BatchNorms come
+    back as identities carrying the folded bias (mean 0, variance 1 - eps), which is exact
+    as long as BatchNorm statistics stay frozen (:func:`_freeze_norms`)."""
+    import onnx
+    from onnx import numpy_helper
+
+    weights = {
+        i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
+        for i in onnx.load(str(path)).graph.initializer
+    }
+    state = model.state_dict()
+    for name in state:
+        key = f"classifier.{name}"
+        if key in weights:
+            state[name] = weights[key]
+    folded = sorted(
+        (k for k in weights if k.startswith("onnx::Conv_")), key=lambda k: int(k.split("_")[-1])
+    )
+    convs = [m for m in model.blocks.modules() if isinstance(m, nn.Conv2d)]
+    norms = [m for m in model.blocks.modules() if isinstance(m, nn.BatchNorm2d)]
+    pairs = list(zip(folded[0::2], folded[1::2], strict=True))
+    if len(pairs) != len(convs):
+        raise RuntimeError(
+            f"{path}: {len(pairs)} folded convolutions, the network has {len(convs)}"
+        )
+    model.load_state_dict(state)
+    with torch.no_grad():
+        for (w, b), conv, norm in zip(pairs, convs, norms, strict=True):
+            conv.weight.copy_(weights[w])
+            norm.weight.fill_(1.0)
+            norm.bias.copy_(weights[b])
+            norm.running_mean.zero_()
+            norm.running_var.fill_(1.0 - norm.eps)
+
+
+def _freeze_norms(model: nn.Module) -> None:
+    """BatchNorm statistics fixed (their scale and shift still learn): a fine-tune keeps the
+    normalisation the exported weights were trained with."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+            m.eval()
+
+
 def _fit(
     model: Classifier,
     ftr: Features,
@@ -334,8 +411,10 @@ def _fit(
     yva: torch.Tensor,
     settings: TrainSettings,
     timings: dict[str, float],
+    out: Path,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """AdamW with a one-cycle schedule; stops early when the time budget runs out."""
+    """AdamW with a one-cycle schedule; stops early when the time budget runs out. After every
+    epoch the run is checkpointed, so an interrupted run resumes where it stopped."""
     generator = torch.Generator().manual_seed(settings.seed)
     steps = settings.epochs * math.ceil(len(ftr[0]) / settings.batch_size)
     optimiser = torch.optim.AdamW(
@@ -344,8 +423,18 @@ def _fit(
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=settings.lr, total_steps=steps)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"score": -1.0}
-    started = time.perf_counter()
-    for epoch in track(range(settings.epochs), "training epochs"):
+    checkpoint = out / "checkpoint.pt"
+    if checkpoint.exists():
+        saved = torch.load(checkpoint, weights_only=False)
+        if saved["settings"] == settings.model_dump():
+            model.load_state_dict(saved["model"])
+            optimiser.load_state_dict(saved["optimiser"])
+            schedule.load_state_dict(saved["schedule"])
+            generator.set_state(saved["generator"])
+            history, best = saved["history"], saved["best"]
+            logger.info("resumed after epoch %d", len(history) - 1)
+    started = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)
+    for epoch in track(range(len(history), settings.epochs), "training epochs"):
         loss = _epoch(model, ftr, ytr, optimiser, schedule, settings, generator)
         probs = _predict(model, fva)
         report = classification_report(yva.numpy(), probs.argmax(1), CLASSES)
@@ -370,6 +459,18 @@ def _fit(
                 "probs": probs,
                 "state": {k: v.clone() for k, v in model.state_dict().items()},
             }
+        torch.save(
+            {
+                "settings": settings.model_dump(),
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "schedule": schedule.state_dict(),
+                "generator": generator.get_state(),
+                "history": history,
+                "best": best,
+            },
+            checkpoint,
+        )
         if time.perf_counter() - started > settings.time_budget_s:
             logger.warning("time budget spent after epoch %d of %d", epoch, settings.epochs)
             break
@@ -387,6 +488,8 @@ def _epoch(
     generator: torch.Generator,
 ) -> float:
     model.train()
+    if settings.init:
+        _freeze_norms(model)
     order = torch.randperm(len(ftr[0]), generator=generator)
     total, count = 0.0, 0
     for i in range(0, len(order), settings.batch_size):
