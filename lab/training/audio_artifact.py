@@ -78,7 +78,7 @@ from monitor.inference.detectors.audio_artifact import (
 logger = logging.getLogger(__name__)
 
 N_FFT, HOP, N_MELS, FMIN, FMAX = 1024, 320, 64, 50.0, 14_000.0
-VERSION = "1.2.0"
+VERSION = "1.3.0"
 # The mains comb: power at each mains harmonic and beside it, with 1 Hz resolution.
 MAINS = (50.0, 60.0)
 HARMONICS = 8
@@ -321,6 +321,7 @@ def train(out_dir: str | Path, seed: int = 0, **overrides: Any) -> dict[str, Any
     summary = {
         "settings": settings.model_dump(),
         "examples": {"train": len(ytr), "validation": len(yva)},
+        "init": _init_record(settings.init),
         "epochs_run": len(history),
         "best_epoch": best["epoch"],
         "history": history,
@@ -543,6 +544,7 @@ def export(out_dir: str | Path, models_dir: str | Path = REPO_MODELS) -> Path:
     (without metrics until :func:`evaluate` runs)."""
     out, models = Path(out_dir), Path(models_dir)
     saved = torch.load(out / "model.pt", weights_only=False)
+    saved["summary"].setdefault("init", _init_record(saved["summary"]["settings"]["init"]))
     classifier = Classifier()
     classifier.load_state_dict(saved["state"])
     net = AudioArtifactNet(classifier).eval()
@@ -552,6 +554,14 @@ def export(out_dir: str | Path, models_dir: str | Path = REPO_MODELS) -> Path:
     _check_export(net, path)
     write_card(path.with_suffix(".json"), _card(saved["summary"], metrics=None))
     return path
+
+
+def _init_record(init: str | None) -> dict[str, Any] | None:
+    """Which exported model the weights were fine-tuned from (read before it is replaced)."""
+    if not init:
+        return None
+    card = json.loads(_repo_path(init).with_suffix(".json").read_text())
+    return {"model": card["name"], "version": card["version"], "sha256": card["sha256"]}
 
 
 def _check_export(net: AudioArtifactNet, path: Path) -> None:
@@ -646,6 +656,32 @@ def _card(summary: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, 
                 "texts": "pseudo-words from the pool seed (train: seed, held-out: seed + 1000003)",
             },
             "music": "procedural songs from each example's own stream, so splits share no song",
+            "real": {
+                "generator": "lab.training.audio_artifact_real.make_windows",
+                "decoder": "PyAV, 48 kHz, mono mixdown, to_model_rate to 32 kHz (the detector's)",
+                "windows": {
+                    "train": settings["real_train_per_class"] * (len(CLASSES) - 1)
+                    + settings["real_train_none"],
+                    "validation": settings["real_validation_per_class"] * len(CLASSES),
+                    "test": settings["real_test_per_class"] * len(CLASSES),
+                },
+                "clean_train_windows": settings["real_train_none"],
+                "hard_negative_share": real_data.HARD_SHARE,
+                "hard_negatives": "train-split windows (1 s hop) that the init model flags at "
+                "its card threshold: the clean programme it paged on",
+                "levels": f"own level; {real_data.LOUD_SHARE:.0%} peaking 0.89-0.99 of full "
+                f"scale, {real_data.QUIET_SHARE:.0%} {real_data.QUIET_DB:g} dB",
+                "draw": "source by sqrt(seconds), file by seconds, offset at random; "
+                "default_rng([10 + split, seed, index]) (train 10, validation 11, test 12)",
+                "splits": "the catalogue's, by source work: train windows from train files, "
+                "threshold and epoch on validation files, figures once on test files",
+                "sources": real_data.data_sources(),
+            },
+            "share": {
+                "real_train": settings["real_train_per_class"] * (len(CLASSES) - 1)
+                + settings["real_train_none"],
+                "synthetic_train": settings["train_per_class"] * len(CLASSES),
+            },
         },
         "training": {
             "seed": settings["seed"],
@@ -662,17 +698,23 @@ def _card(summary: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, 
             "device": "cpu",
             "threads": settings["threads"],
             "timings_s": summary["timings_s"],
+            "init": summary.get("init"),
+            "batchnorm": "statistics frozen while fine-tuning" if settings["init"] else "learned",
             "settings": settings,
         },
         "heldout_metrics": metrics,
+        "real_metrics": None,
         "limitations": [
             "A bass note within 1-2 Hz of a 50 or 60 Hz multiple (G1 at 49 Hz, A#1 at "
             "58.3 Hz, G2 at 98 Hz) held for a whole second is as close to hum as the mains "
             "comb can resolve. See heldout_metrics.synthetic_channel_flagged_windows.",
             "Stereo is mixed to mono first, so a defect in one channel only is 6 dB weaker.",
             "One label per window: two defects at once are reported as the stronger one.",
-            "Trained and scored on synthetic defects over synthetic and espeak-ng programme; "
-            "not yet scored on real broadcast recordings.",
+            "Real programme is what the catalogue holds (game and orchestral music, rock, "
+            "studio, radio and game speech, a few film soundtracks): no live broadcast, no "
+            "sport or applause, little room tone. See real_metrics.",
+            "The defects over real programme are simulated (lab.synth.audio_defects), not "
+            "recorded faults.",
         ],
     }
 
