@@ -2,6 +2,7 @@
 
     python -m lab.training.audio_artifact train  [--out DIR] [--seed 0]
     python -m lab.training.audio_artifact export [--out DIR] [--models exported_models]
+    python -m lab.training.audio_artifact calibrate [--models exported_models]  # threshold
     python -m lab.training.audio_artifact eval   [--models exported_models]
 
 **Front end.** PANNs-style log-mel: 32 kHz, n_fft 1024 (periodic Hann), hop 320, centred with
@@ -21,13 +22,19 @@ apart, max + mean over time, joined with the mains comb through one linear layer
 layers. About 0.35 M parameters: the model must run on
 CPU beside decoding.
 
-**Data** (:mod:`lab.synth.audio_defects`). Each example is one second at 48 kHz with one
-label, resampled to 32 kHz by the detector's own :func:`to_model_rate`. Splits never share a
-random stream (``default_rng([split, seed, index])``, split 0 train, 1 validation, 2 held-out)
-and held-out examples also use other content: espeak voices from ``HELDOUT_LANGUAGES`` and
+**Data.** Real programme first (:mod:`lab.training.audio_artifact_real`): windows cut from
+the real catalogue's train-split sound, defects from :mod:`lab.synth.audio_defects` mixed in,
+clean windows (half of them the hard negatives the model being replaced flagged); plus a
+synthetic share (:mod:`lab.synth.audio_defects`: espeak speech, procedural music, the
+synthetic channel). Each example is one second at 48 kHz with one label, resampled to 32 kHz
+by the detector's own :func:`to_model_rate`. Synthetic splits never share a random stream
+(``default_rng([split, seed, index])``, split 0 train, 1 validation, 2 held-out) and held-out
+examples also use other content: espeak voices from ``HELDOUT_LANGUAGES`` and
 ``HELDOUT_VARIANTS`` (disjoint from the training ones), a speech pool rendered from another
-seed, and songs from other music seeds. Validation (training content, fresh seeds) picks the
-epoch and the threshold; the held-out set is scored once, for the card.
+seed, and songs from other music seeds. Real validation windows (the catalogue's validation
+files) pick the epoch; ``calibrate`` picks the threshold on the validation split's windows and
+clean programme; the synthetic held-out set and the real test split are scored once, for the
+card.
 """
 
 from __future__ import annotations
@@ -58,8 +65,11 @@ from lab.training.audio_artifact_data import (
     TrainSettings,
     _decisions,
     cached_split,
+    calibrate,
     default_out_dir,
     evaluate,
+    real_evaluate,
+    write_real_metrics,
 )
 from lab.training.common import (
     REPO_MODELS,
@@ -348,6 +358,7 @@ def real_windows(out: Path, settings: TrainSettings) -> dict[str, tuple[np.ndarr
         path = _repo_path(settings.init)
         model = OnnxModel(path.stem, path.parent, providers=["CPUExecutionProvider"], threads=1)
         score, threshold = model.run, float(model.card.thresholds.get("defect", 0.5))
+        threshold = settings.hard_negative_threshold or threshold
     per_class = {
         "train": settings.real_train_per_class,
         "validation": settings.real_validation_per_class,
@@ -561,7 +572,12 @@ def _init_record(init: str | None) -> dict[str, Any] | None:
     if not init:
         return None
     card = json.loads(_repo_path(init).with_suffix(".json").read_text())
-    return {"model": card["name"], "version": card["version"], "sha256": card["sha256"]}
+    return {
+        "model": card["name"],
+        "version": card["version"],
+        "sha256": card["sha256"],
+        "init": card.get("training", {}).get("init"),
+    }
 
 
 def _check_export(net: AudioArtifactNet, path: Path) -> None:
@@ -724,7 +740,7 @@ def _card(summary: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.training.audio_artifact")
-    parser.add_argument("command", choices=["train", "export", "eval", "all"])
+    parser.add_argument("command", choices=["train", "export", "calibrate", "eval", "all"])
     parser.add_argument("--out", type=Path, default=default_out_dir(), help="Working directory.")
     parser.add_argument(
         "--models", type=Path, default=REPO_MODELS, help="Where the ONNX model goes."
@@ -741,8 +757,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(train(args.out, args.seed, **overrides)["timings_s"]))
     if args.command in ("export", "all"):
         print(export(args.out, args.models))
+    if args.command in ("calibrate", "all"):
+        print(json.dumps(calibrate(args.models, args.out, args.seed), indent=2))
     if args.command in ("eval", "all"):
-        print(json.dumps(evaluate(args.models, args.out, args.seed), indent=2))
+        figures = {
+            "synthetic_heldout": evaluate(args.models, args.out, args.seed),
+            "real_test": real_evaluate(args.models, args.out, args.seed),
+        }
+        write_real_metrics(args.models, figures["real_test"])
+        print(json.dumps(figures, indent=2))
     return 0
 
 

@@ -58,6 +58,9 @@ class TrainSettings(BaseModel):
         default="exported_models/audio_artifact.onnx",
         description="Weights to fine-tune from (an exported model); None trains from scratch.",
     )
+    # Defect probability that makes a clean train window a hard negative (default: the init
+    # model's card threshold).
+    hard_negative_threshold: float | None = None
     epochs: int = 10
     batch_size: int = 64
     lr: float = 1e-3
@@ -240,14 +243,68 @@ def real_evaluate(
     return metrics
 
 
-def clean_alerts(models_dir: Path, programme: Any) -> dict[str, Any]:
+CALIBRATION_GRID = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def calibrate(
+    models_dir: str | Path = REPO_MODELS, out_dir: str | Path | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """Choose the card's threshold on the **validation** split only: of ``CALIBRATION_GRID``
+    and the training's pick, the threshold with the fewest alerts over the clean validation
+    programme (the detector at its defaults), then the best validation balanced accuracy,
+    then the one nearest the training's pick. Writes it into the card."""
+    from lab.training import audio_artifact_real as real_data
+
+    models = Path(models_dir)
+    card_path = models / f"{MODEL_NAME}.json"
+    card = json.loads(card_path.read_text())
+    settings = TrainSettings(**card["training"]["settings"])
+    work = Path(out_dir) if out_dir else default_out_dir()
+    x, y = real_data.split_windows(work, "validation", settings.real_validation_per_class, seed)
+    model = OnnxModel(MODEL_NAME, models, providers=["CPUExecutionProvider"], threads=1)
+    probs = np.concatenate([model.run(x[i : i + 64]) for i in range(0, len(x), 64)])
+    programme = real_data.load("validation")
+    picked = float(card["thresholds"]["defect"])
+    rows = []
+    for threshold in sorted({picked, *CALIBRATION_GRID}):
+        report = classification_report(y, _decisions(probs, threshold), CLASSES)
+        alerts = clean_alerts(models, programme, threshold)
+        rows.append(
+            {
+                "threshold": threshold,
+                "balanced_accuracy": report["balanced_accuracy"],
+                "clean_alerts": alerts["alerts"],
+                "clean_hours": alerts["hours"],
+            }
+        )
+    best = min(
+        rows,
+        key=lambda r: (r["clean_alerts"], -r["balanced_accuracy"], abs(r["threshold"] - picked)),
+    )
+    card["thresholds"]["defect"] = best["threshold"]
+    card["threshold_choice"] = {
+        "split": "validation",
+        "rule": "fewest alerts on clean validation programme, then best validation balanced "
+        "accuracy, then nearest the training's pick",
+        "training_pick": picked,
+        "candidates": rows,
+    }
+    write_card(
+        card_path, {k: v for k, v in card.items() if k not in ("file", "file_size", "sha256")}
+    )
+    return card["threshold_choice"]
+
+
+def clean_alerts(
+    models_dir: Path, programme: Any, threshold: float | None = None
+) -> dict[str, Any]:
     """Alerts per hour over clean real programme: the detector at its shipped defaults (the
     card's threshold, ``sensitivity: normal``) on 2 s segments, joined by the alerting rule
     (``min_duration``), so every alert is a false one."""
     from lab.evaluation.audio_levels import run
     from monitor.inference.detectors.audio_artifact import AudioArtifactConfig
 
-    config = AudioArtifactConfig(enabled=True)
+    config = AudioArtifactConfig(enabled=True, threshold=threshold)
     cache = _OneThreadCache(models_dir, ["CPUExecutionProvider"])
     alerts: list[dict[str, Any]] = []
     by_source: dict[str, int] = {}
@@ -299,11 +356,14 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="vqm eval audio_artifact")
-    parser.add_argument("command", nargs="?", default="eval", choices=["eval"])
+    parser.add_argument("command", nargs="?", default="eval", choices=["eval", "calibrate"])
     parser.add_argument("--models", type=Path, default=REPO_MODELS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", action="store_true", help="Store the figures in the card.")
     args = parser.parse_args(argv)
+    if args.command == "calibrate":
+        print(json.dumps(calibrate(args.models, None, args.seed), indent=2))
+        return 0
     figures = {
         "synthetic_heldout": evaluate(args.models, None, args.seed, write=args.write),
         "real_test": real_evaluate(args.models, None, args.seed),
