@@ -61,7 +61,7 @@ class TrainSettings(BaseModel):
     # Defect probability that makes a clean train window a hard negative (default: the init
     # model's card threshold).
     hard_negative_threshold: float | None = None
-    epochs: int = 10
+    epochs: int = 12
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -149,7 +149,7 @@ def evaluate(
     x, y = cached_split(
         work, "heldout", per_class, seed, settings.heldout_speech_clips, settings.workers
     )
-    model = OnnxModel(MODEL_NAME, models, providers=["CPUExecutionProvider"])
+    model = OnnxModel(MODEL_NAME, models, providers=["CPUExecutionProvider"], threads=1)
     started = time.perf_counter()
     probs = np.concatenate([model.run(x[i : i + 64]) for i in range(0, len(x), 64)])
     seconds = time.perf_counter() - started
