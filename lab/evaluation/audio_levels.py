@@ -141,7 +141,8 @@ def paging(clips: list[tuple[str, np.ndarray]], models: ModelCache) -> dict[str,
     hours = sum(c.size for _, c in clips) / RATE / 3600
     out: dict[str, Any] = {"clean_hours": round(hours, 4)}
     for name, config in configs.items():
-        alerts, flagged, by_label = 0, 0.0, {}
+        alerts, flagged = 0, 0.0
+        by_label: dict[str, int] = {}
         for _, clean in clips:
             found, spans = run(clean, config, models)
             alerts += len(found)

@@ -2,6 +2,7 @@
 
     python -m lab.training.audio_artifact train  [--out DIR] [--seed 0]
     python -m lab.training.audio_artifact export [--out DIR] [--models exported_models]
+    python -m lab.training.audio_artifact calibrate [--models exported_models]  # threshold
     python -m lab.training.audio_artifact eval   [--models exported_models]
 
 **Front end.** PANNs-style log-mel: 32 kHz, n_fft 1024 (periodic Hann), hop 320, centred with
@@ -21,13 +22,19 @@ apart, max + mean over time, joined with the mains comb through one linear layer
 layers. About 0.35 M parameters: the model must run on
 CPU beside decoding.
 
-**Data** (:mod:`lab.synth.audio_defects`). Each example is one second at 48 kHz with one
-label, resampled to 32 kHz by the detector's own :func:`to_model_rate`. Splits never share a
-random stream (``default_rng([split, seed, index])``, split 0 train, 1 validation, 2 held-out)
-and held-out examples also use other content: espeak voices from ``HELDOUT_LANGUAGES`` and
+**Data.** Real programme first (:mod:`lab.training.audio_artifact_real`): windows cut from
+the real catalogue's train-split sound, defects from :mod:`lab.synth.audio_defects` mixed in,
+clean windows (half of them the hard negatives the model being replaced flagged); plus a
+synthetic share (:mod:`lab.synth.audio_defects`: espeak speech, procedural music, the
+synthetic channel). Each example is one second at 48 kHz with one label, resampled to 32 kHz
+by the detector's own :func:`to_model_rate`. Synthetic splits never share a random stream
+(``default_rng([split, seed, index])``, split 0 train, 1 validation, 2 held-out) and held-out
+examples also use other content: espeak voices from ``HELDOUT_LANGUAGES`` and
 ``HELDOUT_VARIANTS`` (disjoint from the training ones), a speech pool rendered from another
-seed, and songs from other music seeds. Validation (training content, fresh seeds) picks the
-epoch and the threshold; the held-out set is scored once, for the card.
+seed, and songs from other music seeds. Real validation windows (the catalogue's validation
+files) pick the epoch; ``calibrate`` picks the threshold on the validation split's windows and
+clean programme; the synthetic held-out set and the real test split are scored once, for the
+card.
 """
 
 from __future__ import annotations
@@ -52,13 +59,17 @@ from lab.synth.speech import (
     TRAIN_LANGUAGES,
     TRAIN_VARIANTS,
 )
+from lab.training import audio_artifact_real as real_data
 from lab.training.audio_artifact_data import (
     SAMPLES,
     TrainSettings,
     _decisions,
     cached_split,
+    calibrate,
     default_out_dir,
     evaluate,
+    real_evaluate,
+    write_real_metrics,
 )
 from lab.training.common import (
     REPO_MODELS,
@@ -77,7 +88,7 @@ from monitor.inference.detectors.audio_artifact import (
 logger = logging.getLogger(__name__)
 
 N_FFT, HOP, N_MELS, FMIN, FMAX = 1024, 320, 64, 50.0, 14_000.0
-VERSION = "1.2.0"
+VERSION = "1.3.0"
 # The mains comb: power at each mains harmonic and beside it, with 1 Hz resolution.
 MAINS = (50.0, 60.0)
 HARMONICS = 8
@@ -285,35 +296,42 @@ def features(front: LogMel, audio: np.ndarray, batch: int = 256) -> Features:
 
 def train(out_dir: str | Path, seed: int = 0, **overrides: Any) -> dict[str, Any]:
     """Generate data, train, keep the best epoch on validation; writes ``model.pt`` and
-    ``training.json`` into ``out_dir`` and returns the training summary."""
+    ``training.json`` into ``out_dir`` and returns the training summary.
+
+    Training windows are real programme (:mod:`lab.training.audio_artifact_real`, the
+    catalogue's train split) plus a synthetic share; validation is the real validation split.
+    With ``init`` set the weights start from that exported model (:func:`load_exported`) and
+    its clean-programme false alarms on the train split are mined as hard negatives. Resumes
+    from ``checkpoint.pt`` when a run with the same settings was interrupted."""
     settings = TrainSettings(seed=seed, **overrides)
     out = Path(out_dir)
     seed_everything(settings.seed, settings.threads)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     with timed("data", timings):
-        xtr, ytr = cached_split(
+        real = real_windows(out, settings)
+        xs, ys = cached_split(
             out, "train", settings.train_per_class, seed, settings.speech_clips, settings.workers
         )
-        xva, yva = cached_split(
-            out,
-            "validation",
-            settings.validation_per_class,
-            seed,
-            settings.speech_clips,
-            settings.workers,
-        )
+        xtr = np.concatenate([real["train"][0], xs])
+        ytr = np.concatenate([real["train"][1], ys])
+        xva, yva = real["validation"]
+        del xs, real
     front = LogMel()
     with timed("features", timings):
         ftr, fva = features(front, xtr), features(front, xva)
     del xtr, xva
     model = Classifier()
+    if settings.init:
+        load_exported(model, _repo_path(settings.init))
     history, best = _fit(
-        model, ftr, torch.from_numpy(ytr), fva, torch.from_numpy(yva), settings, timings
+        model, ftr, torch.from_numpy(ytr), fva, torch.from_numpy(yva), settings, timings, out
     )
     threshold = _pick_threshold(best["probs"], yva)
     summary = {
         "settings": settings.model_dump(),
+        "examples": {"train": len(ytr), "validation": len(yva)},
+        "init": _init_record(settings.init),
         "epochs_run": len(history),
         "best_epoch": best["epoch"],
         "history": history,
@@ -326,6 +344,77 @@ def train(out_dir: str | Path, seed: int = 0, **overrides: Any) -> dict[str, Any
     return summary
 
 
+def _repo_path(path: str) -> Path:
+    given = Path(path)
+    return given if given.is_absolute() else REPO_MODELS.parent / given
+
+
+def real_windows(out: Path, settings: TrainSettings) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Real windows of every split; the model in ``settings.init`` scores the hard negatives."""
+    from monitor.inference.engine import OnnxModel
+
+    score, threshold = None, 0.5
+    if settings.init:
+        path = _repo_path(settings.init)
+        model = OnnxModel(path.stem, path.parent, providers=["CPUExecutionProvider"], threads=1)
+        score, threshold = model.run, float(model.card.thresholds.get("defect", 0.5))
+        threshold = settings.hard_negative_threshold or threshold
+    per_class = {
+        "train": settings.real_train_per_class,
+        "validation": settings.real_validation_per_class,
+        "test": settings.real_test_per_class,
+    }
+    return real_data.build(
+        out, settings.seed, per_class, settings.real_train_none, score, threshold
+    )
+
+
+def load_exported(model: Classifier, path: Path) -> None:
+    """The classifier's weights from an exported ONNX graph, so training can fine-tune it.
+
+    The export folded each conv block's BatchNorm into its convolution; those BatchNorms come
+    back as identities carrying the folded bias (mean 0, variance 1 - eps), which is exact
+    as long as BatchNorm statistics stay frozen (:func:`_freeze_norms`)."""
+    import onnx
+    from onnx import numpy_helper
+
+    weights = {
+        i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
+        for i in onnx.load(str(path)).graph.initializer
+    }
+    state = model.state_dict()
+    for name in state:
+        key = f"classifier.{name}"
+        if key in weights:
+            state[name] = weights[key]
+    folded = sorted(
+        (k for k in weights if k.startswith("onnx::Conv_")), key=lambda k: int(k.split("_")[-1])
+    )
+    convs = [m for m in model.blocks.modules() if isinstance(m, nn.Conv2d)]
+    norms = [m for m in model.blocks.modules() if isinstance(m, nn.BatchNorm2d)]
+    pairs = list(zip(folded[0::2], folded[1::2], strict=True))
+    if len(pairs) != len(convs):
+        raise RuntimeError(
+            f"{path}: {len(pairs)} folded convolutions, the network has {len(convs)}"
+        )
+    model.load_state_dict(state)
+    with torch.no_grad():
+        for (w, b), conv, norm in zip(pairs, convs, norms, strict=True):
+            conv.weight.copy_(weights[w])
+            norm.weight.fill_(1.0)
+            norm.bias.copy_(weights[b])
+            norm.running_mean.zero_()
+            norm.running_var.fill_(1.0 - norm.eps)
+
+
+def _freeze_norms(model: nn.Module) -> None:
+    """BatchNorm statistics fixed (their scale and shift still learn): a fine-tune keeps the
+    normalisation the exported weights were trained with."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+            m.eval()
+
+
 def _fit(
     model: Classifier,
     ftr: Features,
@@ -334,8 +423,10 @@ def _fit(
     yva: torch.Tensor,
     settings: TrainSettings,
     timings: dict[str, float],
+    out: Path,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """AdamW with a one-cycle schedule; stops early when the time budget runs out."""
+    """AdamW with a one-cycle schedule; stops early when the time budget runs out. After every
+    epoch the run is checkpointed, so an interrupted run resumes where it stopped."""
     generator = torch.Generator().manual_seed(settings.seed)
     steps = settings.epochs * math.ceil(len(ftr[0]) / settings.batch_size)
     optimiser = torch.optim.AdamW(
@@ -344,8 +435,18 @@ def _fit(
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=settings.lr, total_steps=steps)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"score": -1.0}
-    started = time.perf_counter()
-    for epoch in track(range(settings.epochs), "training epochs"):
+    checkpoint = out / "checkpoint.pt"
+    if checkpoint.exists():
+        saved = torch.load(checkpoint, weights_only=False)
+        if saved["settings"] == settings.model_dump():
+            model.load_state_dict(saved["model"])
+            optimiser.load_state_dict(saved["optimiser"])
+            schedule.load_state_dict(saved["schedule"])
+            generator.set_state(saved["generator"])
+            history, best = saved["history"], saved["best"]
+            logger.info("resumed after epoch %d", len(history) - 1)
+    started = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)
+    for epoch in track(range(len(history), settings.epochs), "training epochs"):
         loss = _epoch(model, ftr, ytr, optimiser, schedule, settings, generator)
         probs = _predict(model, fva)
         report = classification_report(yva.numpy(), probs.argmax(1), CLASSES)
@@ -370,6 +471,18 @@ def _fit(
                 "probs": probs,
                 "state": {k: v.clone() for k, v in model.state_dict().items()},
             }
+        torch.save(
+            {
+                "settings": settings.model_dump(),
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "schedule": schedule.state_dict(),
+                "generator": generator.get_state(),
+                "history": history,
+                "best": best,
+            },
+            checkpoint,
+        )
         if time.perf_counter() - started > settings.time_budget_s:
             logger.warning("time budget spent after epoch %d of %d", epoch, settings.epochs)
             break
@@ -387,6 +500,8 @@ def _epoch(
     generator: torch.Generator,
 ) -> float:
     model.train()
+    if settings.init:
+        _freeze_norms(model)
     order = torch.randperm(len(ftr[0]), generator=generator)
     total, count = 0.0, 0
     for i in range(0, len(order), settings.batch_size):
@@ -440,6 +555,7 @@ def export(out_dir: str | Path, models_dir: str | Path = REPO_MODELS) -> Path:
     (without metrics until :func:`evaluate` runs)."""
     out, models = Path(out_dir), Path(models_dir)
     saved = torch.load(out / "model.pt", weights_only=False)
+    saved["summary"].setdefault("init", _init_record(saved["summary"]["settings"]["init"]))
     classifier = Classifier()
     classifier.load_state_dict(saved["state"])
     net = AudioArtifactNet(classifier).eval()
@@ -449,6 +565,19 @@ def export(out_dir: str | Path, models_dir: str | Path = REPO_MODELS) -> Path:
     _check_export(net, path)
     write_card(path.with_suffix(".json"), _card(saved["summary"], metrics=None))
     return path
+
+
+def _init_record(init: str | None) -> dict[str, Any] | None:
+    """Which exported model the weights were fine-tuned from (read before it is replaced)."""
+    if not init:
+        return None
+    card = json.loads(_repo_path(init).with_suffix(".json").read_text())
+    return {
+        "model": card["name"],
+        "version": card["version"],
+        "sha256": card["sha256"],
+        "init": card.get("training", {}).get("init"),
+    }
 
 
 def _check_export(net: AudioArtifactNet, path: Path) -> None:
@@ -543,6 +672,32 @@ def _card(summary: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, 
                 "texts": "pseudo-words from the pool seed (train: seed, held-out: seed + 1000003)",
             },
             "music": "procedural songs from each example's own stream, so splits share no song",
+            "real": {
+                "generator": "lab.training.audio_artifact_real.make_windows",
+                "decoder": "PyAV, 48 kHz, mono mixdown, to_model_rate to 32 kHz (the detector's)",
+                "windows": {
+                    "train": settings["real_train_per_class"] * (len(CLASSES) - 1)
+                    + settings["real_train_none"],
+                    "validation": settings["real_validation_per_class"] * len(CLASSES),
+                    "test": settings["real_test_per_class"] * len(CLASSES),
+                },
+                "clean_train_windows": settings["real_train_none"],
+                "hard_negative_share": real_data.HARD_SHARE,
+                "hard_negatives": "train-split windows (1 s hop) that the init model flags at "
+                "its card threshold: the clean programme it paged on",
+                "levels": f"own level; {real_data.LOUD_SHARE:.0%} peaking 0.89-0.99 of full "
+                f"scale, {real_data.QUIET_SHARE:.0%} {real_data.QUIET_DB:g} dB",
+                "draw": "source by sqrt(seconds), file by seconds, offset at random; "
+                "default_rng([10 + split, seed, index]) (train 10, validation 11, test 12)",
+                "splits": "the catalogue's, by source work: train windows from train files, "
+                "threshold and epoch on validation files, figures once on test files",
+                "sources": real_data.data_sources(),
+            },
+            "share": {
+                "real_train": settings["real_train_per_class"] * (len(CLASSES) - 1)
+                + settings["real_train_none"],
+                "synthetic_train": settings["train_per_class"] * len(CLASSES),
+            },
         },
         "training": {
             "seed": settings["seed"],
@@ -559,17 +714,23 @@ def _card(summary: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, 
             "device": "cpu",
             "threads": settings["threads"],
             "timings_s": summary["timings_s"],
+            "init": summary.get("init"),
+            "batchnorm": "statistics frozen while fine-tuning" if settings["init"] else "learned",
             "settings": settings,
         },
         "heldout_metrics": metrics,
+        "real_metrics": None,
         "limitations": [
             "A bass note within 1-2 Hz of a 50 or 60 Hz multiple (G1 at 49 Hz, A#1 at "
             "58.3 Hz, G2 at 98 Hz) held for a whole second is as close to hum as the mains "
             "comb can resolve. See heldout_metrics.synthetic_channel_flagged_windows.",
             "Stereo is mixed to mono first, so a defect in one channel only is 6 dB weaker.",
             "One label per window: two defects at once are reported as the stronger one.",
-            "Trained and scored on synthetic defects over synthetic and espeak-ng programme; "
-            "not yet scored on real broadcast recordings.",
+            "Real programme is what the catalogue holds (game and orchestral music, rock, "
+            "studio, radio and game speech, a few film soundtracks): no live broadcast, no "
+            "sport or applause, little room tone. See real_metrics.",
+            "The defects over real programme are simulated (lab.synth.audio_defects), not "
+            "recorded faults.",
         ],
     }
 
@@ -579,7 +740,7 @@ def _card(summary: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.training.audio_artifact")
-    parser.add_argument("command", choices=["train", "export", "eval", "all"])
+    parser.add_argument("command", choices=["train", "export", "calibrate", "eval", "all"])
     parser.add_argument("--out", type=Path, default=default_out_dir(), help="Working directory.")
     parser.add_argument(
         "--models", type=Path, default=REPO_MODELS, help="Where the ONNX model goes."
@@ -596,8 +757,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(train(args.out, args.seed, **overrides)["timings_s"]))
     if args.command in ("export", "all"):
         print(export(args.out, args.models))
+    if args.command in ("calibrate", "all"):
+        print(json.dumps(calibrate(args.models, args.out, args.seed), indent=2))
     if args.command in ("eval", "all"):
-        print(json.dumps(evaluate(args.models, args.out, args.seed), indent=2))
+        figures = {
+            "synthetic_heldout": evaluate(args.models, args.out, args.seed),
+            "real_test": real_evaluate(args.models, args.out, args.seed),
+        }
+        write_real_metrics(args.models, figures["real_test"])
+        print(json.dumps(figures, indent=2))
     return 0
 
 

@@ -225,4 +225,14 @@ def test_the_paging_spans_and_the_readings_carry_the_level(
         if readings:
             assert readings["hum_relative_db"] == pytest.approx(-10.0, abs=2.0), readings
     assert found
-    assert np.median([(s.levels or {})["hum_relative_db"] for s in found]) == pytest.approx(-10, abs=2)
+    assert np.median([(s.levels or {})["hum_relative_db"] for s in found]) == pytest.approx(
+        -10, abs=2
+    )
+
+
+def test_clean_real_speech_opens_no_alert_at_the_defaults(
+    voice: np.ndarray, models: ModelCache
+) -> None:
+    """Real studio speech, no defect mixed in: nothing pages."""
+    alerts, _ = run(voice, models, AudioArtifactConfig(enabled=True))
+    assert alerts == []
