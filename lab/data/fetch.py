@@ -154,9 +154,9 @@ def licence(source: Source, folder: Path) -> str:
         return "unclear"
     for meta in list(folder.rglob("METADATA")) + list(folder.rglob("PKG-INFO")):
         text = meta.read_text(errors="replace")
-        found = re.search(r"^License(?:-Expression)?:\s*(.+)$", text, re.M)
-        if found:
-            return found.group(1).strip()
+        field = re.search(r"^License(?:-Expression)?:\s*(.+)$", text, re.M)
+        if field:
+            return field.group(1).strip()
     return "unclear"
 
 
