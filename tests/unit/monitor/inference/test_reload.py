@@ -147,6 +147,7 @@ def test_a_card_whose_input_spec_disagrees_with_the_graph_is_refused_once(
     models = ModelCache(model_copy, ["CPUExecutionProvider"])
     running: OnnxModel = models.model(NAME)
     card = json.loads((model_copy / f"{NAME}.json").read_text())
+    shipped = card["version"]
     card["inputs"][0]["shape"] = ["batch", 16000]
     card["version"] = "9.9.9"
     (model_copy / f"{NAME}.json").write_text(json.dumps(card))
@@ -158,7 +159,7 @@ def test_a_card_whose_input_spec_disagrees_with_the_graph_is_refused_once(
     assert watcher.check() == [] and refused() is None  # changed files settle for one look
     assert watcher.check() == [] and refused() == 1
     assert watcher.check() == [] and refused() == 1  # the same files are not tried again
-    assert "input audio has shape" in caplog.text and "1.2.0 stays in use" in caplog.text
+    assert "input audio has shape" in caplog.text and f"{shipped} stays in use" in caplog.text
     assert models.swap_staged() == [] and models.model(NAME) is running
 
 
