@@ -60,6 +60,7 @@ from lab.synth.speech import (
     TRAIN_VARIANTS,
 )
 from lab.training import audio_artifact_real as real_data
+from lab.training import onnx_init
 from lab.training.audio_artifact_data import (
     SAMPLES,
     TrainSettings,
@@ -374,7 +375,7 @@ def load_exported(model: Classifier, path: Path) -> None:
 
     The export folded each conv block's BatchNorm into its convolution; those BatchNorms come
     back as identities carrying the folded bias (mean 0, variance 1 - eps), which is exact
-    as long as BatchNorm statistics stay frozen (:func:`_freeze_norms`)."""
+    as long as BatchNorm statistics stay frozen (:func:`lab.training.onnx_init.freeze_bn`)."""
     import onnx
     from onnx import numpy_helper
 
@@ -398,21 +399,7 @@ def load_exported(model: Classifier, path: Path) -> None:
             f"{path}: {len(pairs)} folded convolutions, the network has {len(convs)}"
         )
     model.load_state_dict(state)
-    with torch.no_grad():
-        for (w, b), conv, norm in zip(pairs, convs, norms, strict=True):
-            conv.weight.copy_(weights[w])
-            norm.weight.fill_(1.0)
-            norm.bias.copy_(weights[b])
-            norm.running_mean.zero_()
-            norm.running_var.fill_(1.0 - norm.eps)
-
-
-def _freeze_norms(model: nn.Module) -> None:
-    """BatchNorm statistics fixed (their scale and shift still learn): a fine-tune keeps the
-    normalisation the exported weights were trained with."""
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
-            m.eval()
+    onnx_init.restore_folded(convs, norms, [(weights[w], weights[b]) for w, b in pairs])
 
 
 def _fit(
@@ -501,7 +488,7 @@ def _epoch(
 ) -> float:
     model.train()
     if settings.init:
-        _freeze_norms(model)
+        onnx_init.freeze_bn(model)
     order = torch.randperm(len(ftr[0]), generator=generator)
     total, count = 0.0, 0
     for i in range(0, len(order), settings.batch_size):

@@ -33,16 +33,14 @@ def load_onnx_weights(model: Any, path: Path) -> None:
     if len(trunk_nodes) != len(trunk_convs) or len(bns) != len(trunk_convs):
         raise ValueError(f"{path}: {len(trunk_nodes)} convolutions, the network has "
                          f"{len(trunk_convs)}")  # fmt: skip
+    pairs = []
+    for node, conv in zip(trunk_nodes, trunk_convs, strict=True):
+        w, b = weights[node.input[1]], weights[node.input[2]]
+        if tuple(w.shape) != tuple(conv.weight.shape):
+            raise ValueError(f"{path}: {node.name} is {w.shape}, not {conv.weight.shape}")
+        pairs.append((torch.from_numpy(w.copy()), torch.from_numpy(b.astype(np.float32))))
+    restore_folded(trunk_convs, bns, pairs)
     with torch.no_grad():
-        for node, conv, bn in zip(trunk_nodes, trunk_convs, bns, strict=True):
-            w, b = weights[node.input[1]], weights[node.input[2]]
-            if tuple(w.shape) != tuple(conv.weight.shape):
-                raise ValueError(f"{path}: {node.name} is {w.shape}, not {conv.weight.shape}")
-            conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
-            bn.weight.fill_(1.0)
-            bn.bias.copy_(torch.from_numpy(b.astype(np.float32)))
-            bn.running_mean.zero_()
-            bn.running_var.fill_(1.0 - bn.eps)
         for name in ("region.weight", "region.bias", "head.weight", "head.bias"):
             target = dict(model.named_parameters())[name]
             value = weights[name]
@@ -51,10 +49,26 @@ def load_onnx_weights(model: Any, path: Path) -> None:
             target.copy_(torch.from_numpy(np.ascontiguousarray(value)).reshape(target.shape))
 
 
+def restore_folded(convs: list[Any], norms: list[Any], pairs: list[tuple[Any, Any]]) -> None:
+    """Each convolution gets its folded weight, the batch norm after it the identity plus the
+    folded bias (gamma 1, beta the bias, mean 0, variance 1 - eps): exact while the norms
+    stay frozen (:func:`freeze_bn`)."""
+    import torch
+
+    with torch.no_grad():
+        for (weight, bias), conv, norm in zip(pairs, convs, norms, strict=True):
+            conv.weight.copy_(weight)
+            norm.weight.fill_(1.0)
+            norm.bias.copy_(bias)
+            norm.running_mean.zero_()
+            norm.running_var.fill_(1.0 - norm.eps)
+
+
 def freeze_bn(model: Any) -> None:
-    """Keep every batch norm in eval mode (the folded statistics), whatever model.train() did."""
+    """Keep every batch norm in eval mode (the folded statistics; their scale and shift still
+    learn), whatever model.train() did."""
     from torch import nn
 
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
+        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
             m.eval()
