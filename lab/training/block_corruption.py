@@ -60,11 +60,12 @@ from lab.training.block_real import REAL_CLIPS, real_specs
 from lab.training.common import REPO_MODELS
 from monitor.app.progress import track_time
 from monitor.inference.detectors.block_corruption import whole_regions
+from monitor.inference.graph_edit import add_feature_outputs
 
 logger = logging.getLogger(__name__)
 
 MODELS = {"light": "block_corruption_light"}
-VERSIONS = {"light": "2.0.0"}  # 2.0: trained on damaged real footage, synthetic as a share
+VERSIONS = {"light": "2.1.0"}  # 2.0: trained on damaged real footage; 2.1: features as outputs
 CROP = (192, 320)
 FRAMES = 48
 CLIPS = {"train": 400, "validation": 60, "heldout": 120}
@@ -75,6 +76,24 @@ EVAL_FRAME_STEP = 3
 MAX_FPR = 0.01
 _CLEAN_SEEDS = {"train_clean": 50_000, "validation_clean": 45_000, "heldout_clean": 40_000}
 _CLEAN_MIXES = (("crowd",), ("high_motion",), ("crowd", "high_motion"), ("high_motion", "crowd"))
+
+
+FEATURE_OUTPUTS = [
+    {
+        "name": "features",
+        "shape": ["batch", 192, "rows", "cols"],
+        "dtype": "float32",
+        "meaning": "the trunk's last feature map, one 192-vector per 32x32 region (what "
+        "region_prob's 1x1 convolution reads): for active-learning selection and region-head "
+        "retraining",
+    },
+    {
+        "name": "embedding",
+        "shape": ["batch", 192],
+        "dtype": "float32",
+        "meaning": "the mean of features over the picture: the frame's embedding",
+    },
+]
 
 
 def default_out_dir() -> Path:
@@ -663,6 +682,7 @@ def export(trunk: str, out_dir: Path, models_dir: Path) -> Path:
         {"region_prob": {0: "batch", 2: "rows", 3: "cols"}, "frame_prob": {0: "batch"}},
     )
     shutil.copy(fp32, path)
+    add_feature_outputs(path)  # what active selection clusters and retraining fits a head on
     storage = "float32"
     if trunk == "full":
         _fp16_weights(path)
@@ -711,6 +731,7 @@ def export(trunk: str, out_dir: Path, models_dir: Path) -> Path:
                 "dtype": "float32",
                 "meaning": "probability the frame is corrupted, from the jointly learned head",
             },
+            *FEATURE_OUTPUTS,
         ],
         "classes": [],
         "thresholds": {"region": 0.5, "area": AREA_THRESHOLD, "head": 0.5},
@@ -765,7 +786,8 @@ def _compare(reference: Path, candidate: Path, out_dir: Path | None = None) -> f
         ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"rgb": x})
         for p in (reference, candidate)
     ]
-    return round(float(max(np.abs(a - b).max() for a, b in zip(*outs, strict=True))), 6)
+    pairs = zip(outs[0], outs[1][: len(outs[0])], strict=True)  # the fp32 file has no features
+    return round(float(max(np.abs(a - b).max() for a, b in pairs)), 6)
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from lab.synth.corrupt import ClipSpec, corrupt_stream, corrupted_clip
@@ -22,6 +23,7 @@ from monitor.inference.detectors.block_corruption import (
 from monitor.inference.detectors.registry import parse_detector_config
 from monitor.inference.engine import default_model_dir
 from monitor.inference.models import ModelCache
+from monitor.inference.graph_edit import region_head, with_region_head
 from tests.real_media import real_footage
 
 pytestmark = pytest.mark.skipif(
@@ -72,9 +74,35 @@ def test_clean_crowd_and_high_motion_frames_stay_under_the_threshold(
 def test_the_map_has_one_cell_per_32_pixel_region_at_any_size(models: ModelCache) -> None:
     net = models.model(MODEL_NAMES["light"])
     for (h, w), cells in {(224, 224): (7, 7), (360, 640): (12, 20)}.items():
-        region, frame = net.run_all(np.zeros((2, 3, h, w), np.float32))
+        region, frame, features, embedding = net.run_all(np.zeros((2, 3, h, w), np.float32))
         assert region.shape == (2, 1, *cells)
         assert frame.shape == (2, 1)
+        assert features.shape == (2, 192, *cells) and embedding.shape == (2, 192)
+
+
+def test_the_region_map_is_a_logistic_head_over_the_features_output(models: ModelCache) -> None:
+    """What retraining refits (the 1x1 convolution) is exactly what the graph computes, and
+    the embedding is the features' mean: the extra outputs changed no arithmetic."""
+    net = models.model(MODEL_NAMES["light"])
+    x = np.random.default_rng(3).uniform(0, 255, (2, 3, 192, 320)).astype(np.float32)
+    region, _, features, embedding = net.run_all(x)
+    w, b = region_head(net.path.read_bytes())
+    z = np.einsum("c,nchw->nhw", w, features) + b
+    np.testing.assert_allclose(1 / (1 + np.exp(-z)), region[:, 0], atol=1e-5)
+    np.testing.assert_allclose(features.mean(axis=(2, 3)), embedding, atol=1e-5)
+
+
+def test_a_replaced_region_head_changes_the_map_and_nothing_else(models: ModelCache) -> None:
+    net = models.model(MODEL_NAMES["light"])
+    data = net.path.read_bytes()
+    w, b = region_head(data)
+    edited = with_region_head(data, -w, -b)
+    x = np.random.default_rng(4).uniform(0, 255, (1, 3, 96, 160)).astype(np.float32)
+    session = ort.InferenceSession(edited, providers=["CPUExecutionProvider"])
+    new = session.run(None, {"rgb": x})
+    old = net.run_all(x)
+    np.testing.assert_allclose(new[0], 1 - old[0], atol=1e-5)  # sigmoid(-z) = 1 - sigmoid(z)
+    np.testing.assert_allclose(new[2], old[2], atol=1e-6)
 
 
 def test_the_detector_is_off_by_default_and_its_settings_are_checked() -> None:
