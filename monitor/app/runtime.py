@@ -103,6 +103,18 @@ def make_samples(settings: Settings, metrics: Metrics) -> SampleStore | None:
     )
 
 
+def make_candidates(settings: Settings) -> SampleStore | None:
+    """The annotation candidates in the data directory; None when turned off."""
+    if settings.candidates_every == 0:
+        return None
+    limits = SampleLimits(
+        per_channel=settings.candidates_per_channel,
+        max_bytes=settings.candidates_max_bytes,
+        retention=settings.samples_retention,
+    )
+    return SampleStore(settings.data_path / "candidates", limits)
+
+
 class Runtime:
     """The clients of one process and the stages it runs."""
 
@@ -215,6 +227,8 @@ class Runtime:
             group=group,
             reload_interval=reload,
             samples=make_samples(self.settings, self.metrics),
+            candidates=make_candidates(self.settings),
+            candidates_every=self.settings.candidates_every,
         )
 
     def _ingest_service(self, channel_ids: list[str] | None) -> IngestService | OwnedIngest:

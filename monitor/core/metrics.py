@@ -170,6 +170,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.candidates_kept = Counter(
+            "vqm_candidates_kept",
+            "Analysed frames kept as annotation candidates for `vqm label queue`.",
+            ["channel", "detector"],
+            registry=r,
+        )
         self.sample_errors = Counter(
             "vqm_sample_errors",
             "Flagged segments that could not be kept (disk full, permissions); analysis goes on.",

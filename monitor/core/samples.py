@@ -68,6 +68,14 @@ class SampleMeta(BaseModel):
     size: int = Field(default=0, ge=0, description="Bytes of the segment.")
     stored_at: float = 0.0
     used_at: float = 0.0
+    # Annotation candidates only (container "png": one analysed frame, see
+    # monitor.inference.candidate): what selection reads without decoding anything.
+    frame_time: float | None = None
+    model_version: str | None = None
+    score: float | None = Field(default=None, description="The frame's decision value.")
+    threshold: float | None = Field(default=None, description="Where score is flagged.")
+    embedding: list[float] | None = None
+    region_prob: list[list[float]] | None = None
 
     @property
     def key(self) -> tuple[str, int]:

@@ -94,6 +94,19 @@ class Settings(BaseSettings):
     samples_retention: float = Field(
         default=14 * 24 * 3600.0, gt=0, description="Seconds a sample is kept at most."
     )
+    candidates_every: int = Field(
+        default=10,
+        ge=0,
+        description="One segment in this many, per channel, leaves an annotation candidate "
+        "(a frame a learned detector judged, with its score and embedding) for "
+        "`vqm label queue`; 0: none.",
+    )
+    candidates_per_channel: int = Field(
+        default=100, ge=1, description="Annotation candidates a channel keeps."
+    )
+    candidates_max_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1, description="Bytes the candidates take at most."
+    )
     lease_ttl: float = Field(
         default=10.0,
         gt=0,

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -46,6 +46,7 @@ from monitor.core.metrics import Metrics
 from monitor.core.redact import redact_url
 from monitor.core.retry import pause
 from monitor.core.samples import SampleMeta, SampleStore
+from monitor.inference.candidate import Candidate
 from monitor.inference.detectors.base import Detector
 from monitor.inference.detectors.registry import build
 from monitor.inference.engine import OnnxModel
@@ -83,6 +84,29 @@ def thumbnail_jpeg(decoded: DecodedSegment) -> str | None:
     return base64.b64encode(jpeg.tobytes()).decode("ascii") if ok else None
 
 
+def candidate_sample(channel_id: str, seq: int, candidate: Candidate) -> tuple[SampleMeta, bytes]:
+    """A candidate as the store keeps it: its picture as PNG (lossless: compression would
+    add the blocks the model judges), the rest in the metadata."""
+    ok, png = cv2.imencode(".png", cv2.cvtColor(candidate.rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError("the candidate's picture does not encode as PNG")
+    meta = SampleMeta(
+        channel_id=channel_id,
+        seq=seq,
+        media_start=candidate.frame_time,
+        media_end=candidate.frame_time,
+        detectors=[candidate.detector],
+        container="png",
+        frame_time=candidate.frame_time,
+        model_version=candidate.model_version,
+        score=round(candidate.score, 5),
+        threshold=candidate.threshold,
+        embedding=[round(float(v), 5) for v in candidate.embedding],
+        region_prob=np.round(candidate.region_prob.astype(np.float64), 4).tolist(),
+    )
+    return meta, png.tobytes()
+
+
 def _model_labels(model: OnnxModel) -> dict[str, str]:
     return {
         "model": model.name,
@@ -113,6 +137,7 @@ class Analysis:
 
     detections: list[DetectionMessage]
     error: str | None = None
+    candidates: list[Candidate] = field(default_factory=list)
 
 
 def run_detector(
@@ -137,11 +162,15 @@ class SegmentAnalyzer:
     """Runs a channel's detectors over one segment; built once per channel and reused.
     Learned detectors take their models from ``models``, shared by every channel."""
 
-    def __init__(self, config: Channels, metrics: Metrics, models: ModelCache) -> None:
+    def __init__(
+        self, config: Channels, metrics: Metrics, models: ModelCache, candidates_every: int = 0
+    ) -> None:
         self._config = config
         self._metrics = metrics
         self.models = models
         self._detectors: dict[str, list[Detector]] = {}
+        self._candidates_every = candidates_every
+        self._segments_seen: dict[str, int] = {}
         # Each defect's start, carried on its spans so alerting can name it after losing
         # its state; one channel's segments come here in order (see runs.py).
         self._runs = DefectRuns()
@@ -171,11 +200,23 @@ class SegmentAnalyzer:
             self._metrics.decode_errors.labels(segment.channel_id).inc()
             return Analysis([], error=str(exc))
         decode_time = time.perf_counter() - started
+        sampled = self._sampled(segment.channel_id)
+        for detector in detectors:
+            detector.keep_candidate = sampled
         out = [self._run(d, segment, decoded, decode_time / len(detectors)) for d in detectors]
         if out:
             out[0] = out[0].model_copy(update={"thumbnail_jpeg": self._thumbnail(decoded)})
         self._metrics.segments_processed.labels(segment.channel_id).inc()
-        return Analysis(out)
+        found = [c for c in (d.candidate() for d in detectors) if c is not None] if sampled else []
+        return Analysis(out, candidates=found)
+
+    def _sampled(self, channel_id: str) -> bool:
+        """One segment in ``candidates_every`` of each channel leaves annotation candidates."""
+        if self._candidates_every == 0:
+            return False
+        seen = self._segments_seen.get(channel_id, 0)
+        self._segments_seen[channel_id] = seen + 1
+        return seen % self._candidates_every == 0
 
     def _thumbnail(self, decoded: DecodedSegment) -> str | None:
         """A picture is a nicety: failing to make one never costs the detections."""
@@ -246,13 +287,17 @@ class InferenceWorker:
         group: str = "vqm-inference",
         reload_interval: float | None = None,
         samples: SampleStore | None = None,
+        candidates: SampleStore | None = None,
+        candidates_every: int = 0,
     ) -> None:
         self._bus = bus
         self.samples = samples
+        self.candidates = candidates
         self._topics = config.topics
         self._metrics = metrics
         self._group = group
-        self.analyzer = SegmentAnalyzer(config, metrics, models)
+        every = candidates_every if candidates is not None else 0
+        self.analyzer = SegmentAnalyzer(config, metrics, models, every)
         self.watcher = ModelWatcher(models, metrics, reload_interval) if reload_interval else None
         self.ready = False
 
@@ -373,6 +418,8 @@ class InferenceWorker:
                 max(0.0, detection.detected_at - segment.fetched_at)
             )
         await self._keep_sample(segment, analysis.detections)
+        for candidate in analysis.candidates:
+            await self._keep_candidate(segment, candidate)
 
     async def _keep_sample(
         self, segment: SegmentMessage, detections: list[DetectionMessage]
@@ -396,6 +443,18 @@ class InferenceWorker:
             logger.error("segment %d not kept as a sample: %s", segment.seq, exc)
             return
         self._metrics.samples_kept.labels(segment.channel_id).inc()
+
+    async def _keep_candidate(self, segment: SegmentMessage, candidate: Candidate) -> None:
+        """Keep an annotation candidate; failing to costs no detection."""
+        assert self.candidates is not None
+        meta, png = candidate_sample(segment.channel_id, segment.seq, candidate)
+        try:
+            await asyncio.to_thread(self.candidates.put, meta, png)
+        except OSError as exc:
+            self._metrics.sample_errors.labels(segment.channel_id).inc()
+            logger.error("segment %d left no annotation candidate: %s", segment.seq, exc)
+            return
+        self._metrics.candidates_kept.labels(segment.channel_id, candidate.detector).inc()
 
     async def _publish_event(self, segment: SegmentMessage, detail: str) -> None:
         event = StreamEvent(

@@ -32,6 +32,7 @@ from monitor.core.messages import DefectSpan
 from monitor.inference.segment import DecodedSegment, DecodeNeeds
 
 if TYPE_CHECKING:
+    from monitor.inference.candidate import Candidate
     from monitor.inference.models import ModelCache
 
 __all__ = ["Detector", "DetectorConfig"]
@@ -48,6 +49,10 @@ class Detector(abc.ABC):
     def __init__(self, config: DetectorConfig, models: ModelCache | None = None) -> None:
         self.config = config
         self._models = models
+        # Set by the worker before a segment it samples for annotation; a detector that
+        # can (a learned one) then keeps one analysed frame as ``candidate()``.
+        self.keep_candidate = False
+        self._candidate: Candidate | None = None
 
     @property
     def models(self) -> ModelCache:
@@ -90,6 +95,10 @@ class Detector(abc.ABC):
         but that stay under the channel's paging floor (audio_artifact's sensitivity): not
         defects, so they open no alert; ``vqm scan`` lists them. None by default."""
         return []
+
+    def candidate(self) -> Candidate | None:
+        """The annotation candidate the segment just detected left (see keep_candidate)."""
+        return self._candidate
 
     def warm_up(self) -> None:  # noqa: B027 - optional hook
         """Run once before the worker reports ready (models load and run here)."""

@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import Field
 
 from monitor.core.messages import DefectSpan
+from monitor.inference.candidate import Candidate, frame_score
 from monitor.inference.detectors.base import Detector, DetectorConfig
 from monitor.inference.detectors.registry import register
 from monitor.inference.detectors.spans import spans_from_flags
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 MODEL_NAMES = {"light": "block_corruption_light"}
 REGION = 32
 RGB_LIMIT = (960, 540)
+EMBEDDING_OUTPUT = 3  # region_prob, frame_prob, features, embedding (see graph_edit)
 
 
 class BlockCorruptionConfig(DetectorConfig):
@@ -98,6 +100,7 @@ class BlockCorruptionDetector(Detector):
     def __init__(self, config: DetectorConfig, models: ModelCache | None = None) -> None:
         super().__init__(config, models)
         self.model_name = MODEL_NAMES[self.config.model]
+        self._rng = np.random.default_rng()
 
     def model(self) -> OnnxModel:
         return self.models.model(MODEL_NAMES[self.config.model])
@@ -109,15 +112,27 @@ class BlockCorruptionDetector(Detector):
     def scores(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(region probabilities (N, 1, h, w) over whole regions, frame probabilities (N,))
         for RGB frames (N, H, W, 3)."""
+        region, head, _ = self.scores_and_embeddings(rgb)
+        return region, head
+
+    def scores_and_embeddings(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`scores` and the frames' embeddings (N, C)."""
         batcher = self.models.batcher(self.model())  # joins frames of concurrent channels
-        maps, heads = [], []
+        maps, heads, embeddings = [], [], []
         size = self.config.batch_size
         for i in range(0, len(rgb), size):
             x = rgb[i : i + size].transpose(0, 3, 1, 2).astype(np.float32)
-            region, frame = batcher.run_all(x)
-            maps.append(region)
-            heads.append(frame[:, 0])
-        return whole_regions(np.concatenate(maps), *rgb.shape[1:3]), np.concatenate(heads)
+            outputs = batcher.run_all(x)
+            maps.append(outputs[0])
+            heads.append(outputs[1][:, 0])
+            if len(outputs) > EMBEDDING_OUTPUT:  # models before 2.1 have none
+                embeddings.append(outputs[EMBEDDING_OUTPUT])
+        embedding = np.concatenate(embeddings) if embeddings else np.zeros((len(rgb), 0))
+        region = whole_regions(np.concatenate(maps), *rgb.shape[1:3])
+        return region, np.concatenate(heads), embedding
+
+    def region_threshold(self) -> float:
+        return self.config.region_threshold or self.model().card.thresholds.get("region", 0.5)
 
     def decide(self, region: np.ndarray, head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(flags, confidence) per frame under the configured decision."""
@@ -125,22 +140,44 @@ class BlockCorruptionDetector(Detector):
         if self.config.decision == "head":
             t = self.config.head_threshold or thresholds.get("head", 0.5)
             return head >= t, head
-        t = self.config.region_threshold or thresholds.get("region", 0.5)
+        t = self.region_threshold()
         share = corrupted_share(region, t)
         flat = region.reshape(len(region), -1)
         hot = np.where(flat >= t, flat, 0.0).sum(axis=1) / np.maximum((flat >= t).sum(axis=1), 1)
         return share > self.config.area_threshold, hot
 
     def detect(self, segment: DecodedSegment) -> list[DefectSpan]:
+        self._candidate = None
         if not segment.has_video or segment.rgb is None:
             return []
         picks = np.arange(0, len(segment.video_times), self.config.stride)
-        region, head = self.scores(segment.rgb[picks])
+        region, head, embedding = self.scores_and_embeddings(segment.rgb[picks])
+        if self.keep_candidate:
+            self._keep(segment, picks, region, embedding)
         flags, confidence = self.decide(region, head)
         step = self.config.stride * segment.frame_duration
         spans = spans_from_flags(flags, segment.video_times[picks], step, confidence)
         end = segment.video_span[1]
         return [s.model_copy(update={"end": min(s.end, end)}) for s in spans]
+
+    def _keep(
+        self, segment: DecodedSegment, picks: np.ndarray, region: np.ndarray, embedding: np.ndarray
+    ) -> None:
+        """One analysed frame, drawn at random, as this segment's annotation candidate."""
+        if embedding.shape[1] == 0 or segment.rgb is None:
+            return
+        i = int(self._rng.integers(len(picks)))
+        score = frame_score(region[i : i + 1, 0], self.config.area_threshold)[0]
+        self._candidate = Candidate(
+            detector=self.key,
+            model_version=self.model().version,
+            frame_time=float(segment.video_times[picks[i]]),
+            score=float(score),
+            threshold=self.region_threshold(),
+            embedding=embedding[i].astype(np.float32),
+            region_prob=region[i, 0].astype(np.float32),
+            rgb=np.ascontiguousarray(segment.rgb[picks[i]]),
+        )
 
 
 __all__ = [
