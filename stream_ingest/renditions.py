@@ -12,14 +12,16 @@ sound together::
 Where the audio starts is found from EXT-X-PROGRAM-DATE-TIME when both playlists carry it,
 else from the media sequence number (renditions cut together number alike); from there the
 audio is read forward by its timestamps, so renditions cut at other times still line up.
-Only MPEG-TS renditions can be joined (ingest loads no media library to remux fMP4 or
-packed audio). Where the 33-bit PTS clock wraps (every 26.5 hours) the audio is looked for
+MPEG-TS renditions are joined as they are, packed AAC (``.aac``: ADTS after an ID3
+timestamp) once rewrapped as MPEG-TS (:mod:`stream_ingest.packed`); fMP4 audio is not
+joined. Where the 33-bit PTS clock wraps (every 26.5 hours) the audio is looked for
 afresh, as after an encoder restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import deque
 from typing import NamedTuple
@@ -27,6 +29,7 @@ from typing import NamedTuple
 from monitor.core.errors import VqmError
 from stream_ingest.fetch import Fetcher, FetchError, PlaylistReader
 from stream_ingest.keys import KeyRing, SegmentKeyError
+from stream_ingest.packed import PackedError, as_transport_stream
 from stream_ingest.playlist import MasterPlaylist, MediaPlaylist, PlaylistError, Segment
 from stream_ingest.tsjoin import Joined, JoinError, audio_span, join_audio, ts_span
 
@@ -42,6 +45,9 @@ REALIGN_AFTER = 60.0
 # carry a few hundred milliseconds each, and one that starts before the picture goes to the
 # segment before.
 AUDIO_SLACK = 0.5
+# A failed audio segment is named in the events of the video segments joined while it is
+# among this many audio segments before the next to fetch.
+FAILURES_KEPT = 3
 
 
 class AudioMissing(VqmError):
@@ -68,6 +74,7 @@ class AudioJoiner:
         self._cap = cap
         self._next: int | None = None  # next audio sequence number to fetch
         self._pieces: deque[_Piece] = deque()
+        self._failed: dict[int, str] = {}  # audio sequence number: why it gave no sound
 
     async def join(self, segment: Segment, payload: bytes) -> Joined:
         """``payload`` (the video segment) with the audio of its time; AudioMissing when none
@@ -81,12 +88,22 @@ class AudioJoiner:
         playlist = await self._playlist()
         await self._cover(playlist, segment, span)
         pieces = [p.data for p in self._pieces if p.end > span[0] and p.start < span[1]]
+        problem = "; ".join(self._recent_failures())
         if not pieces:
-            raise AudioMissing(self._why_none(playlist, span))
+            raise AudioMissing(problem or self._why_none(playlist, span))
         try:
-            return await asyncio.to_thread(join_audio, payload, pieces)
+            joined = await asyncio.to_thread(join_audio, payload, pieces)
         except JoinError as exc:
             raise AudioMissing(f"audio not joinable: {exc}") from None
+        return dataclasses.replace(joined, problem=problem)
+
+    def _recent_failures(self) -> list[str]:
+        """Why the audio segments around the one fetched last gave no sound (a failed one
+        leaves a hole in the sound of the video segments on either side of its time)."""
+        assert self._next is not None
+        for seq in [s for s in self._failed if s < self._next - FAILURES_KEPT]:
+            del self._failed[seq]
+        return list(self._failed.values())
 
     async def _playlist(self) -> MediaPlaylist:
         try:
@@ -117,7 +134,11 @@ class AudioJoiner:
                 return  # not listed yet: late audio
             segment = playlist.segments[self._next - playlist.first_seq]
             self._next += 1  # first: an audio segment that fails is not asked for again
-            piece = await self._fetch(segment)
+            try:
+                piece = await self._fetch(segment)
+            except AudioMissing as exc:  # the next one may still have the sound wanted
+                self._failed[segment.seq] = str(exc)
+                continue
             if piece is not None and piece.end > span[0]:
                 self._pieces.append(piece)
 
@@ -144,17 +165,20 @@ class AudioJoiner:
     async def _fetch(self, segment: Segment) -> _Piece | None:
         if segment.gap:
             return None
-        if segment.container != "mpegts":
-            raise AudioMissing(f"audio segment {segment.uri} is not MPEG-TS; not joinable")
+        if segment.container == "fmp4":
+            raise AudioMissing(f"audio segment {segment.uri} is fMP4; not joinable")
         try:
             data = await self._fetcher.get(segment.uri, cap=self._cap, byterange=segment.byterange)
             if segment.key is not None:
                 data = await self._keys.decrypt(data, segment.key, segment.seq)
+            data = await asyncio.to_thread(as_transport_stream, data)
             span = await asyncio.to_thread(audio_span, data)
         except FetchError as exc:
             raise AudioMissing(f"audio segment {segment.seq}: {exc.detail}") from None
         except SegmentKeyError as exc:
             raise AudioMissing(f"audio segment {segment.seq}: {exc.detail}") from None
+        except PackedError as exc:
+            raise AudioMissing(f"packed audio segment {segment.seq}: {exc}") from None
         if span is None:
             logger.warning("audio segment %s has no timestamped audio", segment.uri)
             return None

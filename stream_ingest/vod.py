@@ -110,7 +110,8 @@ async def _with_audio(joiner: AudioJoiner, segment: Segment, payload: bytes) -> 
         logger.warning("segment %d: %s; scanned without its audio", segment.seq, exc)
         return payload
     if joined.audio_missing > AUDIO_SLACK:
-        logger.warning("segment %d: %.2f s without audio", segment.seq, joined.audio_missing)
+        why = f" ({joined.problem})" if joined.problem else ""
+        logger.warning("segment %d: %.2f s without audio%s", segment.seq, joined.audio_missing, why)
     return joined.payload
 
 

@@ -507,9 +507,10 @@ class HlsFollower(Source):
                 if joined.audio_missing <= AUDIO_SLACK:
                     return joined.payload
                 payload = joined.payload
+                why = f" ({joined.problem})" if joined.problem else ""
                 detail = (
                     f"{joined.audio_missing:.2f} s of its {segment.duration:.2f} s without "
-                    "audio; published with the sound there is"
+                    f"audio{why}; published with the sound there is"
                 )
         await self._report(
             StreamEventKind.AUDIO_MISSING,

@@ -1,7 +1,8 @@
 """A multi-bitrate channel as FFmpeg writes it (two video variants, one separate audio
 rendition) followed with ``variant: all`` by a `vqm run`-style runtime: each variant is a
 sub-channel of its own, so the black that only the small variant carries pages on that
-rendition alone, and the silence of the shared audio rendition pages on both, at its time.
+rendition alone, and the silence of the shared audio rendition pages on both, at its time,
+whether that rendition is MPEG-TS or packed audio.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from monitor.app.runtime import Runtime
 from monitor.core.settings import Settings
 from stream_ingest.config import IngestConfig
 from tests.conftest import free_port
-from tests.unit.stream_ingest.multivariant import BLACK_90P, SILENCE, write_master
+from tests.unit.stream_ingest.multivariant import BLACK_90P, SILENCE, pack_audio, write_master
 from tests.unit.stream_ingest.origin import Origin, Response
 
 pytestmark = [
@@ -31,9 +32,12 @@ pytestmark = [
 PTS_START = 1.4
 
 
-@pytest.fixture
-async def origin(tmp_path: Path):
+@pytest.fixture(params=["mpegts", "packed"])
+async def origin(tmp_path: Path, request: pytest.FixtureRequest):
+    """The channel on a local origin, its audio rendition as MPEG-TS or as packed audio."""
     write_master(tmp_path)
+    if request.param == "packed":
+        pack_audio(tmp_path)
     server = Origin()
     for path in tmp_path.rglob("*"):
         if path.is_file():

@@ -30,3 +30,37 @@ def write_master(root: Path) -> Path:
         check=True, timeout=120,
     )  # fmt: skip
     return root / "master.m3u8"
+
+
+def pack_audio(root: Path, rendition: str = "2") -> None:
+    """Rewrite the audio rendition under ``root`` as packed audio, as Apple's segmenter and
+    most packagers serve it: each segment the ADTS stream FFmpeg copies out of the MPEG-TS
+    one (``.aac``), after an ID3 tag whose PRIV frame gives its first sample's PTS."""
+    folder = root / rendition
+    playlist = (folder / "index.m3u8").read_text()
+    for ts in sorted(folder.glob("seg*.ts")):
+        first = subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+             "packet=pts", "-read_intervals", "%+#1", "-of", "csv=p=0", str(ts)],
+            check=True, capture_output=True, text=True, timeout=60,
+        ).stdout.split()[0].strip(",")  # fmt: skip
+        adts = subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", str(ts), "-map", "0:a", "-c", "copy", "-f", "adts",
+             "-"],
+            check=True, capture_output=True, timeout=60,
+        ).stdout  # fmt: skip
+        ts.with_suffix(".aac").write_bytes(id3_timestamp_tag(int(first)) + adts)
+        ts.unlink()
+        playlist = playlist.replace(ts.name, ts.with_suffix(".aac").name)
+    (folder / "index.m3u8").write_text(playlist)
+
+
+def id3_timestamp_tag(pts: int) -> bytes:
+    """An ID3v2.4 tag with the one PRIV frame of RFC 8216's packed audio: the 33-bit PTS."""
+    body = b"com.apple.streaming.transportStreamTimestamp\x00" + pts.to_bytes(8, "big")
+    frame = b"PRIV" + _syncsafe(len(body)) + b"\x00\x00" + body
+    return b"ID3\x04\x00\x00" + _syncsafe(len(frame)) + frame
+
+
+def _syncsafe(n: int) -> bytes:
+    return bytes([(n >> 21) & 0x7F, (n >> 14) & 0x7F, (n >> 7) & 0x7F, n & 0x7F])

@@ -88,10 +88,10 @@ async def test_a_missing_audio_segment_is_reported_and_its_video_still_published
     missing = harness.of_kind(StreamEventKind.AUDIO_MISSING)
     assert [e.seq for e in missing] == [2]
     assert missing[0].media_time == pytest.approx(harness.segments[2].media_start)
-    assert "404" in missing[0].detail and "published without it" in missing[0].detail
+    # The sound of the segments either side is joined: the PES that straddle its edges.
+    assert "s of its 2.00 s without audio (audio segment 2: HTTP 404" in missing[0].detail
     assert harness.errors("audio_missing") == 1
-    kinds = [stream_kinds(s) for s in harness.segments]
-    assert kinds == [["video", "audio"]] * 2 + [["video"]] + [["video", "audio"]] * 2
+    assert all(stream_kinds(s) == ["video", "audio"] for s in harness.segments)
 
 
 def dated(playlist: str, first_seq: int) -> bytes:
@@ -164,3 +164,34 @@ async def test_an_fmp4_variant_is_followed_without_its_audio_and_says_so_once(
     assert [s.payload for s in harness.segments] == [b"init.mp4a.m4s", b"init.mp4b.m4s"]
     missing = harness.of_kind(StreamEventKind.AUDIO_MISSING)
     assert len(missing) == 1 and "not MPEG-TS" in missing[0].detail
+
+
+async def test_a_packed_audio_rendition_is_joined_to_the_mpegts_video(
+    harness: Harness, packed_media: Path
+) -> None:
+    harness.follow(serve(harness, packed_media))
+    await harness.until(lambda: len(harness.segments) == 5, timeout=20)
+
+    assert harness.origin.hits("/2/seg1.aac")
+    assert all(stream_kinds(s) == ["video", "audio"] for s in harness.segments)
+    assert harness.of_kind(StreamEventKind.AUDIO_MISSING) == []
+
+
+async def test_a_hostile_packed_audio_segment_is_reported_and_its_video_still_published(
+    harness: Harness, packed_media: Path
+) -> None:
+    url = serve(harness, packed_media)
+    good = (packed_media / "2" / "seg2.aac").read_bytes()
+    harness.origin.routes["/2/seg2.aac"] = Response(body=good[: len(good) // 2])  # cut short
+    harness.origin.routes["/2/seg3.aac"] = Response(body=b"ID3\x04\x00\x00\x00\x00\x00\x00")
+    harness.follow(url)
+    await harness.until(lambda: len(harness.segments) == 5, timeout=20)
+    await harness.until(lambda: len(harness.of_kind(StreamEventKind.AUDIO_MISSING)) == 2)
+
+    missing = harness.of_kind(StreamEventKind.AUDIO_MISSING)
+    assert [e.seq for e in missing] == [2, 3]
+    assert "packed audio segment 2: ADTS frame at byte" in missing[0].detail
+    assert "cut short" in missing[0].detail
+    assert "packed audio segment 3: no ID3 PRIV frame" in missing[1].detail
+    kinds = [stream_kinds(s) for s in harness.segments]
+    assert kinds[2] == ["video"] and kinds[4] == ["video", "audio"]
