@@ -79,6 +79,7 @@ class Joined:
     audio: tuple[float, float] | None
     holes: float = 0.0  # seconds between the joined PES where sound is lacking
     problem: str = ""  # why audio segments of its time gave no sound (none: "")
+    beside: bytes = b""  # sound carried beside ``payload``, not in it (fMP4; b"": none)
 
     @property
     def audio_missing(self) -> float:

@@ -50,3 +50,13 @@ def packed_media(tmp_path_factory: pytest.TempPathFactory, media: Path) -> Path:
     shutil.copytree(media, root, dirs_exist_ok=True)
     pack_audio(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def fmp4_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The channel as FFmpeg writes it with ``-hls_segment_type fmp4``."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs FFmpeg's CLI (Debian package ffmpeg)")
+    root = tmp_path_factory.mktemp("fmp4")
+    write_master(root, fmp4=True)
+    return root

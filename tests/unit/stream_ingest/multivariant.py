@@ -13,8 +13,11 @@ SILENCE = (4.0, 7.0)
 BLACK_90P = (2.0, 5.0)
 
 
-def write_master(root: Path) -> Path:
-    """Write the channel under ``root``; the master playlist's path."""
+def write_master(root: Path, fmp4: bool = False) -> Path:
+    """Write the channel under ``root`` (in MPEG-TS segments, or fMP4 ones with their init
+    sections: ``-hls_segment_type fmp4``); the master playlist's path."""
+    kind = ["-hls_segment_type", "fmp4"] if fmp4 else []
+    names = str(root / "%v" / ("seg%d.m4s" if fmp4 else "seg%d.ts"))
     silent = f"volume=enable='between(t,{SILENCE[0]:g},{SILENCE[1]:g})':volume=0"
     black = f"drawbox=enable='between(t,{BLACK_90P[0]:g},{BLACK_90P[1]:g})':color=black:t=fill"
     graph = f"[0:v]split=2[big][s];[s]scale=160:90,{black}[small];[1:a]{silent}[sound]"
@@ -24,9 +27,9 @@ def write_master(root: Path) -> Path:
          "-map", "[big]", "-map", "[small]", "-map", "[sound]", "-c:v", "libx264",
          "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-b:v:0", "600k",
          "-b:v:1", "150k", "-c:a", "aac", "-b:a", "64k", "-f", "hls", "-hls_time", "2",
-         "-hls_playlist_type", "vod", "-master_pl_name", "master.m3u8",
+         "-hls_playlist_type", "vod", "-master_pl_name", "master.m3u8", *kind,
          "-var_stream_map", "v:0,agroup:aud v:1,agroup:aud a:0,agroup:aud,default:yes,language:en",
-         "-hls_segment_filename", str(root / "%v" / "seg%d.ts"), str(root / "%v" / "index.m3u8")],
+         "-hls_segment_filename", names, str(root / "%v" / "index.m3u8")],
         check=True, timeout=120,
     )  # fmt: skip
     return root / "master.m3u8"

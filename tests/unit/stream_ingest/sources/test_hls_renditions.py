@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.core.messages import SegmentMessage, StreamEventKind
+from monitor.core.messages import SegmentMessage, StreamEventKind, decode_message, encode_message
 from monitor.core.state import MemoryStateStore
+from monitor.inference.media import decode_bytes
+from monitor.inference.segment import DecodeNeeds
 from stream_ingest.positions import Position, Positions
 from stream_ingest.ts import AUDIO_TYPES, VIDEO_TYPES
 from stream_ingest.tsjoin import split_ts
@@ -143,27 +145,40 @@ async def test_the_channels_audio_language_picks_the_rendition_joined(
     assert all(stream_kinds(s) == ["video", "audio"] for s in harness.segments)
 
 
-async def test_an_fmp4_variant_is_followed_without_its_audio_and_says_so_once(
-    harness: Harness, media: Path
+async def test_an_fmp4_channel_carries_its_audio_renditions_sound_beside_each_segment(
+    harness: Harness, fmp4_media: Path
 ) -> None:
-    serve(harness, media)
-    harness.origin.routes["/v.m3u8"] = Response(
-        body=b'#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MAP:URI="init.mp4"\n'
-        b"#EXTINF:1,\na.m4s\n#EXTINF:1,\nb.m4s\n#EXT-X-ENDLIST\n"
-    )
-    for name in ("init.mp4", "a.m4s", "b.m4s"):
-        harness.origin.routes[f"/{name}"] = Response(body=name.encode())
-    harness.origin.routes["/fmp4.m3u8"] = Response(
-        body=b'#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="x",URI="2/index.m3u8"\n'
-        b'#EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO="a"\nv.m3u8\n'
-    )
-    harness.follow(harness.origin.url("/fmp4.m3u8"))
-    await harness.until(lambda: len(harness.segments) == 2)
-    await harness.until(lambda: bool(harness.of_kind(StreamEventKind.AUDIO_MISSING)))
+    harness.follow(serve(harness, fmp4_media), {"variant": "all"})
+    await harness.until(lambda: len(harness.segments) == 10, timeout=20)
 
-    assert [s.payload for s in harness.segments] == [b"init.mp4a.m4s", b"init.mp4b.m4s"]
-    missing = harness.of_kind(StreamEventKind.AUDIO_MISSING)
-    assert len(missing) == 1 and "not MPEG-TS" in missing[0].detail
+    assert harness.of_kind(StreamEventKind.AUDIO_MISSING) == []
+    for segment in harness.segments:
+        assert segment.container == "fmp4" and segment.audio_payload, segment.seq
+        decoded = decode_bytes(segment.payload, DecodeNeeds(audio=True), segment.audio_payload)
+        start, end = decoded.video_times[0], decoded.video_times[-1] + 0.04
+        heard = decoded.audio.shape[1] / decoded.audio_rate
+        assert decoded.audio_start == pytest.approx(start, abs=0.03), segment.seq
+        assert heard == pytest.approx(end - start, abs=0.05), segment.seq
+    wire = decode_message(encode_message(harness.segments[0]), SegmentMessage)
+    assert wire.audio_payload == harness.segments[0].audio_payload
+
+
+async def test_fmp4_that_does_not_read_is_reported_and_the_video_still_published(
+    harness: Harness, fmp4_media: Path
+) -> None:
+    url = serve(harness, fmp4_media)
+    harness.origin.routes["/2/seg2.m4s"] = Response(body=b"\x00\x00\x00\x10moof garbage")
+    harness.origin.routes["/0/seg4.m4s"] = Response(body=b"not fMP4 at all")
+    harness.follow(url)
+    await harness.until(lambda: len(harness.segments) == 5, timeout=20)
+    await harness.until(lambda: len(harness.of_kind(StreamEventKind.AUDIO_MISSING)) >= 2)
+
+    missing = {e.seq: e.detail for e in harness.of_kind(StreamEventKind.AUDIO_MISSING)}
+    assert "fMP4 audio segment 2: box" in missing[2]
+    assert "video segment is not readable fMP4" in missing[4]
+    assert harness.seqs == [0, 1, 2, 3, 4]
+    assert harness.segments[4].audio_payload == b""
+    assert all(s.audio_payload for s in harness.segments[:2])
 
 
 async def test_a_packed_audio_rendition_is_joined_to_the_mpegts_video(
