@@ -1,47 +1,36 @@
-"""Packed audio segments (HLS's ``.aac``: ADTS after an ID3 timestamp) as MPEG-TS.
+"""Packed audio segments (HLS's ``.aac``, ``.ac3``, ``.ec3``, ``.mp3``: the raw audio after
+an ID3 timestamp) as MPEG-TS.
 
 RFC 8216 3.4: a packed audio segment is the raw elementary stream with an ID3 tag first
 whose PRIV frame ``com.apple.streaming.transportStreamTimestamp`` gives the 33-bit PTS of its
 first sample. Ingest loads no media library, so the segment is rewrapped here as one
-MPEG-TS program (each ADTS frame a PES with its own PTS, stream type 0x0F) and then joined to
-the video like an MPEG-TS rendition (:mod:`stream_ingest.tsjoin`)::
+MPEG-TS program (each frame a PES with its own PTS; stream type 0x0F for AAC in ADTS, 0x81
+AC-3, 0x87 E-AC-3, 0x03/0x04 MPEG audio) and then joined to the video like an MPEG-TS
+rendition (:mod:`stream_ingest.tsjoin`)::
 
     ts = packed_to_ts(aac_bytes)     # PackedError: why the segment cannot be read
 
-Frame times come from the sample rate in each ADTS header (1024 samples per raw data block),
-counted from the ID3 timestamp. A segment that does not read whole (no or a bad ID3 tag, no
-timestamp, lost ADTS sync, a frame cut short) is refused with the reason, not half-used.
+Frame times come from each frame header's sample rate and sample count
+(:mod:`stream_ingest.esframes`), counted from the ID3 timestamp. A segment that does not
+read whole (no or a bad ID3 tag, no timestamp, lost sync, a frame cut short) is refused with
+the reason, not half-used.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
+from stream_ingest.esframes import FrameError, codec_at, split_frames
 from stream_ingest.ts import PAT_PID, PTS_HZ, PTS_WRAP
 from stream_ingest.tsmux import EsEntry, pat, pes_packets, pmt, psi_packet
 
 TIMESTAMP_OWNER = b"com.apple.streaming.transportStreamTimestamp"
-ADTS_TYPE = 0x0F  # ISO/IEC 13818-7 audio with ADTS transport syntax
 AUDIO_PID = 0x0100
 PMT_PID = 0x1000
 _PROGRAM = 1
-_AUDIO_STREAM_ID = 0xC0
-_SAMPLE_RATES: tuple[int, ...] = (96000, 88200, 64000, 48000, 44100, 32000, 24000)
-_SAMPLE_RATES += (22050, 16000, 12000, 11025, 8000, 7350)
-_SAMPLES_PER_BLOCK = 1024
 _ID3_HEADER = 10
 
 
 class PackedError(ValueError):
     """A packed audio segment that cannot be read; the message says where and why."""
-
-
-class AdtsFrame(NamedTuple):
-    """One ADTS frame, header included, and its length in samples at its sample rate."""
-
-    data: bytes
-    sample_rate: int
-    samples: int
 
 
 def as_transport_stream(data: bytes) -> bytes:
@@ -51,17 +40,23 @@ def as_transport_stream(data: bytes) -> bytes:
 
 
 def packed_to_ts(data: bytes) -> bytes:
-    """The packed ADTS segment as MPEG-TS: PAT, PMT, then one PES per frame."""
+    """The packed segment as MPEG-TS: PAT, PMT, then one PES per frame."""
     pts, offset = id3_timestamp(data)
-    frames = split_adts(data, offset)
+    if offset == len(data):
+        raise PackedError("no audio after the ID3 tag")
+    try:
+        codec = codec_at(data, offset)
+        frames = split_frames(data, offset, codec)
+    except FrameError as exc:
+        raise PackedError(str(exc)) from None
     counters: dict[int, int] = {}
     out = bytearray(psi_packet(PAT_PID, pat(_PROGRAM, PMT_PID), counters))
-    streams = [EsEntry(ADTS_TYPE, AUDIO_PID)]
+    streams = [EsEntry(codec.stream_type, AUDIO_PID)]
     out += psi_packet(PMT_PID, pmt(_PROGRAM, AUDIO_PID, streams), counters)
     samples = 0  # since the timestamp, at the frames' rate
     for frame in frames:
         at = (pts + samples * PTS_HZ // frame.sample_rate) % PTS_WRAP
-        out += pes_packets(AUDIO_PID, _AUDIO_STREAM_ID, at, frame.data, counters)
+        out += pes_packets(AUDIO_PID, codec.stream_id, at, frame.data, counters)
         samples += frame.samples
     return bytes(out)
 
@@ -121,40 +116,3 @@ def _timestamp(raw: bytes) -> int:
     if value >> 33:
         raise PackedError(f"ID3 timestamp {value:#x} is wider than 33 bits")
     return value
-
-
-def split_adts(data: bytes, offset: int) -> list[AdtsFrame]:
-    """The ADTS frames from ``offset`` to the end; every byte must belong to one."""
-    if data[offset : offset + 2] == b"\x0b\x77":
-        raise PackedError("packed AC-3/E-AC-3 audio is not joined (packed AAC only)")
-    if data[offset : offset + 1] == b"\xff" and len(data) > offset + 1 and data[offset + 1] & 0x06:
-        raise PackedError("packed MPEG audio (MP3) is not joined (packed AAC only)")
-    frames = []
-    while offset < len(data):
-        frame = _adts_frame(data, offset)
-        frames.append(frame)
-        offset += len(frame.data)
-    if not frames:
-        raise PackedError("no ADTS frame after the ID3 tag")
-    return frames
-
-
-def _adts_frame(data: bytes, at: int) -> AdtsFrame:
-    head = data[at : at + 7]
-    if len(head) < 7:
-        raise PackedError(f"ADTS frame at byte {at} is cut short ({len(head)} header bytes)")
-    if head[0] != 0xFF or head[1] & 0xF6 != 0xF0:
-        raise PackedError(f"no ADTS sync word at byte {at} (not AAC in ADTS, or garbage)")
-    rate_index = (head[2] >> 2) & 0x0F
-    if rate_index >= len(_SAMPLE_RATES):
-        raise PackedError(f"ADTS frame at byte {at}: reserved sample rate index {rate_index}")
-    length = (head[3] & 0x03) << 11 | head[4] << 3 | head[5] >> 5
-    header = 7 if head[1] & 0x01 else 9  # protection_absent, else a CRC follows
-    if length < header:
-        raise PackedError(f"ADTS frame at byte {at}: length {length} is shorter than its header")
-    if at + length > len(data):
-        raise PackedError(
-            f"ADTS frame at byte {at} is cut short ({len(data) - at} of {length} bytes)"
-        )
-    blocks = (head[6] & 0x03) + 1
-    return AdtsFrame(data[at : at + length], _SAMPLE_RATES[rate_index], blocks * _SAMPLES_PER_BLOCK)

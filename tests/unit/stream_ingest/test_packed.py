@@ -6,6 +6,8 @@ give MPEG-TS or a PackedError naming the fault, nothing else."""
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 from pathlib import Path
 
 import av
@@ -65,6 +67,10 @@ def test_mpegts_passes_through_untouched(media: Path) -> None:
     assert as_transport_stream(data) is data
 
 
+def first_frame(adts: bytes) -> bytes:
+    return adts[: (adts[3] & 0x03) << 11 | adts[4] << 3 | adts[5] >> 5]
+
+
 def adts_of(root: Path) -> bytes:
     data = packed(root, 1)
     return data[id3_timestamp(data)[1] :]
@@ -77,12 +83,16 @@ def adts_of(root: Path) -> bytes:
         (lambda adts: b"ID3\x04\x00\x00\x00\x00\x00\x80" + adts, "syncsafe"),
         (lambda adts: b"ID3\x04\x00\x00\x00\x7f\x7f\x7f" + adts, "the segment is shorter"),
         (lambda adts: b"ID3\x04\x00\x00\x00\x00\x00\x00" + adts, "no ID3 PRIV frame"),
-        (lambda adts: id3_timestamp_tag(0), "no ADTS frame after the ID3 tag"),
+        (lambda adts: id3_timestamp_tag(0), "no audio after the ID3 tag"),
         (lambda adts: id3_timestamp_tag(1 << 33 | 5) + adts, "wider than 33 bits"),
         (lambda adts: id3_timestamp_tag(90_000) + adts[:-10], "cut short"),
         (lambda adts: id3_timestamp_tag(90_000) + adts[:500] + b"junk" + adts[500:], "sync"),
-        (lambda adts: id3_timestamp_tag(90_000) + b"\x0b\x77" + bytes(100), "AC-3"),
-        (lambda adts: id3_timestamp_tag(90_000) + b"<html>404</html>", "no ADTS sync"),
+        (lambda adts: id3_timestamp_tag(90_000) + b"\x0b\x77" + bytes(100), "AC-3 frame at"),
+        (lambda adts: id3_timestamp_tag(90_000) + b"<html>404</html>", "no audio frame sync"),
+        (
+            lambda adts: id3_timestamp_tag(1) + first_frame(adts) + b"\xff\xfb\x90\x00",
+            "changes",
+        ),
     ],
 )
 def test_a_hostile_packed_segment_is_refused_with_the_reason(
@@ -116,3 +126,46 @@ def test_any_bytes_give_mpegts_or_a_packed_error(packed_media: Path, data: st.Da
         pass
     except ValueError as exc:  # bytes no longer packed audio: the join refuses them itself
         assert not bytes(segment).startswith(b"ID3"), exc
+
+
+@pytest.mark.parametrize(
+    ("encoder", "muxer", "rate", "stream_type"),
+    [
+        ("ac3", "ac3", 48000, 0x81),
+        ("ac3", "ac3", 44100, 0x81),
+        ("eac3", "eac3", 48000, 0x87),
+        ("libmp3lame", "mp3", 44100, 0x03),
+        ("libmp3lame", "mp3", 22050, 0x04),
+        ("mp2", "mp2", 48000, 0x03),
+        ("aac", "adts", 32000, 0x0F),
+    ],
+)
+def test_packed_ac3_eac3_and_mpeg_audio_decode_at_their_timestamp(
+    tmp_path: Path, encoder: str, muxer: str, rate: int, stream_type: int
+) -> None:
+    """The raw streams FFmpeg's muxers write, behind an ID3 timestamp of 10 s: every frame is
+    rewrapped, at the time its samples give, and FFmpeg decodes as many samples as from the
+    raw stream itself."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs FFmpeg's CLI")
+    raw = tmp_path / f"sound.{muxer}"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"sine=f=440:sample_rate={rate}:d=2",
+         "-c:a", encoder, "-f", muxer, "-write_xing", "0", "-id3v2_version", "0", str(raw)]
+        if muxer == "mp3" else
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"sine=f=440:sample_rate={rate}:d=2",
+         "-c:a", encoder, "-f", muxer, str(raw)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    ts = packed_to_ts(id3_timestamp_tag(10 * PTS_HZ) + raw.read_bytes())
+    assert [s.stream_type for s in split_ts(ts).streams] == [stream_type]
+    with av.open(io.BytesIO(ts), format="mpegts") as container:
+        assert isinstance(container, av.container.InputContainer)
+        sound = list(container.decode(audio=0))
+    with av.open(str(raw)) as container:
+        assert isinstance(container, av.container.InputContainer)
+        expected = sum(f.samples for f in container.decode(audio=0))
+    assert sound[0].time == pytest.approx(10.0, abs=1e-3)
+    assert sum(f.samples for f in sound) == expected
+    last = sound[-1]
+    assert last.time + last.samples / last.sample_rate == pytest.approx(10 + expected / rate)
