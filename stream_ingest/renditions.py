@@ -12,8 +12,9 @@ sound together::
 Where the audio starts is found from EXT-X-PROGRAM-DATE-TIME when both playlists carry it,
 else from the media sequence number (renditions cut together number alike); from there the
 audio is read forward by its timestamps, so renditions cut at other times still line up.
-MPEG-TS renditions are joined as they are, packed AAC (``.aac``: ADTS after an ID3
-timestamp) once rewrapped as MPEG-TS (:mod:`stream_ingest.packed`); where the video or
+MPEG-TS renditions are joined as they are, packed audio (``.aac``, ``.ac3``, ...: the raw
+stream after an ID3 timestamp) once rewrapped as MPEG-TS (:mod:`stream_ingest.packed`);
+where the video or
 the audio is fMP4, the audio fragments of the segment's time are carried beside it instead
 (``joined.beside``, :mod:`stream_ingest.beside`). Where the 33-bit PTS clock wraps (every
 26.5 hours) the audio is looked for afresh, as after an encoder restart.
