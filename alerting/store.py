@@ -225,6 +225,10 @@ class AlertStore:
             ChannelHealth, await self.state.get(CHANNELS, channel_id), CHANNELS, channel_id
         )
 
+    async def channel_ids(self) -> list[str]:
+        """The ids of every channel with a health record (sub-channels included)."""
+        return list(await self.state.items(CHANNELS))
+
     async def put_channel(self, health: ChannelHealth) -> None:
         # Other channels keep their old stored form, which an older release still reads.
         unset = None if health.renditions else {"renditions"}

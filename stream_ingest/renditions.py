@@ -12,22 +12,35 @@ sound together::
 Where the audio starts is found from EXT-X-PROGRAM-DATE-TIME when both playlists carry it,
 else from the media sequence number (renditions cut together number alike); from there the
 audio is read forward by its timestamps, so renditions cut at other times still line up.
-Only MPEG-TS renditions can be joined (ingest loads no media library to remux fMP4 or
-packed audio). Where the 33-bit PTS clock wraps (every 26.5 hours) the audio is looked for
-afresh, as after an encoder restart.
+MPEG-TS renditions are joined as they are, packed audio (``.aac``, ``.ac3``, ...: the raw
+stream after an ID3 timestamp) once rewrapped as MPEG-TS (:mod:`stream_ingest.packed`);
+where the video or
+the audio is fMP4, the audio fragments of the segment's time are carried beside it instead
+(``joined.beside``, :mod:`stream_ingest.beside`). Where the 33-bit PTS clock wraps (every
+26.5 hours) the audio is looked for afresh, as after an encoder restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import deque
 from typing import NamedTuple
 
 from monitor.core.errors import VqmError
+from stream_ingest.beside import Piece, carry_beside
 from stream_ingest.fetch import Fetcher, FetchError, PlaylistReader
 from stream_ingest.keys import KeyRing, SegmentKeyError
-from stream_ingest.playlist import MasterPlaylist, MediaPlaylist, PlaylistError, Segment
+from stream_ingest.mp4 import Mp4Error, fragment_span
+from stream_ingest.packed import PackedError, as_transport_stream
+from stream_ingest.playlist import (
+    InitSection,
+    MasterPlaylist,
+    MediaPlaylist,
+    PlaylistError,
+    Segment,
+)
 from stream_ingest.tsjoin import Joined, JoinError, audio_span, join_audio, ts_span
 
 logger = logging.getLogger(__name__)
@@ -42,6 +55,9 @@ REALIGN_AFTER = 60.0
 # carry a few hundred milliseconds each, and one that starts before the picture goes to the
 # segment before.
 AUDIO_SLACK = 0.5
+# A failed audio segment is named in the events of the video segments joined while it is
+# among this many audio segments before the next to fetch.
+FAILURES_KEPT = 3
 
 
 class AudioMissing(VqmError):
@@ -53,8 +69,9 @@ class _Piece(NamedTuple):
 
     seq: int
     data: bytes
-    start: float  # PTS of its first audio PES, seconds
+    start: float  # PTS of its first audio PES (fMP4: its first sample), seconds
     end: float
+    init: bytes = b""  # fMP4: the init section it needs (MPEG-TS: none)
 
 
 class AudioJoiner:
@@ -68,25 +85,51 @@ class AudioJoiner:
         self._cap = cap
         self._next: int | None = None  # next audio sequence number to fetch
         self._pieces: deque[_Piece] = deque()
+        self._failed: dict[int, str] = {}  # audio sequence number: why it gave no sound
+        self._init: tuple[InitSection, bytes] | None = None  # fMP4 audio: the last init read
 
     async def join(self, segment: Segment, payload: bytes) -> Joined:
         """``payload`` (the video segment) with the audio of its time; AudioMissing when none
         of it could be joined (the caller publishes the video alone)."""
+        span = await self._video_span(segment, payload)
+        playlist = await self._playlist()
+        await self._cover(playlist, segment, span)
+        pieces = [p for p in self._pieces if p.end > span[0] and p.start < span[1]]
+        problem = "; ".join(self._recent_failures())
+        if not pieces:
+            raise AudioMissing(problem or self._why_none(playlist, span))
+        if segment.container == "fmp4" or any(p.init for p in pieces):
+            beside = [Piece(p.data, p.init, p.start, p.end) for p in pieces]
+            return dataclasses.replace(carry_beside(payload, span, beside), problem=problem)
         try:
-            span = await asyncio.to_thread(ts_span, payload)
+            joined = await asyncio.to_thread(join_audio, payload, [p.data for p in pieces])
+        except JoinError as exc:
+            raise AudioMissing(f"audio not joinable: {exc}") from None
+        return dataclasses.replace(joined, problem=problem)
+
+    @staticmethod
+    async def _video_span(segment: Segment, payload: bytes) -> tuple[float, float]:
+        """The pictures' time: PTS seconds (MPEG-TS), or fragment time (fMP4)."""
+        try:
+            if segment.container == "fmp4":
+                span = await asyncio.to_thread(fragment_span, payload, b"vide")
+            else:
+                span = await asyncio.to_thread(ts_span, payload)
+        except Mp4Error as exc:
+            raise AudioMissing(f"video segment is not readable fMP4 ({exc})") from None
         except JoinError as exc:
             raise AudioMissing(f"video segment is not joinable MPEG-TS ({exc})") from None
         if span is None:
             raise AudioMissing("video segment has no timestamped pictures to join audio to")
-        playlist = await self._playlist()
-        await self._cover(playlist, segment, span)
-        pieces = [p.data for p in self._pieces if p.end > span[0] and p.start < span[1]]
-        if not pieces:
-            raise AudioMissing(self._why_none(playlist, span))
-        try:
-            return await asyncio.to_thread(join_audio, payload, pieces)
-        except JoinError as exc:
-            raise AudioMissing(f"audio not joinable: {exc}") from None
+        return span
+
+    def _recent_failures(self) -> list[str]:
+        """Why the audio segments around the one fetched last gave no sound (a failed one
+        leaves a hole in the sound of the video segments on either side of its time)."""
+        assert self._next is not None
+        for seq in [s for s in self._failed if s < self._next - FAILURES_KEPT]:
+            del self._failed[seq]
+        return list(self._failed.values())
 
     async def _playlist(self) -> MediaPlaylist:
         try:
@@ -117,7 +160,11 @@ class AudioJoiner:
                 return  # not listed yet: late audio
             segment = playlist.segments[self._next - playlist.first_seq]
             self._next += 1  # first: an audio segment that fails is not asked for again
-            piece = await self._fetch(segment)
+            try:
+                piece = await self._fetch(segment)
+            except AudioMissing as exc:  # the next one may still have the sound wanted
+                self._failed[segment.seq] = str(exc)
+                continue
             if piece is not None and piece.end > span[0]:
                 self._pieces.append(piece)
 
@@ -144,22 +191,47 @@ class AudioJoiner:
     async def _fetch(self, segment: Segment) -> _Piece | None:
         if segment.gap:
             return None
-        if segment.container != "mpegts":
-            raise AudioMissing(f"audio segment {segment.uri} is not MPEG-TS; not joinable")
+        init = b""
         try:
+            if segment.init is not None:
+                init = await self._init_bytes(segment.init)
             data = await self._fetcher.get(segment.uri, cap=self._cap, byterange=segment.byterange)
             if segment.key is not None:
                 data = await self._keys.decrypt(data, segment.key, segment.seq)
-            span = await asyncio.to_thread(audio_span, data)
+            span = await asyncio.to_thread(_audio_span, segment, init, data)
         except FetchError as exc:
             raise AudioMissing(f"audio segment {segment.seq}: {exc.detail}") from None
         except SegmentKeyError as exc:
             raise AudioMissing(f"audio segment {segment.seq}: {exc.detail}") from None
+        except PackedError as exc:
+            raise AudioMissing(f"packed audio segment {segment.seq}: {exc}") from None
+        except Mp4Error as exc:
+            raise AudioMissing(f"fMP4 audio segment {segment.seq}: {exc}") from None
         if span is None:
             logger.warning("audio segment %s has no timestamped audio", segment.uri)
             return None
-        return _Piece(segment.seq, data, *span)
+        return _Piece(segment.seq, span[0], *span[1], init=init)
+
+    async def _init_bytes(self, init: InitSection) -> bytes:
+        """EXT-X-MAP bytes of the audio rendition, fetched once per distinct init section."""
+        if self._init is None or self._init[0] != init:
+            data = await self._fetcher.get(init.uri, cap=self._cap, byterange=init.byterange)
+            self._init = (init, data)
+        return self._init[1]
 
     def _why_none(self, playlist: MediaPlaylist, span: tuple[float, float]) -> str:
         listed = f"the audio playlist lists up to segment {playlist.last_seq}"
         return f"no audio for PTS {span[0]:.3f}-{span[1]:.3f} s ({listed})"
+
+
+def _audio_span(
+    segment: Segment, init: bytes, data: bytes
+) -> tuple[bytes, tuple[float, float]] | None:
+    """The audio segment as it is joined (MPEG-TS; packed audio rewrapped; fMP4 as it is)
+    and the span of its sound, seconds; None when it has no timed sound."""
+    if segment.init is not None or segment.container == "fmp4":
+        span = fragment_span(init + data, b"soun")
+        return None if span is None else (data, span)
+    data = as_transport_stream(data)
+    span = audio_span(data)
+    return None if span is None else (data, span)

@@ -36,6 +36,7 @@ from stream_ingest.ts import (
     parse_pat,
     pes_pts,
 )
+from stream_ingest.tsmux import EsEntry, MuxError, pat, pmt, psi_packet
 
 # The added audio streams' PIDs start here unless the video segment already uses them.
 AUDIO_PID_BASE = 0x1100
@@ -44,15 +45,6 @@ _MAX_PID = 0x1FFE
 
 class JoinError(ValueError):
     """A segment that is not MPEG-TS with a PAT and PMT (so no join is possible)."""
-
-
-@dataclass(frozen=True)
-class EsEntry:
-    """One elementary stream of a PMT, with its descriptors kept as they were."""
-
-    stream_type: int
-    pid: int
-    info: bytes = b""
 
 
 @dataclass
@@ -85,6 +77,9 @@ class Joined:
     payload: bytes
     video: tuple[float, float]
     audio: tuple[float, float] | None
+    holes: float = 0.0  # seconds between the joined PES where sound is lacking
+    problem: str = ""  # why audio segments of its time gave no sound (none: "")
+    beside: bytes = b""  # sound carried beside ``payload``, not in it (fMP4; b"": none)
 
     @property
     def audio_missing(self) -> float:
@@ -92,7 +87,8 @@ class Joined:
         start, end = self.video
         if self.audio is None:
             return end - start
-        return max(0.0, self.audio[0] - start) + max(0.0, end - self.audio[1])
+        edges = max(0.0, self.audio[0] - start) + max(0.0, end - self.audio[1])
+        return edges + self.holes
 
 
 def split_ts(data: bytes) -> TsParts:
@@ -120,12 +116,12 @@ def split_ts(data: bytes) -> TsParts:
 def _first_pmt_pid(packets: list[Packet]) -> int:
     section = _first_section(packets, PAT_PID)
     try:
-        pat = parse_pat(section) if section is not None else None
+        table = parse_pat(section) if section is not None else None
     except ValueError as exc:
         raise JoinError(f"bad PAT: {exc}") from None
-    if pat is None or not pat.programs:
+    if table is None or not table.programs:
         raise JoinError("no PAT with a program in the segment")
-    return next(iter(pat.programs.values()))
+    return next(iter(table.programs.values()))
 
 
 def _first_section(packets: Iterable[Packet], pid: int) -> bytes | None:
@@ -218,26 +214,35 @@ def join_audio(video_data: bytes, audio_segments: Sequence[bytes]) -> Joined:
                 found.append([])
             found[k] += [(t, pk) for t, pk in audio.pes_units(stream.pid) if t is not None]
     units = []
+    steps = []
     for k, got in enumerate(found):
         # The PES that straddle the picture's edges go to both segments: the decoder reads
         # a segment's sound only over its pictures' span, so none is counted twice, and a
         # segment's sound starts at its first picture (not a PES later).
-        step = _typical_step([pts for pts, _ in got])
+        steps.append(_typical_step([pts for pts, _ in got]))
         units += [
             (pts, entries[k].pid, packets)
             for pts, packets in got
-            if -step < _signed(pts - start) < end - start
+            if -steps[k] < _signed(pts - start) < end - start
         ]
     units.sort(key=lambda unit: _signed(unit[0] - start))
     payload = _mux(video, entries, units, start)
-    covered = [_signed(pts - start) for pts, _, _ in units]
-    last = _typical_step([pts for pts, _, _ in units]) / PTS_HZ
-    audio_span = (
-        ((start + min(covered)) / PTS_HZ, (start + max(covered)) / PTS_HZ + last)
-        if covered
-        else None
-    )
-    return Joined(payload=payload, video=span, audio=audio_span)
+    if not entries:
+        return Joined(payload=payload, video=span, audio=None)
+    # The first audio stream's coverage stands for the sound's (the others are alike).
+    covered = sorted(_signed(pts - start) for pts, pid, _ in units if pid == entries[0].pid)
+    if not covered:
+        return Joined(payload=payload, video=span, audio=None)
+    audio_span = ((start + covered[0]) / PTS_HZ, (start + covered[-1] + steps[0]) / PTS_HZ)
+    holes = _holes(covered, steps[0]) / PTS_HZ
+    return Joined(payload=payload, video=span, audio=audio_span, holes=holes)
+
+
+def _holes(offsets: list[int], step: int) -> int:
+    """Ticks between consecutive PES starts beyond twice their usual step (a lost segment
+    between two that were joined), less the one PES that starts each."""
+    gaps = (b - a for a, b in zip(offsets, offsets[1:], strict=False))
+    return sum(gap - step for gap in gaps if gap > 2 * step)
 
 
 def _typical_step(stamps: list[int]) -> int:
@@ -261,9 +266,12 @@ def _mux(
     before the first video PES that starts after it (so the two stay interleaved)."""
     pmt_pid = max(video.psi_pids)
     counters: dict[int, int] = {}
-    out = bytearray(_psi_packet(PAT_PID, _pat(video.program, pmt_pid), counters))
     streams = video.streams + audio
-    out += _psi_packet(pmt_pid, _pmt(video.program, video.pcr_pid, streams), counters)
+    try:
+        out = bytearray(psi_packet(PAT_PID, pat(video.program, pmt_pid), counters))
+        out += psi_packet(pmt_pid, pmt(video.program, video.pcr_pid, streams), counters)
+    except MuxError as exc:
+        raise JoinError(str(exc)) from None
     video_pids = {s.pid for s in video.streams if s.stream_type in VIDEO_TYPES}
     pending = iter(units)
     unit = next(pending, None)
@@ -298,37 +306,3 @@ def _repid(packets: list[Packet], pid: int, counters: dict[int, int]) -> bytes:
         raw[3] = (raw[3] & 0xF0) | cc
         out += raw
     return bytes(out)
-
-
-def _section(table_id: int, ident: int, body: bytes) -> bytes:
-    """A long-form PSI section (version 0, current, one section) with its CRC."""
-    length = 5 + len(body) + 4
-    head = bytes(
-        [table_id, 0xB0 | (length >> 8), length & 0xFF, ident >> 8, ident & 0xFF, 0xC1, 0, 0]
-    )
-    section = head + body
-    return section + crc32_mpeg(section).to_bytes(4, "big")
-
-
-def _pat(program: int, pmt_pid: int) -> bytes:
-    return _section(
-        0x00, 1, bytes([program >> 8, program & 0xFF, 0xE0 | pmt_pid >> 8, pmt_pid & 0xFF])
-    )
-
-
-def _pmt(program: int, pcr_pid: int, streams: list[EsEntry]) -> bytes:
-    body = bytearray([0xE0 | pcr_pid >> 8, pcr_pid & 0xFF, 0xF0, 0])
-    for s in streams:
-        body += bytes([s.stream_type, 0xE0 | s.pid >> 8, s.pid & 0xFF])
-        body += bytes([0xF0 | len(s.info) >> 8, len(s.info) & 0xFF]) + s.info
-    return _section(0x02, program, bytes(body))
-
-
-def _psi_packet(pid: int, section: bytes, counters: dict[int, int]) -> bytes:
-    """One section in one packet (pointer field 0, stuffed with 0xFF)."""
-    if len(section) > PACKET_SIZE - 5:
-        raise JoinError(f"a PSI section of {len(section)} bytes does not fit one packet")
-    cc = counters.get(pid, -1) + 1 & 0x0F
-    counters[pid] = cc
-    header = bytes([SYNC_BYTE, 0x40 | pid >> 8, pid & 0xFF, 0x10 | cc, 0])
-    return (header + section).ljust(PACKET_SIZE, b"\xff")

@@ -81,8 +81,9 @@ async def fetch_vod_segments(
                     payload = await keys.decrypt(payload, segment.key, segment.seq)
                 except SegmentKeyError as exc:
                     raise VodError(f"cannot decrypt segment {segment.seq}: {exc.detail}") from exc
+            beside = b""
             if joiner is not None:
-                payload = await _with_audio(joiner, segment, payload)
+                payload, beside = await _with_audio(joiner, segment, payload)
             yield SegmentMessage(
                 channel_id=channel_id,
                 seq=segment.seq,
@@ -94,6 +95,7 @@ async def fetch_vod_segments(
                 container=segment.container,
                 codecs=codecs,
                 payload=payload,
+                audio_payload=beside,
             )
             media_time += segment.duration
     finally:
@@ -101,17 +103,18 @@ async def fetch_vod_segments(
             await http.aclose()
 
 
-async def _with_audio(joiner: AudioJoiner, segment: Segment, payload: bytes) -> bytes:
+async def _with_audio(joiner: AudioJoiner, segment: Segment, payload: bytes) -> tuple[bytes, bytes]:
     """The segment with its separate audio joined; a scan goes on without the sound where
     it cannot be had (the pictures are still worth checking), saying so."""
     try:
         joined = await joiner.join(segment, payload)
     except AudioMissing as exc:
         logger.warning("segment %d: %s; scanned without its audio", segment.seq, exc)
-        return payload
+        return payload, b""
     if joined.audio_missing > AUDIO_SLACK:
-        logger.warning("segment %d: %.2f s without audio", segment.seq, joined.audio_missing)
-    return joined.payload
+        why = f" ({joined.problem})" if joined.problem else ""
+        logger.warning("segment %d: %.2f s without audio%s", segment.seq, joined.audio_missing, why)
+    return joined.payload, joined.beside
 
 
 async def _payload(

@@ -59,6 +59,13 @@ class ChannelView(BaseModel):
         default_factory=dict,
         description="Newest readings by detector, e.g. loudness: short_term_lufs.",
     )
+    parent: str | None = Field(
+        default=None, description="Of a sub-channel (news@720p): the configured channel."
+    )
+    sub_channels: list[str] = Field(
+        default_factory=list,
+        description="Of a 'variant: all' channel: the sub-channels seen, listed after it.",
+    )
 
 
 class ChannelList(BaseModel):

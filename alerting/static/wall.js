@@ -2,6 +2,9 @@
 // channel. A read token, when the API wants one, comes in the URL fragment
 // (/#token=...): fragments are never sent to the server, so the token stays out of logs.
 // Pages link to one channel as /#channel=<id>: its tile is outlined and scrolled to.
+// A channel that follows every variant (variant: all) is followed by a tile per sub-channel
+// seen (news@720p, the API lists them after their parent); the parent's tile shows a chip
+// per rendition in that rendition's status.
 // Each alert takes an operator's answer (real defect / false alarm); block corruption alerts
 // also open a dialog that marks the regions on a patch grid over the alert's kept picture.
 "use strict";
@@ -235,31 +238,53 @@ function loudness(channel) {
   return box;
 }
 
-function tile(channel) {
+// The parent's chips: one per sub-channel, its label in its own status colour.
+function renditionChips(channel, byId) {
+  const box = el("div", "renditions");
+  for (const id of channel.sub_channels) {
+    const sub = byId.get(id);
+    const status = sub ? sub.status : "unknown";
+    const chip = el("span", "chip status-" + status, id.slice(channel.id.length + 1));
+    chip.dataset.channel = id;
+    chip.dataset.status = status;
+    box.append(chip);
+  }
+  return box;
+}
+
+function tile(channel, byId) {
   const node = el("section", "tile status-" + channel.status);
   node.id = "channel-" + channel.id;
   if (channel.id === focus) node.classList.add("focus");
   node.dataset.channel = channel.id;
   node.dataset.status = channel.status;
+  if (channel.parent) {
+    node.classList.add("sub-channel");
+    node.dataset.parent = channel.parent;
+  }
   const head = el("div", "head");
   head.append(el("span", "name", channel.name), el("span", "status", channel.status));
   node.append(head, picture(channel));
+  if (channel.sub_channels && channel.sub_channels.length) node.append(renditionChips(channel, byId));
   const meter = loudness(channel);
   if (meter) node.append(meter);
   const list = el("ul", "alerts");
   for (const alert of channel.active_alerts) list.append(alertItem(alert));
   node.append(list);
   const seen = channel.last_segment_at ? "last segment " + ago(channel.last_segment_at) + " ago" : "no segment yet";
-  node.append(el("div", "foot", channel.id + " · " + channel.severity + " · " + seen));
+  const of = channel.parent ? " · rendition of " + channel.parent : "";
+  node.append(el("div", "foot", channel.id + of + " · " + channel.severity + " · " + seen));
   return node;
 }
 
 function render(channels) {
   const counts = { ok: 0, alerting: 0, down: 0, unknown: 0 };
+  const byId = new Map(channels.map((channel) => [channel.id, channel]));
   const tiles = channels.map((channel) => {
     counts[channel.status] = (counts[channel.status] || 0) + 1;
-    return tile(channel);
+    return tile(channel, byId);
   });
+  const renditions = channels.filter((channel) => channel.parent).length;
   wall.replaceChildren(...tiles);
   wall.dataset.state = "live";
   const focused = wall.querySelector(".tile.focus");
@@ -269,7 +294,8 @@ function render(channels) {
   }
   fitScreen();
   summary.textContent =
-    channels.length + " channels · " + counts.alerting + " alerting · " + counts.down +
+    (channels.length - renditions) + " channels · " +
+    (renditions ? renditions + " renditions · " : "") + counts.alerting + " alerting · " + counts.down +
     " down · " + counts.ok + " ok · updated " + clock(Date.now() / 1000);
 }
 

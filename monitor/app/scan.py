@@ -219,7 +219,7 @@ def _decoded(
     needs = union_needs(detectors)
     for i, segment in enumerate(segments):
         try:
-            yield decode_bytes(segment.payload, needs)
+            yield decode_bytes(segment.payload, needs, audio=segment.audio_payload)
         except DecodeError as exc:
             logger.warning("segment %d of %s does not decode: %s", i, source, exc)
 

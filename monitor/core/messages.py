@@ -76,6 +76,14 @@ class SegmentMessage(Message):
     container: Literal["mpegts", "fmp4", "unknown"] = "mpegts"
     codecs: str = Field(default="", description="CODECS attribute when the playlist gives it.")
     payload: bytes = Field(default=b"", exclude=True, repr=False)
+    audio_payload: bytes = Field(
+        default=b"",
+        exclude=True,
+        repr=False,
+        description="The sound of a separate audio rendition that could not be joined into "
+        "``payload`` (fMP4): a container of its own (init section and fragments) covering the "
+        "segment's time, decoded beside it. Empty when the sound is in ``payload``.",
+    )
 
 
 class DefectSpan(BaseModel):
@@ -225,9 +233,29 @@ M = TypeVar("M", bound=Message)
 
 
 def encode_message(msg: Message) -> bytes:
+    """A JSON header, then a segment's bytes: its payload, then its separate audio, whose
+    length the header's ``audio_size`` gives (only when there is some: older consumers
+    refuse unknown keys)."""
     header = msg.model_dump_json().encode()
-    payload = msg.payload if isinstance(msg, SegmentMessage) else b""
-    return _HEADER_LEN.pack(len(header)) + header + payload
+    if not isinstance(msg, SegmentMessage):
+        return _HEADER_LEN.pack(len(header)) + header
+    if msg.audio_payload:
+        fields = json.loads(header)
+        fields[_AUDIO_SIZE] = len(msg.audio_payload)
+        header = json.dumps(fields, separators=(",", ":")).encode()
+    return _HEADER_LEN.pack(len(header)) + header + msg.payload + msg.audio_payload
+
+
+_AUDIO_SIZE = "audio_size"
+
+
+def _segment_bytes(data: bytes, audio_size: object) -> dict[str, bytes]:
+    if not isinstance(audio_size, int) or isinstance(audio_size, bool) or audio_size < 0:
+        raise ValueError(f"audio_size {audio_size!r} is not a byte count")
+    if audio_size > len(data):
+        raise ValueError(f"audio_size {audio_size} exceeds the {len(data)} payload bytes")
+    cut = len(data) - audio_size
+    return {"payload": bytes(data[:cut]), "audio_payload": bytes(data[cut:])}
 
 
 def decode_message(data: bytes, cls: type[M]) -> M:
@@ -243,7 +271,7 @@ def decode_message(data: bytes, cls: type[M]) -> M:
         if not isinstance(fields, dict):
             raise ValueError(f"header is JSON {type(fields).__name__}, not an object")
         if cls is SegmentMessage:
-            fields["payload"] = bytes(data[end:])
+            fields.update(_segment_bytes(data[end:], fields.pop(_AUDIO_SIZE, 0)))
         return cls.model_validate(fields)
     except (ValueError, ValidationError) as exc:
         raise MessageError(f"{cls.__name__}: {exc}") from exc

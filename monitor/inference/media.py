@@ -7,8 +7,10 @@ whichever worker decoded it and whichever segment boundary it fell on.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import io
 import logging
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,12 +37,57 @@ class DecodeError(VqmError, ValueError):
     """The bytes are not decodable media; the message says why in one line."""
 
 
-def decode_bytes(data: bytes, needs: DecodeNeeds = DecodeNeeds()) -> DecodedSegment:
-    """Decode one segment held in memory, whole."""
+def decode_bytes(
+    data: bytes, needs: DecodeNeeds = DecodeNeeds(), audio: bytes = b""
+) -> DecodedSegment:
+    """Decode one segment held in memory, whole; its sound from ``audio`` (a container of
+    its own: a separate fMP4 audio rendition's init section and fragments) when given."""
     if not data:
         raise DecodeError("empty segment")
-    chunks = list(iter_decoded(io.BytesIO(data), needs, chunk_seconds=None))
+    if audio and needs.audio:
+        chunks = list(_decode_beside(io.BytesIO(data), io.BytesIO(audio), needs))
+    else:
+        chunks = list(iter_decoded(io.BytesIO(data), needs, chunk_seconds=None))
     return chunks[0] if len(chunks) == 1 else _join(chunks)
+
+
+def _decode_beside(
+    pictures: io.BytesIO, sound: io.BytesIO, needs: DecodeNeeds
+) -> Iterator[DecodedSegment]:
+    """The pictures of one container with the sound of another, merged in time order (both
+    on the one encoder clock). Sound that does not decode is said and left out: the
+    pictures are still worth checking."""
+    try:
+        video_box = av.open(pictures, mode="r")
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise DecodeError(f"not decodable media: {_one_line(exc)}") from exc
+    try:
+        audio_box = av.open(sound, mode="r")
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        logger.warning("separate audio not decodable (%s); the pictures alone", _one_line(exc))
+        audio_box = None
+    try:
+        video = video_box.streams.video[0] if video_box.streams.video else None
+        if video is None:
+            raise DecodeError("no video stream beside the separate audio")
+        _refuse_non_media(video_box, video)
+        audio = audio_box.streams.audio[0] if audio_box and audio_box.streams.audio else None
+        span = _packet_span(video_box, video)
+        pictures.seek(0)
+        video_box.close()
+        video_box = av.open(pictures, mode="r")
+        video = video_box.streams.video[0]
+        frames: Iterator[av.VideoFrame | av.AudioFrame] = _frames(video_box, [video])
+        if audio_box is not None and audio is not None:
+            heard = _within(_frames(audio_box, [audio]), span)
+            frames = heapq.merge(frames, heard, key=_frame_time)
+        yield from _gather(frames, video, needs, None)
+    except av.FFmpegError as exc:
+        raise DecodeError(f"decoding failed: {_one_line(exc)}") from exc
+    finally:
+        video_box.close()
+        if audio_box is not None:
+            audio_box.close()
 
 
 def _join(chunks: list[DecodedSegment]) -> DecodedSegment:
@@ -242,6 +289,35 @@ class _Gatherer:
             raise DecodeError("no decodable frames")
 
 
+def _frame_time(frame: av.VideoFrame | av.AudioFrame) -> float:
+    return -math.inf if frame.time is None else float(frame.time)
+
+
+def _packet_span(
+    container: av.container.InputContainer, video: av.video.stream.VideoStream
+) -> tuple[float, float] | None:
+    """First picture to the end of the last, seconds, from the packets (nothing decoded)."""
+    times = [
+        (float(p.pts * p.time_base), float((p.pts + (p.duration or 0)) * p.time_base))
+        for p in container.demux(video)
+        if p.pts is not None and p.time_base is not None
+    ]
+    return (min(t[0] for t in times), max(t[1] for t in times)) if times else None
+
+
+def _within(
+    frames: Iterator[av.VideoFrame | av.AudioFrame], span: tuple[float, float] | None
+) -> Iterator[av.VideoFrame | av.AudioFrame]:
+    """The sound frames that overlap the pictures' span: a fragment carried beside two
+    segments is heard in each only over its own pictures."""
+    for frame in frames:
+        if span is None or frame.time is None or not isinstance(frame, av.AudioFrame):
+            yield frame
+            continue
+        if frame.time + frame.samples / frame.sample_rate > span[0] and frame.time < span[1]:
+            yield frame
+
+
 def _decode_container(
     container: av.container.InputContainer, needs: DecodeNeeds, chunk_seconds: float | None
 ) -> Iterator[DecodedSegment]:
@@ -250,10 +326,21 @@ def _decode_container(
     if video is None and audio is None:
         raise DecodeError("no audio or video stream")
     _refuse_non_media(container, video)
+    streams = [s for s in (video, audio) if s is not None]
+    yield from _gather(_frames(container, streams), video, needs, chunk_seconds)
+
+
+def _gather(
+    frames: Iterator[av.VideoFrame | av.AudioFrame],
+    video: av.video.stream.VideoStream | None,
+    needs: DecodeNeeds,
+    chunk_seconds: float | None,
+) -> Iterator[DecodedSegment]:
+    """Frames in time order into chunks of about ``chunk_seconds`` of video."""
     fps = float(video.average_rate) if video is not None and video.average_rate else 25.0
     gatherer = _Gatherer(needs, fps, chunk_seconds)
     timeline = _Timeline(chunk_seconds)
-    for frame in _frames(container, [s for s in (video, audio) if s is not None]):
+    for frame in frames:
         if frame.time is None:
             continue
         t = float(frame.time)

@@ -195,7 +195,8 @@ class SegmentAnalyzer:
         detectors = self.detectors(segment.channel_id)
         started = time.perf_counter()
         try:
-            decoded = decode_bytes(segment.payload, union_needs(detectors))
+            needs = union_needs(detectors)
+            decoded = decode_bytes(segment.payload, needs, audio=segment.audio_payload)
         except DecodeError as exc:
             self._metrics.decode_errors.labels(segment.channel_id).inc()
             return Analysis([], error=str(exc))

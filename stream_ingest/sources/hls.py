@@ -42,8 +42,8 @@ ad_break_end       the splice back in (CUE-IN, SCTE35-IN), or the break's planne
                    (plus a target duration) passing without one; not an error
 audio_missing      the variant's separate audio rendition gave no sound for a segment (its
                    audio segment failed or is not listed yet, or more than ``AUDIO_SLACK`` of
-                   the pictures lack sound), or cannot be joined (fMP4: said once); the
-                   segment is published with what sound there is
+                   the pictures lack sound), or cannot be joined (a video neither MPEG-TS
+                   nor fMP4: said once); the segment is published with what sound there is
 =================  ==========================================================================
 
 AES-128 segments are decrypted before they are published (:mod:`stream_ingest.keys`); a
@@ -469,8 +469,9 @@ class HlsFollower(Source):
             await self._report_key(exc, segment)
             return
         self._key_problem = None
+        beside = b""
         if self._audio is not None:
-            payload = await self._join_audio(segment, payload, media_start)
+            payload, beside = await self._join_audio(segment, payload, media_start)
         message = SegmentMessage(
             channel_id=self.channel.id,
             seq=segment.seq,
@@ -482,6 +483,7 @@ class HlsFollower(Source):
             container=segment.container,
             codecs=self._codecs,
             payload=payload,
+            audio_payload=beside,
         )
         await self._bus.publish(
             self._topics.segments, key=self.channel.id, value=encode_message(message)
@@ -490,14 +492,18 @@ class HlsFollower(Source):
         self._delivered(message)
         await self._record(message)
 
-    async def _join_audio(self, segment: Segment, payload: bytes, media_start: float) -> bytes:
-        """The segment with its separate audio joined; the video alone, and an
-        ``audio_missing`` event, when the audio for its time cannot be had."""
+    async def _join_audio(
+        self, segment: Segment, payload: bytes, media_start: float
+    ) -> tuple[bytes, bytes]:
+        """The segment with its separate audio joined (MPEG-TS) or to carry beside it (fMP4:
+        the second bytes); the video alone, and an ``audio_missing`` event, when the audio
+        for its time cannot be had."""
         assert self._audio is not None
-        if segment.container != "mpegts":
-            self._audio = None  # fMP4 is not remuxed in ingest: say so once, follow the video
-            detail = "the video is not MPEG-TS, so its separate audio cannot be joined; "
-            detail += "the channel is followed without it"
+        beside = b""
+        if segment.container == "unknown":
+            self._audio = None  # neither MPEG-TS nor fMP4: say so once, follow the video
+            detail = "the video is neither MPEG-TS nor fMP4, so its separate audio cannot be "
+            detail += "joined; the channel is followed without it"
         else:
             try:
                 joined = await self._audio.join(segment, payload)
@@ -505,11 +511,12 @@ class HlsFollower(Source):
                 detail = f"{exc}; published without it"
             else:
                 if joined.audio_missing <= AUDIO_SLACK:
-                    return joined.payload
-                payload = joined.payload
+                    return joined.payload, joined.beside
+                payload, beside = joined.payload, joined.beside
+                why = f" ({joined.problem})" if joined.problem else ""
                 detail = (
                     f"{joined.audio_missing:.2f} s of its {segment.duration:.2f} s without "
-                    "audio; published with the sound there is"
+                    f"audio{why}; published with the sound there is"
                 )
         await self._report(
             StreamEventKind.AUDIO_MISSING,
@@ -518,7 +525,7 @@ class HlsFollower(Source):
             url=self._audio.url if self._audio is not None else segment.uri,
             media_time=media_start,
         )
-        return payload
+        return payload, beside
 
     async def _origin_gap(self, segment: Segment) -> None:
         """EXT-X-GAP: nothing to fetch; one event per run of gap segments."""

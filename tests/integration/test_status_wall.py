@@ -276,6 +276,47 @@ async def test_a_pages_link_to_one_channel_outlines_its_tile(browser: Browser) -
         assert outline == "solid"
 
 
+async def test_each_sub_channel_seen_has_a_tile_of_its_own_after_its_parent(
+    browser: Browser,
+) -> None:
+    config = VqmConfig(
+        channels=[
+            ChannelConfig(id="news", name="News 24", url="http://o/news.m3u8", variant="all"),
+            ChannelConfig(id="sport", name="Sport", url="http://origin/sport.m3u8"),
+        ]
+    )
+    state, metrics = MemoryStateStore(), Metrics(CollectorRegistry())
+    engine = AlertEngine(config, state, metrics)
+    for channel in ("news@720p", "news@360p", "sport"):
+        await engine.handle_detection(black(channel, 0, defective=False, thumbnail=None))
+    await engine.tick()
+    ctx = ApiContext(config=config, state=state, metrics=metrics)
+    async with serving(ctx) as port:
+        await browser.open(f"http://127.0.0.1:{port}/#channel=news@360p")
+        order = "[...document.querySelectorAll('.tile')].map(t => t.dataset.channel).join()"
+        assert await until(browser, f"{order} === 'news,news@720p,news@360p,sport'")
+        chips = "[...document.querySelectorAll('#channel-news .chip')]"
+        assert await browser.evaluate(f"{chips}.map(c => c.textContent).join()") == "720p,360p"
+        sub = "document.getElementById('channel-news@360p')"
+        assert await browser.evaluate(f"{sub}.classList.contains('focus')")
+        assert await browser.evaluate(f"{sub}.dataset.parent") == "news"
+
+        for seq in range(1, 3):  # black on the 360p rendition alone
+            await engine.handle_detection(black("news@360p", seq, defective=True, thumbnail=None))
+        assert await until(browser, f"{sub}.dataset.status === 'alerting'", timeout=6)
+        chip = "document.querySelector('#channel-news .chip[data-channel=\"news@360p\"]')"
+        assert await until(browser, f"{chip}.dataset.status === 'alerting'", timeout=6)
+        colour = await browser.evaluate(f"getComputedStyle({chip}).backgroundColor")
+        assert colour == "rgb(214, 45, 32)"
+        tile = "document.getElementById('channel-{}').dataset.status"
+        assert await browser.evaluate(tile.format("news@720p")) == "ok"
+        assert await browser.evaluate(tile.format("news")) == "ok"  # the alert is the rendition's
+        summary = await browser.evaluate("document.getElementById('summary').textContent")
+        assert summary.startswith("2 channels · 2 renditions · 1 alerting")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await browser.screenshot(ARTIFACTS / "status_wall_renditions.png")
+
+
 DEMO_NAMES = {"News 24", "Sport HD", "Night Drama", "Music TV", "Test Card", "Remote OB"}
 TILE_BOXES = """[...document.querySelectorAll('.tile')].map(t => {
   const r = t.getBoundingClientRect();

@@ -8,18 +8,25 @@ from starlette.exceptions import HTTPException
 from alerting.api.deps import Ctx, Store
 from alerting.api.errors import documented
 from alerting.api.schemas import ChannelList, ChannelView
+from alerting.api.subchannels import seen_channel_ids, sub_channel_ids
 from alerting.models import Alert
 from alerting.store import AlertStore, ChannelHealth, Thumbnail, channel_status
-from monitor.core.channels import ChannelConfig
+from monitor.core.channels import ChannelConfig, parent_channel_id
 
 read_router = APIRouter(tags=["channels"])
 
 
 @read_router.get("/api/channels", response_model=ChannelList)
 async def list_channels(ctx: Ctx, store: Store) -> ChannelList:
-    """Every configured channel with its status and open alerts."""
+    """Every configured channel with its status and open alerts, each followed by the
+    sub-channels seen of it (``variant: all``) with theirs."""
     active = await store.with_acks(await store.active())
-    views = [await channel_view(store, c, active) for c in ctx.config.channels]
+    seen = await seen_channel_ids(store, active)
+    views = []
+    for channel in ctx.config.channels:
+        subs = sub_channel_ids(channel, seen)
+        views.append(await channel_view(store, channel, active, sub_channels=subs))
+        views += [await channel_view(store, ctx.config.channel(s), active) for s in subs]
     return ChannelList(channels=views)
 
 
@@ -27,13 +34,15 @@ async def list_channels(ctx: Ctx, store: Store) -> ChannelList:
     "/api/channels/{channel_id}", response_model=ChannelView, responses=documented(404)
 )
 async def get_channel(channel_id: str, ctx: Ctx, store: Store) -> ChannelView:
-    """One channel; 404 when no configured channel has this id."""
+    """One channel or sub-channel (``news@720p``); 404 when no configured channel has
+    this id (or, for a sub-channel, follows every variant)."""
     try:
         channel = ctx.config.channel(channel_id)
     except KeyError:
         raise HTTPException(404, f"no channel {channel_id!r}") from None
     active = await store.with_acks(await store.active(channel_id))
-    return await channel_view(store, channel, active)
+    subs = sub_channel_ids(channel, await seen_channel_ids(store, await store.active()))
+    return await channel_view(store, channel, active, sub_channels=subs)
 
 
 @read_router.get(
@@ -58,7 +67,10 @@ def jpeg_response(thumbnail: Thumbnail, what: str) -> Response:
 
 
 async def channel_view(
-    store: AlertStore, channel: ChannelConfig, active: list[Alert]
+    store: AlertStore,
+    channel: ChannelConfig,
+    active: list[Alert],
+    sub_channels: list[str] | None = None,
 ) -> ChannelView:
     mine = [a for a in active if a.channel_id == channel.id]
     health = await store.get_channel(channel.id) or ChannelHealth(channel_id=channel.id)
@@ -76,4 +88,6 @@ async def channel_view(
         last_thumbnail=f"/api/channels/{channel.id}/thumbnail.jpg" if thumbnail else None,
         thumbnail_at=thumbnail.at if thumbnail else None,
         measurements=await store.measurements(channel.id),
+        parent=parent_channel_id(channel.id),
+        sub_channels=sub_channels or [],
     )

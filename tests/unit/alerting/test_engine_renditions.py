@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 from alerting.api import ApiContext, create_app
 from alerting.engine import AlertEngine
 from monitor.app.config import ChannelConfig, VqmConfig
+from monitor.core.messages import StreamEvent, StreamEventKind
 from monitor.core.metrics import Metrics
 from monitor.core.state import MemoryStateStore
 from tests.unit.alerting.test_engine import T0, Clock, Recorder, gauge
@@ -67,3 +68,36 @@ async def test_the_api_serves_a_rendition_by_its_sub_channel_id() -> None:
     assert (rendition.json()["id"], rendition.json()["name"]) == ("news@720p", "news 720p")
     assert rendition.json()["last_segment_at"] == T0
     assert stray.status_code == 404
+
+
+async def test_the_channel_list_shows_each_sub_channel_seen_under_its_parent() -> None:
+    clock, state = Clock(), MemoryStateStore()
+    engine, metrics = make_engine(clock, state)
+    await engine.start()
+    for sub in ("news@360p", "news@1080p", "news@720p"):
+        await engine.handle_segment_seen(sub, T0, 2.0)
+    clock.t = T0 + 7.0
+    await engine.handle_segment_seen("news@1080p", clock.t, 2.0)
+    await engine.handle_segment_seen("news@360p", clock.t, 2.0)
+    await engine.tick()  # 720p stopped delivering: down on its own
+    ev = StreamEvent(channel_id="news@128k", kind=StreamEventKind.HTTP_ERROR, detail="404")
+    await engine.handle_stream_event(ev)  # heard from, never delivered
+    context = ApiContext(config=engine.config, state=state, metrics=metrics)
+    transport = httpx.ASGITransport(app=create_app(context))
+    async with httpx.AsyncClient(transport=transport, base_url="http://vqm") as client:
+        listed = (await client.get("/api/channels")).json()["channels"]
+        parent = (await client.get("/api/channels/news")).json()
+
+    ids = ["news", "news@1080p", "news@720p", "news@360p", "news@128k"]
+    assert [c["id"] for c in listed] == ids
+    assert listed[0]["sub_channels"] == ids[1:] == parent["sub_channels"]
+    assert [c["parent"] for c in listed] == [None, "news", "news", "news", "news"]
+    status = {c["id"]: c["status"] for c in listed}
+    assert status == {
+        "news": "ok",
+        "news@1080p": "ok",
+        "news@720p": "down",
+        "news@360p": "ok",
+        "news@128k": "alerting",
+    }
+    assert listed[2]["name"] == "news 720p"

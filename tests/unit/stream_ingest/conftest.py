@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.stream_ingest.multivariant import write_master
+from tests.unit.stream_ingest.multivariant import pack_audio, write_master
 from tests.unit.stream_ingest.origin import Harness, Origin
 
 
@@ -40,4 +40,23 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("needs FFmpeg's CLI (Debian package ffmpeg)")
     root = tmp_path_factory.mktemp("multivariant")
     write_master(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def packed_media(tmp_path_factory: pytest.TempPathFactory, media: Path) -> Path:
+    """The same channel with its audio rendition served as packed audio (``.aac``)."""
+    root = tmp_path_factory.mktemp("packed")
+    shutil.copytree(media, root, dirs_exist_ok=True)
+    pack_audio(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def fmp4_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The channel as FFmpeg writes it with ``-hls_segment_type fmp4``."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs FFmpeg's CLI (Debian package ffmpeg)")
+    root = tmp_path_factory.mktemp("fmp4")
+    write_master(root, fmp4=True)
     return root

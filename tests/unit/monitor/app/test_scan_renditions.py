@@ -1,5 +1,6 @@
 """`vqm scan` of a master playlist whose sound is a separate rendition: the audio is joined
-to the video, so a silence in the audio rendition is found at its media time."""
+to the video (or, fMP4, carried beside it), so a silence in the audio rendition is found at
+its media time."""
 
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ from tests.unit.stream_ingest.multivariant import SILENCE, write_master
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs FFmpeg's CLI")
 
 
-@pytest.fixture(scope="module")
-def master_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """FFmpeg's master playlist served by a static HTTP server in a thread of its own (the
-    scan runs its own event loop)."""
+@pytest.fixture(scope="module", params=["mpegts", "fmp4"])
+def master_url(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """FFmpeg's master playlist (MPEG-TS or fMP4 segments) served by a static HTTP server in
+    a thread of its own (the scan runs its own event loop)."""
     root = tmp_path_factory.mktemp("master")
-    write_master(root)
+    write_master(root, fmp4=request.param == "fmp4")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *args: None  # type: ignore[attr-defined]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

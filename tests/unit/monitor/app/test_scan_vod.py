@@ -154,9 +154,9 @@ def test_a_vod_scan_fetches_each_segment_only_after_the_one_before_was_decoded(
         fetched.append(url)
         return await real_get(self, url, **kwargs)  # type: ignore[arg-type]
 
-    def decode(data: bytes, needs: object = None):  # type: ignore[no-untyped-def]
+    def decode(data: bytes, needs: object = None, audio: bytes = b""):  # type: ignore[no-untyped-def]
         at_decode.append(sum(".ts" in u for u in fetched))
-        return real_decode(data, needs)  # type: ignore[arg-type]
+        return real_decode(data, needs, audio)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Fetcher, "get", get)
     monkeypatch.setattr(media, "decode_bytes", decode)

@@ -32,6 +32,24 @@ def test_a_segment_round_trips_with_its_raw_payload() -> None:
     assert back.payload == payload and back.seq == 7 and back.schema_version == 1
 
 
+def test_a_segment_with_separate_audio_round_trips_and_one_without_keeps_its_wire_form() -> None:
+    msg = SegmentMessage(channel_id="news", seq=7, duration=2.0, payload=b"video")
+    assert b"audio_size" not in encode_message(msg)  # older consumers forbid unknown keys
+    with_audio = msg.model_copy(update={"audio_payload": b"init+fragments"})
+    back = decode_message(encode_message(with_audio), SegmentMessage)
+    assert (back.payload, back.audio_payload) == (b"video", b"init+fragments")
+
+
+@pytest.mark.parametrize("size", ["-1", "999", "true", '"3"'])
+def test_a_segment_whose_audio_size_does_not_fit_is_refused(size: str) -> None:
+    msg = SegmentMessage(channel_id="news", seq=7, duration=2.0, payload=b"vid", audio_payload=b"a")
+    wire = encode_message(msg).replace(b'"audio_size":1', b'"audio_size":' + size.encode())
+    header_end = wire.index(b"}", 4) + 1  # a flat JSON header: its length prefix, redone
+    fixed = (header_end - 4).to_bytes(4, "big") + wire[4:]
+    with pytest.raises(MessageError, match="audio_size"):
+        decode_message(fixed, SegmentMessage)
+
+
 def test_a_detection_round_trips_with_its_spans() -> None:
     msg = DetectionMessage(
         channel_id="news",

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.core.messages import SegmentMessage, StreamEventKind
+from monitor.core.messages import SegmentMessage, StreamEventKind, decode_message, encode_message
 from monitor.core.state import MemoryStateStore
+from monitor.inference.media import decode_bytes
+from monitor.inference.segment import DecodeNeeds
 from stream_ingest.positions import Position, Positions
 from stream_ingest.ts import AUDIO_TYPES, VIDEO_TYPES
 from stream_ingest.tsjoin import split_ts
@@ -88,10 +90,10 @@ async def test_a_missing_audio_segment_is_reported_and_its_video_still_published
     missing = harness.of_kind(StreamEventKind.AUDIO_MISSING)
     assert [e.seq for e in missing] == [2]
     assert missing[0].media_time == pytest.approx(harness.segments[2].media_start)
-    assert "404" in missing[0].detail and "published without it" in missing[0].detail
+    # The sound of the segments either side is joined: the PES that straddle its edges.
+    assert "s of its 2.00 s without audio (audio segment 2: HTTP 404" in missing[0].detail
     assert harness.errors("audio_missing") == 1
-    kinds = [stream_kinds(s) for s in harness.segments]
-    assert kinds == [["video", "audio"]] * 2 + [["video"]] + [["video", "audio"]] * 2
+    assert all(stream_kinds(s) == ["video", "audio"] for s in harness.segments)
 
 
 def dated(playlist: str, first_seq: int) -> bytes:
@@ -143,24 +145,68 @@ async def test_the_channels_audio_language_picks_the_rendition_joined(
     assert all(stream_kinds(s) == ["video", "audio"] for s in harness.segments)
 
 
-async def test_an_fmp4_variant_is_followed_without_its_audio_and_says_so_once(
-    harness: Harness, media: Path
+async def test_an_fmp4_channel_carries_its_audio_renditions_sound_beside_each_segment(
+    harness: Harness, fmp4_media: Path
 ) -> None:
-    serve(harness, media)
-    harness.origin.routes["/v.m3u8"] = Response(
-        body=b'#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MAP:URI="init.mp4"\n'
-        b"#EXTINF:1,\na.m4s\n#EXTINF:1,\nb.m4s\n#EXT-X-ENDLIST\n"
-    )
-    for name in ("init.mp4", "a.m4s", "b.m4s"):
-        harness.origin.routes[f"/{name}"] = Response(body=name.encode())
-    harness.origin.routes["/fmp4.m3u8"] = Response(
-        body=b'#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="x",URI="2/index.m3u8"\n'
-        b'#EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO="a"\nv.m3u8\n'
-    )
-    harness.follow(harness.origin.url("/fmp4.m3u8"))
-    await harness.until(lambda: len(harness.segments) == 2)
-    await harness.until(lambda: bool(harness.of_kind(StreamEventKind.AUDIO_MISSING)))
+    harness.follow(serve(harness, fmp4_media), {"variant": "all"})
+    await harness.until(lambda: len(harness.segments) == 10, timeout=20)
 
-    assert [s.payload for s in harness.segments] == [b"init.mp4a.m4s", b"init.mp4b.m4s"]
+    assert harness.of_kind(StreamEventKind.AUDIO_MISSING) == []
+    for segment in harness.segments:
+        assert segment.container == "fmp4" and segment.audio_payload, segment.seq
+        decoded = decode_bytes(segment.payload, DecodeNeeds(audio=True), segment.audio_payload)
+        start, end = decoded.video_times[0], decoded.video_times[-1] + 0.04
+        heard = decoded.audio.shape[1] / decoded.audio_rate
+        assert decoded.audio_start == pytest.approx(start, abs=0.03), segment.seq
+        assert heard == pytest.approx(end - start, abs=0.05), segment.seq
+    wire = decode_message(encode_message(harness.segments[0]), SegmentMessage)
+    assert wire.audio_payload == harness.segments[0].audio_payload
+
+
+async def test_fmp4_that_does_not_read_is_reported_and_the_video_still_published(
+    harness: Harness, fmp4_media: Path
+) -> None:
+    url = serve(harness, fmp4_media)
+    harness.origin.routes["/2/seg2.m4s"] = Response(body=b"\x00\x00\x00\x10moof garbage")
+    harness.origin.routes["/0/seg4.m4s"] = Response(body=b"not fMP4 at all")
+    harness.follow(url)
+    await harness.until(lambda: len(harness.segments) == 5, timeout=20)
+    await harness.until(lambda: len(harness.of_kind(StreamEventKind.AUDIO_MISSING)) >= 2)
+
+    missing = {e.seq: e.detail for e in harness.of_kind(StreamEventKind.AUDIO_MISSING)}
+    assert "fMP4 audio segment 2: box" in missing[2]
+    assert "video segment is not readable fMP4" in missing[4]
+    assert harness.seqs == [0, 1, 2, 3, 4]
+    assert harness.segments[4].audio_payload == b""
+    assert all(s.audio_payload for s in harness.segments[:2])
+
+
+async def test_a_packed_audio_rendition_is_joined_to_the_mpegts_video(
+    harness: Harness, packed_media: Path
+) -> None:
+    harness.follow(serve(harness, packed_media))
+    await harness.until(lambda: len(harness.segments) == 5, timeout=20)
+
+    assert harness.origin.hits("/2/seg1.aac")
+    assert all(stream_kinds(s) == ["video", "audio"] for s in harness.segments)
+    assert harness.of_kind(StreamEventKind.AUDIO_MISSING) == []
+
+
+async def test_a_hostile_packed_audio_segment_is_reported_and_its_video_still_published(
+    harness: Harness, packed_media: Path
+) -> None:
+    url = serve(harness, packed_media)
+    good = (packed_media / "2" / "seg2.aac").read_bytes()
+    harness.origin.routes["/2/seg2.aac"] = Response(body=good[: len(good) // 2])  # cut short
+    harness.origin.routes["/2/seg3.aac"] = Response(body=b"ID3\x04\x00\x00\x00\x00\x00\x00")
+    harness.follow(url)
+    await harness.until(lambda: len(harness.segments) == 5, timeout=20)
+    await harness.until(lambda: len(harness.of_kind(StreamEventKind.AUDIO_MISSING)) == 2)
+
     missing = harness.of_kind(StreamEventKind.AUDIO_MISSING)
-    assert len(missing) == 1 and "not MPEG-TS" in missing[0].detail
+    assert [e.seq for e in missing] == [2, 3]
+    assert "packed audio segment 2: ADTS frame at byte" in missing[0].detail
+    assert "cut short" in missing[0].detail
+    assert "packed audio segment 3: no ID3 PRIV frame" in missing[1].detail
+    kinds = [stream_kinds(s) for s in harness.segments]
+    assert kinds[2] == ["video"] and kinds[4] == ["video", "audio"]
