@@ -90,10 +90,16 @@ class BlockCorruptionDetector(Detector):
 
     key = "block_corruption"
     config_class = BlockCorruptionConfig
-    # Judged at most at 960x540: a 1080p picture's 16x16 macroblocks become 8x8 there, inside
-    # the scales the training crops cover, at a quarter of the model's and the RGB copy's cost.
-    needs = DecodeNeeds(luma=False, rgb=True, audio=False, rgb_limit=RGB_LIMIT)
     config: BlockCorruptionConfig
+
+    @property
+    def needs(self) -> DecodeNeeds:  # type: ignore[override]  # read-only: follows the config
+        """RGB of the frames judged only. At most 960x540: a 1080p picture's 16x16 macroblocks
+        become 8x8 there, inside the scales the training crops cover, at a quarter of the
+        model's and the RGB copy's cost."""
+        return DecodeNeeds(
+            luma=False, rgb=True, audio=False, rgb_limit=RGB_LIMIT, rgb_stride=self.config.stride
+        )
 
     def __init__(self, config: DetectorConfig, models: ModelCache | None = None) -> None:
         super().__init__(config, models)
@@ -134,8 +140,8 @@ class BlockCorruptionDetector(Detector):
     def detect(self, segment: DecodedSegment) -> list[DefectSpan]:
         if not segment.has_video or segment.rgb is None:
             return []
-        picks = np.arange(0, len(segment.video_times), self.config.stride)
-        region, head = self.scores(segment.rgb[picks])
+        picks, rgb = segment.rgb_every(self.config.stride)
+        region, head = self.scores(rgb)
         flags, confidence = self.decide(region, head)
         step = self.config.stride * segment.frame_duration
         spans = spans_from_flags(flags, segment.video_times[picks], step, confidence)
