@@ -106,11 +106,13 @@ def _join(chunks: list[DecodedSegment]) -> DecodedSegment:
         )  # fmt: skip
 
     luma = scaled([c.luma for c in chunks])
+    offsets = np.cumsum([0] + [len(c.video_times) for c in chunks[:-1]])
     return dataclasses.replace(
         first,
         video_times=np.concatenate([c.video_times for c in chunks]),
         luma=first.luma if luma is None else luma,
         rgb=scaled([c.rgb for c in chunks]),
+        rgb_index=np.concatenate([c.rgb_index + o for c, o in zip(chunks, offsets, strict=True)]),
         full_range=any(c.full_range for c in chunks),
         audio=np.concatenate([c.audio for c in chunks], axis=1),
         captions=np.concatenate([c.captions for c in chunks]),
@@ -196,10 +198,13 @@ class _Pictures:
 class _Chunk:
     """Frames gathered for one chunk; audio timing is carried across chunks by sample count."""
 
-    def __init__(self, expected_frames: int) -> None:
+    def __init__(self, expected_frames: int, rgb_stride: int) -> None:
         self.times: list[float] = []
         self.planes = _Pictures(expected_frames)
-        self.rgbs = _Pictures(expected_frames)
+        self.rgb_stride = rgb_stride
+        self.rgbs = _Pictures(expected_frames // rgb_stride + 1)
+        self.rgb_places: list[int] = []  # where each RGB picture's frame came in the chunk
+        self.rgb_shape: tuple[int, ...] | None = None  # of every frame, kept or not
         self.audio: list[np.ndarray] = []
         self.captions: list[bool] = []
 
@@ -236,7 +241,11 @@ class _Gatherer:
         self.fps = fps
         # Frames a chunk holds (the array grows past it when a segment is longer).
         self._expected = round(fps * (chunk_seconds or 2.0)) + 2
-        self.chunk = _Chunk(self._expected)
+        self.chunk = self._new_chunk()
+        # Frames of the segment so far, which the RGB stride counts: one chunk is one segment,
+        # except that without ``chunk_seconds`` the chunks are joined into one (see _join).
+        self._restart_count = chunk_seconds is not None
+        self.frames = 0
         self.full_range = False
         self.audio_origin: float | None = None  # PTS of the first audio frame
         self.samples_out = 0  # resampled audio samples in the chunks already cut
@@ -247,7 +256,7 @@ class _Gatherer:
         """Whether a video frame's picture differs in size from the chunk's so far."""
         if not isinstance(frame, av.VideoFrame):
             return False
-        luma, rgb = self.chunk.planes.shape, self.chunk.rgbs.shape
+        luma, rgb = self.chunk.planes.shape, self.chunk.rgb_shape
         fitted = _fitted_shape(frame.height, frame.width, self.needs.luma_limit)
         fitted_rgb = _fitted_shape(frame.height, frame.width, self.needs.rgb_limit)
         return (luma is not None and luma != fitted) or (
@@ -261,13 +270,25 @@ class _Gatherer:
             if self.needs.luma:
                 self.chunk.planes.append(_fit(_luma(frame), self.needs.luma_limit))
             if self.needs.rgb:
-                self.chunk.rgbs.append(_rgb(frame, self.needs.rgb_limit))
+                self._add_rgb(frame)
             if self.needs.captions:
                 self.chunk.captions.append(_has_captions(frame))
         elif self.needs.audio:
             if self.audio_origin is None:
                 self.audio_origin = t
             self.chunk.audio.extend(out.to_ndarray() for out in self._resampler.resample(frame))
+
+    def _add_rgb(self, frame: av.VideoFrame) -> None:
+        """Converts the frame to RGB when the stride picks it (the most costly step of a
+        decode that needs colour: only the frames a detector reads pay for it)."""
+        self.chunk.rgb_shape = (*_fitted_shape(frame.height, frame.width, self.needs.rgb_limit), 3)
+        if self.frames % self.needs.rgb_stride == 0:
+            self.chunk.rgb_places.append(len(self.chunk.times) - 1)
+            self.chunk.rgbs.append(_rgb(frame, self.needs.rgb_limit))
+        self.frames += 1
+
+    def _new_chunk(self) -> _Chunk:
+        return _Chunk(self._expected, self.needs.rgb_stride if self.needs.rgb else 1)
 
     def cut(self) -> DecodedSegment:
         """The chunk so far as a segment; the next chunk starts empty."""
@@ -276,7 +297,9 @@ class _Gatherer:
         )
         self.produced += 1
         self.samples_out += sum(a.shape[-1] for a in self.chunk.audio)
-        self.chunk = _Chunk(self._expected)
+        self.chunk = self._new_chunk()
+        if self._restart_count:
+            self.frames = 0
         return segment
 
     def finish(self) -> Iterator[DecodedSegment]:
@@ -392,7 +415,7 @@ def _assemble(
     order = np.argsort(chunk.times, kind="stable")
     luma = chunk.planes.ordered(order)
     luma = np.zeros((0, 0, 0), np.uint8) if luma is None else luma
-    rgb = chunk.rgbs.ordered(order)
+    rgb, rgb_index = _rgb_in_order(chunk, order)
     audio = (
         np.concatenate(chunk.audio, axis=1).astype(np.float32)
         if chunk.audio
@@ -403,6 +426,8 @@ def _assemble(
         video_times=np.asarray(chunk.times, dtype=np.float64)[order],
         luma=luma,
         rgb=rgb,
+        rgb_index=rgb_index,
+        rgb_stride=chunk.rgb_stride,
         full_range=full_range,
         fps=fps,
         audio=audio,
@@ -411,6 +436,16 @@ def _assemble(
         if chunk.captions
         else np.zeros(0, bool),
     )
+
+
+def _rgb_in_order(chunk: _Chunk, order: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """The chunk's RGB pictures in time order, and the places of their frames among the
+    chunk's frames once those are put in time order by ``order``."""
+    place = np.empty(len(order), np.intp)
+    place[order] = np.arange(len(order))  # arrival -> place in time order
+    index = place[np.asarray(chunk.rgb_places, np.intp)]
+    by_time = np.argsort(index, kind="stable")
+    return chunk.rgbs.ordered(by_time), index[by_time]
 
 
 def _luma(frame: av.VideoFrame) -> np.ndarray:

@@ -25,7 +25,9 @@ class DecodeNeeds:
 
     ``luma_limit`` and ``rgb_limit`` are the largest luma and RGB pictures (width, height)
     they read: bigger frames are downscaled (area averaging, aspect kept) at decode, so a
-    1080p channel never keeps a full-size RGB copy of every frame.
+    1080p channel never keeps a full-size RGB copy of every frame. ``rgb_stride`` N converts
+    only every Nth frame of a segment to RGB (frames 0, N, 2N, ...): a detector that judges
+    every 5th frame should not pay for, nor hold, the colour of the other four.
     """
 
     luma: bool = True
@@ -33,7 +35,12 @@ class DecodeNeeds:
     audio: bool = True
     luma_limit: tuple[int, int] = LUMA_LIMIT
     rgb_limit: tuple[int, int] = LUMA_LIMIT
+    rgb_stride: int = 1
     captions: bool = False  # whether each frame carries caption data (A/53 CC side data)
+
+    def __post_init__(self) -> None:
+        if self.rgb_stride < 1:
+            raise ValueError(f"rgb_stride must be at least 1, not {self.rgb_stride}")
 
 
 def block_means(pictures: np.ndarray, factor: int) -> np.ndarray:
@@ -82,11 +89,17 @@ class DecodedSegment:
     0 (full/JPEG range) or 16 (limited/TV range). ``audio`` is (channels, samples) float32
     in [-1, 1] at ``audio_rate``, first sample at ``audio_start``. ``captions`` says, per
     frame, whether it carried CEA-608/708 caption data (only when a detector asked).
+
+    ``rgb`` (M, H, W, 3) holds the colour pictures of the frames ``rgb_index`` (ascending
+    places in ``video_times``): every ``rgb_stride``-th frame, as the decode was asked.
+    Read them through :meth:`rgb_every`.
     """
 
     video_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
     luma: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.uint8))
     rgb: np.ndarray | None = None
+    rgb_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.intp))
+    rgb_stride: int = 1
     full_range: bool = False
     fps: float = 25.0
     audio: np.ndarray = field(default_factory=lambda: np.zeros((1, 0), np.float32))
@@ -111,6 +124,19 @@ class DecodedSegment:
             else:
                 self._means[factor] = block_means(self.luma, factor)
         return self._means[factor]
+
+    def rgb_every(self, stride: int) -> tuple[np.ndarray, np.ndarray]:
+        """(frame places, RGB pictures) of every ``stride``-th frame: frames 0, stride,
+        2 * stride, ... of the segment. ``stride`` must be a multiple of the decode's
+        ``rgb_stride``; a segment decoded without RGB has none (empty places, no pictures)."""
+        if self.rgb is None:
+            return np.zeros(0, np.intp), np.zeros((0, 0, 0, 3), np.uint8)
+        if stride % self.rgb_stride:
+            raise ValueError(f"RGB decoded every {self.rgb_stride} frames, not every {stride}")
+        # Counted among the pictures kept rather than by place: on a stream whose timestamps
+        # step back mid-segment the kept frames sit off the grid, and still cover it evenly.
+        rows = np.arange(0, len(self.rgb), stride // self.rgb_stride)
+        return self.rgb_index[rows], self.rgb[rows]
 
     @property
     def start(self) -> float:

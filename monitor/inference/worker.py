@@ -117,15 +117,18 @@ def _model_labels(model: OnnxModel) -> dict[str, str]:
 
 
 def union_needs(detectors: list[Detector]) -> DecodeNeeds:
-    """Decode only what some detector of the channel reads."""
+    """Decode only what some detector of the channel reads.
+
+    RGB is converted every N frames where N is the greatest common divisor of the RGB
+    readers' strides: each one's frames (multiples of its stride) are multiples of N, and a
+    reader of every frame (stride 1) makes it 1.
+    """
+    colour = [d.needs for d in detectors if d.needs.rgb]
     return DecodeNeeds(
         luma=any(d.needs.luma for d in detectors),
-        rgb=any(d.needs.rgb for d in detectors),
-        rgb_limit=max(
-            (d.needs.rgb_limit for d in detectors if d.needs.rgb),
-            key=lambda s: s[0] * s[1],
-            default=LUMA_LIMIT,
-        ),
+        rgb=bool(colour),
+        rgb_limit=max((n.rgb_limit for n in colour), key=lambda s: s[0] * s[1], default=LUMA_LIMIT),
+        rgb_stride=math.gcd(*(n.rgb_stride for n in colour)) or 1,
         audio=any(d.needs.audio for d in detectors),
         captions=any(d.needs.captions for d in detectors),
     )

@@ -94,7 +94,9 @@ def windows(start: float, end: float, length: float) -> list[tuple[float, float]
 
 
 def cut(segment: DecodedSegment, start: float, end: float) -> DecodedSegment:
-    """The frames and audio of ``segment`` inside ``[start, end)``."""
+    """The frames and audio of ``segment`` inside ``[start, end)``: luma only, which is all
+    a window is measured on (the RGB another detector of the channel asked for is left out;
+    it may hold only every Nth frame)."""
     keep = (segment.video_times >= start - 1e-6) & (segment.video_times < end - 1e-6)
     rate = segment.audio_rate
     a0 = max(0, int(round((start - segment.audio_start) * rate)))
@@ -102,7 +104,6 @@ def cut(segment: DecodedSegment, start: float, end: float) -> DecodedSegment:
     return DecodedSegment(
         video_times=segment.video_times[keep],
         luma=segment.luma[keep] if len(segment.luma) else segment.luma,
-        rgb=segment.rgb[keep] if segment.rgb is not None else None,
         full_range=segment.full_range,
         fps=segment.fps,
         audio=segment.audio[:, a0:a1],

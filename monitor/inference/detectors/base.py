@@ -39,11 +39,15 @@ __all__ = ["Detector", "DetectorConfig"]
 
 
 class Detector(abc.ABC):
-    """One kind of defect. Subclasses set ``key``, ``config_class`` and ``needs``."""
+    """One kind of defect. Subclasses set ``key``, ``config_class`` and ``needs``.
+
+    ``needs`` is read from the instance: a detector whose decode follows its settings (the
+    frames it judges) declares it as a property, the others as a class attribute.
+    """
 
     key: ClassVar[str]
     config_class: ClassVar[type[DetectorConfig]]
-    needs: ClassVar[DecodeNeeds] = DecodeNeeds(luma=True, rgb=False, audio=False)
+    needs: DecodeNeeds = DecodeNeeds(luma=True, rgb=False, audio=False)
     model_name: str | None = None  # the learned model it runs, if any (set per instance)
 
     def __init__(self, config: DetectorConfig, models: ModelCache | None = None) -> None:

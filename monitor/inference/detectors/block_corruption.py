@@ -92,10 +92,16 @@ class BlockCorruptionDetector(Detector):
 
     key = "block_corruption"
     config_class = BlockCorruptionConfig
-    # Judged at most at 960x540: a 1080p picture's 16x16 macroblocks become 8x8 there, inside
-    # the scales the training crops cover, at a quarter of the model's and the RGB copy's cost.
-    needs = DecodeNeeds(luma=False, rgb=True, audio=False, rgb_limit=RGB_LIMIT)
     config: BlockCorruptionConfig
+
+    @property
+    def needs(self) -> DecodeNeeds:  # type: ignore[override]  # read-only: follows the config
+        """RGB of the frames judged only. At most 960x540: a 1080p picture's 16x16 macroblocks
+        become 8x8 there, inside the scales the training crops cover, at a quarter of the
+        model's and the RGB copy's cost."""
+        return DecodeNeeds(
+            luma=False, rgb=True, audio=False, rgb_limit=RGB_LIMIT, rgb_stride=self.config.stride
+        )
 
     def __init__(self, config: DetectorConfig, models: ModelCache | None = None) -> None:
         super().__init__(config, models)
@@ -150,10 +156,10 @@ class BlockCorruptionDetector(Detector):
         self._candidate = None
         if not segment.has_video or segment.rgb is None:
             return []
-        picks = np.arange(0, len(segment.video_times), self.config.stride)
-        region, head, embedding = self.scores_and_embeddings(segment.rgb[picks])
+        picks, rgb = segment.rgb_every(self.config.stride)
+        region, head, embedding = self.scores_and_embeddings(rgb)
         if self.keep_candidate:
-            self._keep(segment, picks, region, embedding)
+            self._keep(segment, picks, rgb, region, embedding)
         flags, confidence = self.decide(region, head)
         step = self.config.stride * segment.frame_duration
         spans = spans_from_flags(flags, segment.video_times[picks], step, confidence)
@@ -161,10 +167,15 @@ class BlockCorruptionDetector(Detector):
         return [s.model_copy(update={"end": min(s.end, end)}) for s in spans]
 
     def _keep(
-        self, segment: DecodedSegment, picks: np.ndarray, region: np.ndarray, embedding: np.ndarray
+        self,
+        segment: DecodedSegment,
+        picks: np.ndarray,
+        rgb: np.ndarray,
+        region: np.ndarray,
+        embedding: np.ndarray,
     ) -> None:
         """One analysed frame, drawn at random, as this segment's annotation candidate."""
-        if embedding.shape[1] == 0 or segment.rgb is None:
+        if embedding.shape[1] == 0 or len(rgb) == 0:
             return
         i = int(self._rng.integers(len(picks)))
         score = frame_score(region[i : i + 1, 0], self.config.area_threshold)[0]
@@ -176,7 +187,7 @@ class BlockCorruptionDetector(Detector):
             threshold=self.region_threshold(),
             embedding=embedding[i].astype(np.float32),
             region_prob=region[i, 0].astype(np.float32),
-            rgb=np.ascontiguousarray(segment.rgb[picks[i]]),
+            rgb=np.ascontiguousarray(rgb[i]),
         )
 
 

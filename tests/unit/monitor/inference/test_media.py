@@ -102,3 +102,55 @@ def test_a_recording_is_cut_where_its_picture_changes_size() -> None:
 
     chunks = list(iter_decoded(io.BytesIO(two_sizes()), DecodeNeeds(luma=True), chunk_seconds=5))
     assert [c.luma.shape for c in chunks] == [(25, 180, 320), (25, 90, 160)]
+
+
+def moving(seconds: float = 1.0) -> bytes:
+    """A second of the synthetic studio at 320x180, 25 fps: every frame a different picture."""
+    from monitor.app.synthetic.channel import SyntheticChannel
+
+    channel = SyntheticChannel(seed=1, width=320, height=180, segment_duration=seconds)
+    return channel.segment_bytes(0)
+
+
+def colour(stride: int, luma: bool = False) -> DecodeNeeds:
+    return DecodeNeeds(luma=luma, rgb=True, audio=False, rgb_stride=stride)
+
+
+def test_rgb_is_converted_only_for_the_frames_its_stride_picks() -> None:
+    data = moving()
+    every = decode_bytes(data, colour(1, luma=True))
+    fourth = decode_bytes(data, colour(4, luma=True))
+    assert every.rgb is not None and fourth.rgb is not None and len(every.video_times) == 25
+    assert fourth.rgb_index.tolist() == list(range(0, 25, 4))
+    assert np.array_equal(fourth.rgb, every.rgb[::4])  # the same pictures, a quarter held
+    assert not np.array_equal(fourth.rgb[0], fourth.rgb[1])
+    assert np.array_equal(fourth.luma, every.luma) and np.array_equal(
+        fourth.video_times, every.video_times
+    )
+    places, pictures = fourth.rgb_every(8)
+    assert places.tolist() == [0, 8, 16, 24] and np.array_equal(pictures, every.rgb[::8])
+    assert np.array_equal(every.rgb_every(8)[1], pictures)
+    with pytest.raises(ValueError, match="every 4 frames"):
+        fourth.rgb_every(6)
+
+
+def test_the_rgb_stride_counts_the_frames_of_a_joined_segment_across_its_sizes() -> None:
+    every = decode_bytes(two_sizes(), colour(1))
+    third = decode_bytes(two_sizes(), colour(3))
+    assert every.rgb is not None and third.rgb is not None
+    assert third.rgb_index.tolist() == list(range(0, 50, 3))
+    assert np.array_equal(third.rgb, every.rgb[::3])
+
+
+def test_the_rgb_stride_restarts_with_each_chunk_of_a_recording() -> None:
+    from monitor.inference.media import iter_decoded
+
+    chunks = list(iter_decoded(io.BytesIO(two_sizes()), colour(3), chunk_seconds=5))
+    assert [len(c.video_times) for c in chunks] == [25, 25]  # cut where the size changed
+    assert [c.rgb_index.tolist() for c in chunks] == [list(range(0, 25, 3))] * 2
+    assert [c.rgb.shape[1:3] for c in chunks if c.rgb is not None] == [(180, 320), (90, 160)]
+
+
+def test_an_rgb_stride_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="rgb_stride"):
+        DecodeNeeds(rgb=True, rgb_stride=0)

@@ -19,8 +19,13 @@ from monitor.core.messages import (
     encode_message,
 )
 from monitor.core.metrics import Metrics
+from monitor.inference.detectors.block_corruption import (
+    BlockCorruptionConfig,
+    BlockCorruptionDetector,
+)
+from monitor.inference.detectors.freeze import FreezeConfig, FreezeDetector
 from monitor.inference.models import ModelCache
-from monitor.inference.worker import InferenceWorker
+from monitor.inference.worker import InferenceWorker, union_needs
 
 
 @pytest.fixture(scope="module")
@@ -321,3 +326,17 @@ async def test_a_refused_commit_is_counted_and_the_stage_carries_on(
     await asyncio.wait_for(task, 10)
     counted = metrics.bus_errors.labels(topic=config.topics.segments)._value.get()
     assert counted == 1
+
+
+def _blocks(stride: int) -> BlockCorruptionDetector:
+    return BlockCorruptionDetector(BlockCorruptionConfig(enabled=True, stride=stride))
+
+
+def test_rgb_is_decoded_for_every_frame_some_rgb_reader_of_the_channel_judges() -> None:
+    freeze = FreezeDetector(FreezeConfig())  # luma only: no say in the RGB stride
+    assert union_needs([freeze]).rgb is False
+    alone = union_needs([freeze, _blocks(5)])
+    assert alone.rgb and alone.luma and alone.rgb_stride == 5
+    assert union_needs([_blocks(4), _blocks(6)]).rgb_stride == 2  # frames 0, 4, 6, 8, 12, ...
+    assert union_needs([_blocks(4), _blocks(7)]).rgb_stride == 1
+    assert union_needs([_blocks(10), _blocks(1)]).rgb_stride == 1  # one reads every frame

@@ -22,8 +22,10 @@ from monitor.inference.detectors.block_corruption import (
 )
 from monitor.inference.detectors.registry import parse_detector_config
 from monitor.inference.engine import default_model_dir
-from monitor.inference.models import ModelCache
 from monitor.inference.graph_edit import region_head, with_region_head
+from monitor.inference.media import iter_decoded
+from monitor.inference.models import ModelCache
+from monitor.inference.segment import DecodeNeeds
 from tests.real_media import real_footage
 
 pytestmark = pytest.mark.skipif(
@@ -128,6 +130,27 @@ def test_scan_reports_block_corruption_where_a_high_motion_stream_was_damaged_an
     assert all(d.start >= 2.0 and d.end <= 4.3 for d in found)
     assert any(d.start < 3.0 and d.end > 3.5 for d in found)
     assert not [d for d in scan(str(clean), config) if d.detector == "block_corruption"]
+
+
+def test_rgb_decoded_only_for_the_frames_judged_gives_the_same_detections(
+    tmp_path: Path, models: ModelCache
+) -> None:
+    """The detector's needs convert every 5th frame to RGB; converting all of them, as the
+    decoder once did, finds the same spans from the same pictures."""
+    clean, bad = tmp_path / "clean.ts", tmp_path / "bad.ts"
+    write_clip(clean, 6.0, seed=UNSEEN + 2, scenes=["high_motion"])
+    assert corrupt_stream(str(clean), str(bad), 2.2, 3.0, seed=1, every=2) > 0
+    detector = BlockCorruptionDetector(BlockCorruptionConfig(enabled=True), models)
+    assert detector.needs.rgb_stride == detector.config.stride == 5
+    every = DecodeNeeds(luma=False, rgb=True, audio=False, rgb_limit=detector.needs.rgb_limit)
+    found = []
+    for needs in (every, detector.needs):
+        chunks = list(iter_decoded(str(bad), needs, chunk_seconds=2.0))
+        found.append([s for c in chunks for s in detector.detect(c)])
+        held = sum(len(c.rgb) for c in chunks if c.rgb is not None)
+        assert held == sum(len(range(0, len(c.video_times), needs.rgb_stride)) for c in chunks)
+    assert found[0], "no block corruption found on the damaged stretch"
+    assert found[1] == found[0]
 
 
 def test_partial_edge_regions_do_not_count_towards_the_corrupted_share() -> None:
