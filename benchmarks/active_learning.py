@@ -193,7 +193,7 @@ def run(
             report["results"][(granularity, strategy)] = {"rates": rates, "labels": need}
             shown = " ".join(f"{b}:{r:.4f}" for b, r in zip(grid, rates, strict=True))
             print(
-                f"{granularity:5} {strategy:11} labels to halve: {_n(need, grid):>7}   "
+                f"{granularity:5} {strategy:11} labels needed: {_n(need, grid):>7}   "
                 f"false alarms by budget {shown}",
                 flush=True,
             )

@@ -503,3 +503,143 @@ def label_export(
         f"{report.labels} labels, {report.with_samples} with samples "
         f"({report.samples} segments), {report.without_samples} without -> {out}"
     )
+
+
+def _state_call(settings: Settings, work):  # type: ignore[no-untyped-def]
+    """Run ``work(state)`` against the feedback state (Redis, or this machine's file)."""
+    from monitor.app.runtime import make_feedback_state, make_state
+    from monitor.core.state import StateError
+
+    async def main():  # type: ignore[no-untyped-def]
+        state = make_feedback_state(settings, make_state(settings))
+        await state.start()
+        try:
+            return await work(state)
+        finally:
+            await state.stop()
+
+    try:
+        return asyncio.run(main())
+    except StateError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _candidate_store(settings: Settings, folder: Path | None):  # type: ignore[no-untyped-def]
+    from monitor.core.samples import SampleStore
+
+    folder = folder if folder is not None else settings.data_path / "candidates"
+    return SampleStore(folder) if folder.is_dir() else None
+
+
+@label_app.command("queue")
+def label_queue(
+    name: Annotated[str, typer.Argument(help="The learned detector (block_corruption).")],
+    budget: Annotated[int, typer.Option(min=1, help="How many candidates to label.")] = 20,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            help="seed (uncertain half, k-means, nearest to centroid), uncertainty, random."
+        ),
+    ] = "seed",
+    redis: Annotated[str | None, typer.Option(help="Redis URL (VQM_REDIS_URL).")] = None,
+    candidates: Annotated[
+        Path | None, typer.Option(help="Candidates folder (default: candidates/ in VQM_DATA_DIR).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Log level for stderr.")] = "WARNING",
+) -> None:
+    """Choose what an operator labels next among the detector's annotation candidates, and
+    put it on the status wall's labelling page (/label.html?detector=NAME)."""
+    import time
+
+    from alerting.annotation import AnnotationStore
+    from monitor.app.label_queue import build_queue, pool
+    from monitor.app.selection import STRATEGIES
+
+    _setup_logging(log_level)
+    if strategy not in STRATEGIES:
+        typer.echo(f"error: --strategy is one of {', '.join(STRATEGIES)}", err=True)
+        raise typer.Exit(2)
+    settings = _settings(redis_url=redis)
+    store = _candidate_store(settings, candidates)
+    if store is None:
+        typer.echo("error: no annotation candidates here (VQM_DATA_DIR/candidates)", err=True)
+        raise typer.Exit(1)
+
+    async def work(state):  # type: ignore[no-untyped-def]
+        notes = AnnotationStore(state)
+        answered = {(a.channel_id, a.seq) for a in await notes.labels(name)}
+        queue = build_queue(pool(store, name, answered), name, budget, strategy, time.time())  # type: ignore[arg-type]
+        await notes.put_queue(queue)
+        return queue
+
+    queue = _state_call(settings, work)
+    typer.echo(f"{len(queue.items)} of {queue.pool} unlabelled candidates queued ({strategy}):")
+    for item in queue.items:
+        typer.echo(
+            f"  {item.channel_id} seq {item.seq} t={item.frame_time:.2f} score {item.score:.3f}"
+        )
+
+
+@app.command("retrain")
+def retrain_command(
+    name: Annotated[str, typer.Argument(help="The learned detector (block_corruption).")],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Training data folder: real_test.npz (required), real_train.npz, train.npz "
+            "(default: ~/.cache/vqm/training/block_corruption, where the lab writes them)."
+        ),
+    ] = None,
+    models: Annotated[
+        Path | None, typer.Option(help="Model directory the workers watch (VQM_MODEL_DIR).")
+    ] = None,
+    redis: Annotated[str | None, typer.Option(help="Redis URL (VQM_REDIS_URL).")] = None,
+    samples: Annotated[Path | None, typer.Option(help="Sample store folder.")] = None,
+    candidates: Annotated[Path | None, typer.Option(help="Candidates folder.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Gate only; write nothing.")] = False,
+    log_level: Annotated[str, typer.Option(help="Log level for stderr.")] = "WARNING",
+) -> None:
+    """Refit the detector on operator labels; write a new model version only if the gate
+    (held-out real test split, held-back labels) shows no regression."""
+    import json
+
+    from alerting.annotation import AnnotationStore
+    from alerting.feedback import FeedbackStore
+    from monitor.app.retrain import RetrainError, retrain
+    from monitor.app.retrain_units import candidate_units, feedback_units
+    from monitor.core.samples import SampleStore
+
+    _setup_logging(log_level)
+    if name != "block_corruption":
+        typer.echo("error: only block_corruption can be retrained from operator labels", err=True)
+        raise typer.Exit(2)
+    settings = _settings(redis_url=redis, model_dir=str(models) if models else None)
+    if settings.model_dir is None:
+        typer.echo(
+            "error: give --models (or VQM_MODEL_DIR): the shipped models are read-only", err=True
+        )
+        raise typer.Exit(2)
+
+    async def work(state):  # type: ignore[no-untyped-def]
+        return await FeedbackStore(state).all(), await AnnotationStore(state).labels(name)
+
+    feedback, labels = _state_call(settings, work)
+    folder = samples if samples is not None else settings.data_path / "samples"
+    kept = SampleStore(folder) if folder.is_dir() else None
+    units = feedback_units(feedback, kept, stride=5) + candidate_units(
+        labels, _candidate_store(settings, candidates)
+    )
+    usable = [u for u in units if u.frames]
+    typer.echo(f"{len(units)} operator labels, {len(usable)} with frames")
+    try:
+        data = data or Path.home() / ".cache" / "vqm" / "training" / "block_corruption"
+        outcome = retrain(Path(settings.model_dir), data, usable, dry_run=dry_run)
+    except RetrainError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(outcome.figures, indent=2))
+    if not outcome.accepted:
+        typer.echo("kept the running model: " + "; ".join(outcome.reasons))
+        raise typer.Exit(0 if dry_run else 3)
+    typer.echo(f"wrote {name} {outcome.version} to {outcome.path}")
