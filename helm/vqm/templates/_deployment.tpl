@@ -96,6 +96,9 @@ spec:
             # /tmp emptyDir, which samples would fill (and the kubelet then evicts the pod).
             - name: VQM_SAMPLES_PER_CHANNEL
               value: "0"
+            # Nor annotation candidates, for the same reason.
+            - name: VQM_CANDIDATES_EVERY
+              value: "0"
             {{- end }}
             {{- if and (eq $component "alert") (include "vqm.hasToken" $root) }}
             # Only the stage whose API users call gets the token (every stage refuses changing
