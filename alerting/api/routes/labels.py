@@ -103,8 +103,8 @@ async def candidate_picture(
     meta, png = found
     if meta.container != "png":
         raise HTTPException(404, f"candidate {channel_id!r} seq {seq} is not a picture")
-    # The bytes under one (channel, seq) never change while it is kept: cache privately.
-    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+    # Not cached: a channel whose sequence numbers restart keeps a new frame under the same URL.
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 @write_router.post(
