@@ -17,7 +17,7 @@ from alerting.api.auth import bearer, require_read, require_write
 from alerting.api.context import ApiContext
 from alerting.api.errors import http_error, validation_error
 from alerting.api.guard import Guard
-from alerting.api.routes import alerts, channels, feedback, links, probes, silences
+from alerting.api.routes import alerts, channels, feedback, labels, links, probes, silences
 from alerting.api.schemas import ErrorResponse
 
 logger = logging.getLogger(__name__)
@@ -52,9 +52,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
     read = [Depends(require_read)]
     if ctx.auth.api_read_token_required:
         read.append(Depends(bearer))  # declares the scheme on reads when they need it
-    for module in (channels, alerts, silences, feedback):
+    for module in (channels, alerts, silences, feedback, labels):
         app.include_router(module.read_router, dependencies=read)
-    for module in (alerts, silences, feedback):
+    for module in (alerts, silences, feedback, labels):
         app.include_router(module.write_router, dependencies=[Depends(require_write)])
     app.mount("/static", StaticFiles(directory=probes.STATIC_DIR), name="static")
     app.add_middleware(Guard, settings=lambda: ctx.auth)  # type: ignore[arg-type]

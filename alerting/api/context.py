@@ -10,6 +10,7 @@ from alerting.api.schemas import ModelInfo
 from monitor.core.channels import Channels
 from monitor.core.messages import now
 from monitor.core.metrics import Metrics
+from monitor.core.samples import SampleStore
 from monitor.core.settings import Settings
 from monitor.core.state import StateStore
 
@@ -27,6 +28,8 @@ class ApiContext:
     ``settings`` gives the API token rules; without it the defaults apply (local, no token).
     ``feedback`` is where operator feedback is kept when not in ``state`` (the one-process
     mode keeps it in a file while alert state stays in memory).
+    ``candidates`` is the annotation candidates' store the labelling page shows pictures
+    from; without it (not kept, or not on this machine) the pictures are 404.
     """
 
     config: Channels
@@ -38,6 +41,7 @@ class ApiContext:
     settings: Settings | None = None
     clock: Callable[[], float] = now
     feedback: StateStore | None = None
+    candidates: SampleStore | None = None
 
     @property
     def feedback_state(self) -> StateStore:

@@ -6,9 +6,9 @@
 * **Bounded bodies**: a body over ``max_body`` bytes is refused with 413, whether it announces
   its length or streams it in chunks.
 * **Browser hardening**: every response says ``X-Content-Type-Options: nosniff`` and
-  ``X-Frame-Options: DENY``; the status wall and its static files carry a Content Security
-  Policy that allows only the API's own origin (the wall is self-contained: one script, one
-  style sheet, thumbnails fetched as blobs).
+  ``X-Frame-Options: DENY``; the status wall, its labelling page and their static files carry
+  a Content Security Policy that allows only the API's own origin (the pages are
+  self-contained: their scripts and style sheets, pictures fetched as blobs).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ WALL_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
+WALL_PAGES = frozenset({"/", "/label.html"})  # the status wall and its labelling page
 _HARDENING = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
 
 
@@ -102,7 +103,7 @@ class Guard:
 
 def _hardened(scope: Scope, send: Send) -> Send:
     path = scope["path"]
-    wall = path == "/" or path.startswith("/static/")
+    wall = path in WALL_PAGES or path.startswith("/static/")
 
     async def with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":

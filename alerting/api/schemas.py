@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerting.annotation import CandidateLabel, LabelQueue, QueueItem
 from alerting.feedback import Feedback
 from alerting.models import Alert, Silence
 from alerting.store import ChannelStatus
@@ -95,3 +96,40 @@ class SilenceList(BaseModel):
 
 class FeedbackList(BaseModel):
     feedback: list[Feedback]
+
+
+class QueueEntry(QueueItem):
+    """A queue item with the answer given for it, if one was."""
+
+    answer: CandidateLabel | None = None
+
+
+class QueueView(BaseModel):
+    """A detector's labelling queue as the labelling page reads it."""
+
+    detector: str
+    strategy: str
+    budget: int
+    created_at: float
+    pool: int
+    items: list[QueueEntry]
+    answered: int = Field(description="Items with an answer.")
+    total: int = Field(description="Items in the queue.")
+
+    @classmethod
+    def of(cls, queue: LabelQueue, labels: list[CandidateLabel]) -> QueueView:
+        by_key = {(label.channel_id, label.seq): label for label in labels}
+        items = [
+            QueueEntry(**item.model_dump(), answer=by_key.get((item.channel_id, item.seq)))
+            for item in queue.items
+        ]
+        return cls(
+            **queue.model_dump(exclude={"items"}),
+            items=items,
+            answered=sum(entry.answer is not None for entry in items),
+            total=len(items),
+        )
+
+
+class LabelList(BaseModel):
+    labels: list[CandidateLabel]

@@ -1,6 +1,6 @@
 // The NOC status wall: polls /api/channels every two seconds and redraws one tile per
-// channel. A read token, when the API wants one, comes in the URL fragment
-// (/#token=...): fragments are never sent to the server, so the token stays out of logs.
+// channel. A read token, when the API wants one, comes in the URL fragment (/#token=...,
+// read in common.js).
 // Pages link to one channel as /#channel=<id>: its tile is outlined and scrolled to.
 // A channel that follows every variant (variant: all) is followed by a tile per sub-channel
 // seen (news@720p, the API lists them after their parent); the parent's tile shows a chip
@@ -10,8 +10,6 @@
 "use strict";
 
 const POLL_MS = 2000;
-const fragment = new URLSearchParams(location.hash.slice(1));
-const token = fragment.get("token");
 const focus = fragment.get("channel");
 let scrolled = false; // scroll to the focused tile once, then leave the reader alone
 const wall = document.getElementById("wall");
@@ -19,26 +17,11 @@ const summary = document.getElementById("summary");
 const connection = document.getElementById("connection");
 const thumbnails = new Map(); // channel id -> {at, url} of the picture shown
 
-function headers() {
-  return token ? { Authorization: "Bearer " + token } : {};
-}
-
 function ago(epochSeconds) {
   const s = Math.max(0, Math.round(Date.now() / 1000 - epochSeconds));
   if (s < 60) return s + " s";
   if (s < 3600) return Math.floor(s / 60) + " min";
   return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
-}
-
-function clock(epochSeconds) {
-  return new Date(epochSeconds * 1000).toLocaleTimeString([], { hour12: false });
-}
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 function alertItem(alert) {
@@ -61,14 +44,8 @@ const VERDICTS = [["real_defect", "real"], ["false_alarm", "false alarm"]];
 const operator = document.getElementById("operator");
 const notice = document.getElementById("notice");
 const answered = new Map(); // alert id -> verdict given from this wall
-operator.value = remembered();
-operator.addEventListener("input", () => {
-  try { localStorage.setItem("vqm-operator", operator.value.trim()); } catch (err) { /* private mode */ }
-});
-
-function remembered() {
-  try { return localStorage.getItem("vqm-operator") || ""; } catch (err) { return ""; }
-}
+rememberOperator(operator);
+carryToken(document.getElementById("label-link"));
 
 function answerButtons(alert) {
   const box = el("span", "answer");
@@ -104,8 +81,7 @@ async function sendFeedback(alertId, verdict, regions) {
       body: JSON.stringify(body),
     });
     if (!response.ok) {
-      const reply = await response.json().catch(() => null);
-      notice.textContent = "not saved: " + (reply && reply.error ? reply.error.message : "HTTP " + response.status);
+      notice.textContent = "not saved: " + (await refusal(response));
       return false;
     }
   } catch (err) {
@@ -125,24 +101,9 @@ const dialogError = dialog.querySelector(".error");
 let marking = null; // the alert the dialog marks
 
 function drawGrid() {
-  const n = Number(gridSize.value);
-  grid.style.setProperty("--grid", String(n));
-  const cells = [];
-  for (let row = 0; row < n; row++) {
-    for (let col = 0; col < n; col++) {
-      const cell = el("div");
-      cell.dataset.row = String(row);
-      cell.dataset.col = String(col);
-      cells.push(cell);
-    }
-  }
-  grid.replaceChildren(...cells);
+  patchGrid(grid, Number(gridSize.value), [], () => wholeFrame.checked);
 }
 
-grid.addEventListener("click", (event) => {
-  const cell = event.target.closest("[data-row]");
-  if (cell && !wholeFrame.checked) cell.classList.toggle("marked");
-});
 gridSize.addEventListener("change", drawGrid);
 wholeFrame.addEventListener("change", () => grid.classList.toggle("whole", wholeFrame.checked));
 dialog.querySelector(".cancel").addEventListener("click", () => dialog.close());
@@ -170,7 +131,7 @@ async function openRegions(alert) {
 
 function markedRegions() {
   if (wholeFrame.checked) return { whole_frame: true };
-  const cells = [...grid.querySelectorAll(".marked")].map((c) => [Number(c.dataset.row), Number(c.dataset.col)]);
+  const cells = markedCells(grid);
   return cells.length ? { grid: Number(gridSize.value), cells: cells } : null;
 }
 

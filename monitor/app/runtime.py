@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -150,6 +151,12 @@ class Runtime:
             checks["models"] = self.inference is not None and self.inference.ready
         return checks
 
+    @functools.cached_property
+    def candidates(self) -> SampleStore | None:
+        """The annotation candidates, one store for the process: the inference stage writes
+        it, the API shows its pictures (opened when first needed)."""
+        return make_candidates(self.settings)
+
     def api_context(self) -> ApiContext:
         return ApiContext(
             config=self.config,
@@ -158,6 +165,7 @@ class Runtime:
             readiness=self.ready,
             settings=self.settings,
             feedback=self.feedback,
+            candidates=self.candidates,
         )
 
     def _start_paging(self) -> Outbox:
@@ -227,7 +235,7 @@ class Runtime:
             group=group,
             reload_interval=reload,
             samples=make_samples(self.settings, self.metrics),
-            candidates=make_candidates(self.settings),
+            candidates=self.candidates,
             candidates_every=self.settings.candidates_every,
         )
 

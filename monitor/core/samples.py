@@ -158,6 +158,26 @@ class SampleStore:
     def payload(self, meta: SampleMeta) -> bytes:
         return self._paths(*meta.key)[0].read_bytes()
 
+    def read(self, channel_id: str, seq: int) -> tuple[SampleMeta, bytes] | None:
+        """One sample's metadata and bytes as they are on disk now; None when it is not there
+        (evicted, or never kept).
+
+        Read from disk, not from the index: the API may open the store in another process than
+        the inference worker that writes it, and must see samples kept since. A reader writes
+        nothing, so the sample is not marked used."""
+        data_path, meta_path = self._paths(channel_id, seq)
+        try:
+            meta = SampleMeta.model_validate_json(meta_path.read_bytes())
+            payload = data_path.read_bytes()
+        except FileNotFoundError:  # never kept, or evicted (perhaps between the two reads)
+            return None
+        except ValidationError as exc:
+            logger.warning("sample %s unreadable (%s)", meta_path, exc)
+            return None
+        if meta.key != (channel_id, seq):  # another id that maps to the same directory name
+            return None
+        return meta, payload
+
     def all(self) -> list[SampleMeta]:
         with self._lock:
             return sorted(self._index.values(), key=lambda m: (m.channel_id, m.seq))

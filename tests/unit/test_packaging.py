@@ -31,4 +31,5 @@ def test_the_wheel_has_the_three_stages_and_the_models_and_no_lab_code(tmp_path:
     assert "monitor/app/cli.py" in names and "monitor/app/synthetic/channel.py" in names
     assert "exported_models/audio_artifact.onnx" in names
     assert "alerting/rules/vqm.yaml" in names and "alerting/static/index.html" in names
+    assert "alerting/static/label.html" in names and "alerting/static/common.js" in names
     assert not [n for n in names if "training" in n or n.startswith("lab/") or "tests/" in n]

@@ -13,7 +13,13 @@ from alerting.api.deps import Ctx, Store
 from alerting.api.errors import documented
 from alerting.api.routes.channels import jpeg_response
 from alerting.api.schemas import FeedbackList
-from alerting.feedback import REGION_DETECTORS, Feedback, FeedbackRequest, FeedbackStore
+from alerting.feedback import (
+    REGION_DETECTORS,
+    Feedback,
+    FeedbackRequest,
+    FeedbackStore,
+    Regions,
+)
 from alerting.models import Alert
 from alerting.store import AlertStore
 from monitor.core.redact import log_safe
@@ -38,6 +44,16 @@ async def _alert(store: AlertStore, alert_id: str) -> Alert:
     return alert
 
 
+def refuse_foreign_regions(detector: str, regions: Regions | None, what: str) -> None:
+    """A 422 for regions marked on the picture of a detector that takes none (``what`` names
+    what was answered: "alerts", "candidates")."""
+    if regions is not None and detector not in REGION_DETECTORS:
+        allowed = ", ".join(sorted(REGION_DETECTORS))
+        raise HTTPException(
+            422, f"regions: only {what} of {allowed} take regions, this is {detector}"
+        )
+
+
 @write_router.post(
     "/api/alerts/{alert_id}/feedback",
     response_model=Feedback,
@@ -50,11 +66,7 @@ async def give_feedback(
     """Say whether an alert was a real defect or a false alarm (and, for block corruption,
     where); a later answer for the same alert replaces this one."""
     alert = await _alert(store, alert_id)
-    if request.regions is not None and alert.detector not in REGION_DETECTORS:
-        allowed = ", ".join(sorted(REGION_DETECTORS))
-        raise HTTPException(
-            422, f"regions: only alerts of {allowed} take regions, this is {alert.detector}"
-        )
+    refuse_foreign_regions(alert.detector, request.regions, "alerts")
     feedback = Feedback.of(alert, request, ctx.clock())
     await answers.put(feedback)
     logger.info(

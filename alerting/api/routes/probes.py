@@ -1,4 +1,5 @@
-"""Always open: the status wall page, liveness and readiness (probes carry no token)."""
+"""Always open: the status wall and its labelling page, liveness and readiness (probes carry
+no token)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ router = APIRouter()
 async def status_wall() -> FileResponse:
     """The NOC status wall: one tile per channel, refreshed every two seconds."""
     return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/label.html", include_in_schema=False)
+async def labelling_page() -> FileResponse:
+    """The labelling page: a detector's queue of candidates, answered one by one."""
+    return FileResponse(STATIC_DIR / "label.html", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/healthz", response_model=Health, tags=["health"])

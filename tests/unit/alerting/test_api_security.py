@@ -142,13 +142,15 @@ async def test_a_silence_of_a_known_detector_or_the_stream_is_taken() -> None:
 async def test_the_wall_says_trust_only_this_origin_and_every_answer_says_nosniff() -> None:
     async with World().client(settings()) as api:
         wall = await api.get("/")
+        labelling = await api.get("/label.html?detector=block_corruption")
         script = await api.get("/static/wall.js")
         health = await api.get("/healthz")
-    for response in (wall, script):
+    assert labelling.status_code == 200 and "label.js" in labelling.text
+    for response in (wall, labelling, script):
         csp = response.headers["content-security-policy"]
         assert "default-src 'none'" in csp and "script-src 'self'" in csp
         assert "frame-ancestors 'none'" in csp
-    for response in (wall, script, health):
+    for response in (wall, labelling, script, health):
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["x-frame-options"] == "DENY"
 

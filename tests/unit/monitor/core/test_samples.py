@@ -84,3 +84,18 @@ def test_overlapping_finds_the_samples_under_a_span_of_one_channel(tmp_path: Pat
     store.put(meta("sport", 1), b"x")
     assert [m.seq for m in store.overlapping("news", 2.5, 5.0)] == [1, 2]
     assert store.overlapping("news", 100.0, 102.0) == []
+
+
+def test_a_reader_sees_samples_another_process_kept_and_evicted_after_it_opened(
+    tmp_path: Path,
+) -> None:
+    reader = SampleStore(tmp_path)  # opened first, over an empty directory
+    writer = SampleStore(tmp_path, SampleLimits(per_channel=1), clock=Clock())
+    writer.put(meta("news", 4), b"frame four")
+    found = reader.read("news", 4)
+    assert found is not None and found[0].key == ("news", 4) and found[1] == b"frame four"
+    assert reader.read("news", 5) is None and reader.read("sport", 4) is None
+    writer.put(meta("news", 5), b"frame five")  # the quota evicts seq 4
+    assert reader.read("news", 4) is None
+    assert reader.read("news", 5) == (writer.all()[0], b"frame five")
+    assert reader.all() == []  # reading left the reader's index (and the files) alone
