@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from scipy.cluster.vq import kmeans2
 
 Strategy = Literal["seed", "uncertainty", "random"]
 STRATEGIES: tuple[Strategy, ...] = ("seed", "uncertainty", "random")
@@ -63,6 +62,43 @@ def diverse(embeddings: np.ndarray, budget: int, rng: np.random.Generator) -> np
     return _nearest_centroids(_unit(embeddings), np.arange(len(embeddings)), budget, rng)
 
 
+def kmeans(
+    points: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 20
+) -> tuple[np.ndarray, np.ndarray]:
+    """(centroids (k, d), cluster of each point): k-means++ seeding, then Lloyd's steps.
+
+    Distances come from one matrix product per step, so a budget of thousands of clusters
+    stays seconds (SciPy's ``kmeans2`` took 118 s for 640 clusters of 6000 points here)."""
+    n = len(points)
+    squared = np.einsum("ij,ij->i", points, points)
+    centroids = np.empty((k, points.shape[1]))
+    centroids[0] = points[rng.integers(n)]
+    nearest = np.maximum(squared - 2 * points @ centroids[0] + centroids[0] @ centroids[0], 0)
+    for c in range(1, k):
+        total = nearest.sum()
+        pick = rng.choice(n, p=nearest / total) if total > 0 else rng.integers(n)
+        centroids[c] = points[pick]
+        gap = squared - 2 * points @ centroids[c] + centroids[c] @ centroids[c]
+        nearest = np.minimum(nearest, np.maximum(gap, 0))
+    for _ in range(iterations):
+        member = _closest(points, squared, centroids)
+        counts = np.bincount(member, minlength=k)
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, member, points)
+        filled = counts > 0
+        moved = sums[filled] / counts[filled, None]
+        if np.allclose(moved, centroids[filled]):
+            break
+        centroids[filled] = moved
+    member = _closest(points, squared, centroids)
+    return centroids, member
+
+
+def _closest(points: np.ndarray, squared: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    lengths = np.einsum("ij,ij->i", centroids, centroids)
+    return np.asarray(np.argmin(squared[:, None] - 2 * points @ centroids.T + lengths, axis=1))
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float64)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _EPS)
@@ -73,8 +109,7 @@ def _nearest_centroids(
 ) -> np.ndarray:
     """Per k-means cluster the member nearest its centroid; a cluster k-means leaves empty
     is made up by the most uncertain points not yet chosen (``index`` is in that order)."""
-    seed = int(rng.integers(2**31))
-    centroids, member = kmeans2(points, k, minit="++", seed=seed)
+    centroids, member = kmeans(points, k, rng)
     chosen: list[int] = []
     for c in range(k):
         inside = np.flatnonzero(member == c)
@@ -91,4 +126,4 @@ def _nearest_centroids(
     return index[np.asarray(chosen, int)]
 
 
-__all__ = ["STRATEGIES", "Strategy", "diverse", "logit", "select", "uncertainty"]
+__all__ = ["STRATEGIES", "Strategy", "diverse", "kmeans", "logit", "select", "uncertainty"]

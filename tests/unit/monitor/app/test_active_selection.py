@@ -8,7 +8,7 @@ import pytest
 from monitor.app.head_fit import RegionLabels, fit_head, region_probs
 from monitor.app.label_queue import build_queue, pool
 from monitor.app.retrain import next_version
-from monitor.app.selection import select, uncertainty
+from monitor.app.selection import kmeans, select, uncertainty
 from monitor.core.samples import SampleMeta, SampleStore
 from monitor.inference.candidate import frame_score
 from monitor.inference.detectors.block_corruption import corrupted_share
@@ -77,3 +77,14 @@ def test_the_queue_leaves_out_answered_candidates_and_orders_by_uncertainty(tmp_
 @pytest.mark.parametrize(("old", "new"), [("2.1.0", "2.1.1"), ("2.1.9", "2.1.10"), ("x", "x.1")])
 def test_a_retrained_model_is_the_next_patch_version(old: str, new: str) -> None:
     assert next_version(old) == new
+
+
+def test_kmeans_finds_separated_blobs_and_fills_every_cluster() -> None:
+    rng = np.random.default_rng(5)
+    centres = rng.normal(0, 20, (6, 4))
+    points = np.concatenate([c + rng.normal(0, 0.5, (30, 4)) for c in centres])
+    found, member = kmeans(points, 6, np.random.default_rng(6))
+    assert len(np.unique(member)) == 6
+    for blob in range(6):  # each blob is one cluster, whole
+        assert len(np.unique(member[blob * 30 : (blob + 1) * 30])) == 1
+    assert np.abs(np.sort(found[:, 0]) - np.sort(centres[:, 0])).max() < 1.0
