@@ -211,3 +211,28 @@ def test_labels_that_would_break_detection_are_refused_and_the_model_kept(
     assert any("test F1 falls" in r for r in outcome.reasons), outcome.reasons
     assert (tmp_path / f"{MODEL}.onnx").read_bytes() == before
     assert json.loads((tmp_path / f"{MODEL}.json").read_text())["version"] == "2.1.0"
+
+
+def test_alert_feedback_becomes_a_unit_of_the_frames_the_detector_judged(tmp_path: Path) -> None:
+    from alerting.feedback import Feedback, Regions, Verdict
+    from monitor.app.retrain_units import feedback_units
+    from monitor.core.samples import SampleMeta
+
+    samples = SampleStore(tmp_path)
+    for seq in (0, 1):
+        meta = SampleMeta(
+            channel_id="m", seq=seq, media_start=seq, media_end=seq + 1.0,
+            detectors=[DETECTOR],
+        )  # fmt: skip
+        samples.put(meta, mosaic_segment(seq, seq))
+    answer = Feedback(
+        alert_id="a1", channel_id="m", detector=DETECTOR, start=1.0, end=1.99,
+        verdict=Verdict.REAL_DEFECT, by="ana", at=1.0,
+        regions=Regions(grid=16, cells=[(2, 3)]),
+    )  # fmt: skip
+    other = answer.model_copy(update={"alert_id": "a2", "detector": "black"})
+    [unit] = feedback_units([answer, other], samples, stride=5)
+    assert unit.key == "alert/a1" and unit.defect and unit.grid == 16 and unit.cells == [(2, 3)]
+    assert len(unit.frames) == 5  # frames 0, 5, ..., 20 of the second segment
+    assert all(f.shape == (*SIZE, 3) for f in unit.frames)
+    assert np.abs(unit.frames[0].astype(int) - mosaic(1)).mean() < 8  # the second segment's
