@@ -219,10 +219,10 @@ def savings(report: dict[str, Any], budgets: dict[str, tuple[int, ...]]) -> bool
         saved = 1 - seed / (grid[-1] if math.isinf(random) else random)
         ok = saved >= TARGET_SAVING
         met = met and ok
+        change = f"{saved:.0%} fewer" if saved >= 0 else f"{-saved:.0%} more"
         print(
             f"{granularity}: seed rule {seed:.0f} labels vs random {_n(random, grid)}: "
-            f"{bound}{saved:.0%} fewer (target {TARGET_SAVING:.0%}: "
-            f"{'met' if ok else 'missed'})"
+            f"{bound}{change} (target {TARGET_SAVING:.0%} fewer: {'met' if ok else 'missed'})"
         )
     return met
 
