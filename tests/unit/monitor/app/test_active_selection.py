@@ -88,3 +88,23 @@ def test_kmeans_finds_separated_blobs_and_fills_every_cluster() -> None:
     for blob in range(6):  # each blob is one cluster, whole
         assert len(np.unique(member[blob * 30 : (blob + 1) * 30])) == 1
     assert np.abs(np.sort(found[:, 0]) - np.sort(centres[:, 0])).max() < 1.0
+
+
+def test_the_learning_commands_refuse_what_they_cannot_do(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from monitor.app.cli import app
+
+    monkeypatch.setenv("VQM_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("VQM_MODEL_DIR", raising=False)
+    run = CliRunner().invoke
+    result = run(app, ["label", "queue", "block_corruption"])
+    assert result.exit_code == 1 and "no annotation candidates" in result.output
+    result = run(app, ["label", "queue", "block_corruption", "--strategy", "best"])
+    assert result.exit_code == 2 and "seed, uncertainty, random" in result.output
+    result = run(app, ["retrain", "audio_artifact", "--models", str(tmp_path)])
+    assert result.exit_code == 2 and "only block_corruption" in result.output
+    result = run(app, ["retrain", "block_corruption"])
+    assert result.exit_code == 2 and "read-only" in result.output
+    result = run(app, ["retrain", "block_corruption", "--models", str(tmp_path)])
+    assert result.exit_code == 1 and "no operator labels" in result.output
