@@ -451,10 +451,12 @@ class InferenceWorker:
     async def _keep_candidate(self, segment: SegmentMessage, candidate: Candidate) -> None:
         """Keep an annotation candidate; failing to costs no detection."""
         assert self.candidates is not None
-        meta, png = candidate_sample(segment.channel_id, segment.seq, candidate)
         try:
+            meta, png = await asyncio.to_thread(
+                candidate_sample, segment.channel_id, segment.seq, candidate
+            )
             await asyncio.to_thread(self.candidates.put, meta, png)
-        except OSError as exc:
+        except (OSError, cv2.error, ValueError) as exc:
             self._metrics.sample_errors.labels(segment.channel_id).inc()
             logger.error("segment %d left no annotation candidate: %s", segment.seq, exc)
             return

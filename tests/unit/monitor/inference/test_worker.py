@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from monitor.core.messages import (
     encode_message,
 )
 from monitor.core.metrics import Metrics
+from monitor.core.samples import SampleStore
 from monitor.inference.detectors.block_corruption import (
     BlockCorruptionConfig,
     BlockCorruptionDetector,
@@ -340,3 +342,25 @@ def test_rgb_is_decoded_for_every_frame_some_rgb_reader_of_the_channel_judges() 
     assert union_needs([_blocks(4), _blocks(6)]).rgb_stride == 2  # frames 0, 4, 6, 8, 12, ...
     assert union_needs([_blocks(4), _blocks(7)]).rgb_stride == 1
     assert union_needs([_blocks(10), _blocks(1)]).rgb_stride == 1  # one reads every frame
+
+
+async def test_candidates_are_kept_every_nth_segment_and_a_store_that_fails_costs_nothing(
+    channel: SyntheticChannel, metrics: Metrics, models: ModelCache, tmp_path: Path
+) -> None:
+    config = VqmConfig(channels=[ChannelConfig(id="c", url="http://unused/c.m3u8")])
+    config = config.with_enabled(["block_corruption"])
+    per_segment = len(config.detectors_for(config.channel("c")))
+    for root, kept in ((tmp_path / "candidates", [0, 2]), (tmp_path / "a-file", [])):
+        if not kept:
+            root.write_bytes(b"")  # the store's folder is a file: every write fails
+        bus = MemoryBus()
+        await publish(bus, channel, range(4))
+        store = SampleStore(root)
+        worker = InferenceWorker(config, bus, metrics, models, candidates=store, candidates_every=2)
+        await _run_until(bus, worker, config.topics.detections, 4 * per_segment)
+        assert bus.published(config.topics.detections) == 4 * per_segment
+        assert [m.seq for m in store.all()] == kept
+        for meta in store.all():
+            assert meta.detectors == ["block_corruption"] and len(meta.embedding or []) == 192
+            assert meta.score is not None and meta.threshold == 0.9
+    assert metrics.registry.get_sample_value("vqm_sample_errors_total", {"channel": "c"}) == 2
