@@ -72,7 +72,7 @@ class RetrainError(RuntimeError):
     """Retraining cannot run (no test split, a model without features, no labels)."""
 
 
-@dataclass
+@dataclass(eq=False)  # frames are arrays: units compare by identity
 class Unit:
     """One operator answer and the frames (RGB, as the detector judges them) it speaks for."""
 
@@ -219,8 +219,9 @@ def retrain(
     t, area = model.card.thresholds.get("region", 0.5), model.card.thresholds.get("area", 0.07)
     w0, b0 = region_head(model.path.read_bytes())
     rng = np.random.default_rng(seed)
-    trained = [u for u in units if not u.held_back or len(units) < HOLD_BACK_EVERY]
-    held = [u for u in units if u not in trained]
+    holding = len(units) >= HOLD_BACK_EVERY
+    trained = [u for u in units if not (holding and u.held_back)]
+    held = [u for u in units if holding and u.held_back]
     parts = [unit_labels(model, u, t) for u in trained]
     replayed = 0
     for split in REPLAY_SPLITS:
