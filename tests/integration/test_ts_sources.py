@@ -11,8 +11,6 @@ deadline) instead of sleeping.
 from __future__ import annotations
 
 import asyncio
-import functools
-import http.server
 import json
 import shutil
 import socket
@@ -36,6 +34,7 @@ from monitor.core.metrics import Metrics
 from stream_ingest.config import IngestConfig
 from stream_ingest.sources.base import SourceContext
 from stream_ingest.sources.udp import UdpSource
+from tests.static_http import serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -125,22 +124,11 @@ def hls_defects(clip: Path) -> list[Defect]:
         + ["-hls_time", "2", "-hls_playlist_type", "vod", str(folder / "index.m3u8")],
         check=True,
     )
-    handler = functools.partial(QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        defects = scan(f"http://127.0.0.1:{server.server_port}/index.m3u8")
-    finally:
-        server.shutdown()
+    with serving(folder) as base:
+        defects = scan(f"{base}/index.m3u8")
     assert [d.detector for d in defects] == ["black"], defects
     assert defects[0].start == pytest.approx(BLACK[0], abs=0.1)
     return defects
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
-        pass
 
 
 def same_defects(got: list[Defect], reference: list[Defect]) -> None:

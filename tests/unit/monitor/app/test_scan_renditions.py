@@ -4,17 +4,15 @@ its media time."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import shutil
-import threading
 from collections.abc import Iterator
 
 import pytest
 from typer.testing import CliRunner
 
 from monitor.app.cli import app
+from tests.static_http import serving
 from tests.unit.stream_ingest.multivariant import SILENCE, write_master
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs FFmpeg's CLI")
@@ -28,16 +26,8 @@ def master_url(
     a thread of its own (the scan runs its own event loop)."""
     root = tmp_path_factory.mktemp("master")
     write_master(root, fmp4=request.param == "fmp4")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/master.m3u8"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(root) as base:
+        yield f"{base}/master.m3u8"
 
 
 def test_scan_of_a_master_url_finds_the_silence_of_its_separate_audio_rendition(

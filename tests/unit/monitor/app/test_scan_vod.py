@@ -15,6 +15,7 @@ from monitor.app.cli import app
 from monitor.app.synthetic.channel import SyntheticChannel
 from monitor.app.synthetic.defects import Defect
 from monitor.app.synthetic.hls_server import LiveHlsServer
+from tests.static_http import serving
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +66,6 @@ def test_scan_of_an_unreachable_playlist_url_exits_non_zero_with_one_line() -> N
 @pytest.fixture(scope="module")
 def fmp4_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An fMP4 HLS (EXT-X-MAP init segment) written by FFmpeg, served statically."""
-    import functools
-    import http.server
     import shutil
     import subprocess
 
@@ -109,16 +108,8 @@ def fmp4_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         check=True,
         timeout=120,
     )
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/index.m3u8"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(root) as base:
+        yield f"{base}/index.m3u8"
 
 
 def test_scan_of_an_fmp4_playlist_decodes_each_segment_with_its_init_section(fmp4_url: str) -> None:
