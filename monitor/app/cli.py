@@ -473,31 +473,17 @@ def label_export(
 ) -> None:
     """Export every alert marked real defect or false alarm, with the segments' frames or
     sound kept for it: the feedback from Redis (distributed) or this machine's file."""
+    from alerting.feedback import FeedbackStore
     from monitor.app.labels import export_dataset
-    from monitor.app.runtime import make_feedback_state, make_state
-    from monitor.core.samples import SampleStore
-    from monitor.core.state import StateError
 
     _setup_logging(log_level)
     settings = _settings(redis_url=redis)
-    folder = samples if samples is not None else settings.data_path / "samples"
-    store = SampleStore(folder) if folder.is_dir() else None
+    store = _existing_store(settings, samples, "samples")
 
-    async def main() -> list[Feedback]:
-        from alerting.feedback import FeedbackStore
+    async def work(state):  # type: ignore[no-untyped-def]
+        return await FeedbackStore(state).all()
 
-        state = make_feedback_state(settings, make_state(settings))
-        await state.start()
-        try:
-            return await FeedbackStore(state).all()
-        finally:
-            await state.stop()
-
-    try:
-        feedback = asyncio.run(main())
-    except StateError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    feedback: list[Feedback] = _state_call(settings, work)
     report = export_dataset(feedback, store, out)
     typer.echo(
         f"{report.labels} labels, {report.with_samples} with samples "
@@ -525,10 +511,12 @@ def _state_call(settings: Settings, work):  # type: ignore[no-untyped-def]
         raise typer.Exit(1) from exc
 
 
-def _candidate_store(settings: Settings, folder: Path | None):  # type: ignore[no-untyped-def]
+def _existing_store(settings: Settings, folder: Path | None, name: str):  # type: ignore[no-untyped-def]
+    """The sample store at ``folder`` (default: ``name`` in the data directory), or None
+    when there is none: reading commands never create one."""
     from monitor.core.samples import SampleStore
 
-    folder = folder if folder is not None else settings.data_path / "candidates"
+    folder = folder if folder is not None else settings.data_path / name
     return SampleStore(folder) if folder.is_dir() else None
 
 
@@ -561,7 +549,7 @@ def label_queue(
         typer.echo(f"error: --strategy is one of {', '.join(STRATEGIES)}", err=True)
         raise typer.Exit(2)
     settings = _settings(redis_url=redis)
-    store = _candidate_store(settings, candidates)
+    store = _existing_store(settings, candidates, "candidates")
     if store is None:
         typer.echo("error: no annotation candidates here (VQM_DATA_DIR/candidates)", err=True)
         raise typer.Exit(1)
@@ -608,7 +596,6 @@ def retrain_command(
     from alerting.feedback import FeedbackStore
     from monitor.app.retrain import RetrainError, retrain
     from monitor.app.retrain_units import candidate_units, feedback_units
-    from monitor.core.samples import SampleStore
 
     _setup_logging(log_level)
     if name != "block_corruption":
@@ -625,10 +612,9 @@ def retrain_command(
         return await FeedbackStore(state).all(), await AnnotationStore(state).labels(name)
 
     feedback, labels = _state_call(settings, work)
-    folder = samples if samples is not None else settings.data_path / "samples"
-    kept = SampleStore(folder) if folder.is_dir() else None
+    kept = _existing_store(settings, samples, "samples")
     units = feedback_units(feedback, kept, stride=5) + candidate_units(
-        labels, _candidate_store(settings, candidates)
+        labels, _existing_store(settings, candidates, "candidates")
     )
     usable = [u for u in units if u.frames]
     typer.echo(f"{len(units)} operator labels, {len(usable)} with frames")
