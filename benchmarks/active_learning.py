@@ -47,7 +47,8 @@ from monitor.app.block_features import (  # noqa: E402
     frame_views,
     labels_of,
     region_targets,
-    scores_under,
+    stacked,
+    stacked_scores,
 )
 from monitor.app.head_fit import RegionLabels, fit_head  # noqa: E402
 from monitor.app.selection import STRATEGIES, diverse, select, uncertainty  # noqa: E402
@@ -159,7 +160,8 @@ def run(
         f"features of {len(pool_v)} pool and {len(eval_v)} judged frames "
         f"in {time.perf_counter() - started:.0f} s"
     )
-    base = figures_at(scores_under(eval_v, w0, b0, area), eval_truth, t)
+    eval_s = stacked(eval_v)  # judged hundreds of times: stacked once
+    base = figures_at(stacked_scores(eval_s, w0, b0, area), eval_truth, t)
     goal = base.false_alarm_rate * (1 - reduction)
     print(
         f"shipped model {model.version}: recall {base.recall:.3f}, false alarms "
@@ -169,7 +171,7 @@ def run(
     for granularity, grid in budgets.items():
         pool = Pool(pool_v, pool_truth, region_truth(pool_g), t, area, granularity)
         w, b = fit_head(w0, b0, pool.answers(np.arange(len(pool.unsure))))
-        ceiling = at_recall(scores_under(eval_v, w, b, area), eval_truth, base.recall)
+        ceiling = at_recall(stacked_scores(eval_s, w, b, area), eval_truth, base.recall)
         report["results"][(granularity, "all")] = {"rate": ceiling.false_alarm_rate}
         print(
             f"{granularity:5} every pool unit labelled ({len(pool.unsure)}): false alarms "
@@ -185,7 +187,7 @@ def run(
                     w, b = fit_head(w0, b0, pool.answers(pool.choose(budget, strategy, rng)))
                     runs.append(
                         at_recall(
-                            scores_under(eval_v, w, b, area), eval_truth, base.recall
+                            stacked_scores(eval_s, w, b, area), eval_truth, base.recall
                         ).false_alarm_rate
                     )
                 rates.append(float(np.mean(runs)))

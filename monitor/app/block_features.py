@@ -83,16 +83,28 @@ def labels_of(
     )
 
 
-def scores_under(views: list[FrameView], w: np.ndarray, b: float, area: float) -> np.ndarray:
-    """Each frame's decision value (see :func:`frame_score`) under the head (w, b); frames
-    of one size go through in one product."""
-    out = np.empty(len(views))
+Stacked = list[tuple[np.ndarray, np.ndarray]]  # (frame indices, their features stacked)
+
+
+def stacked(views: list[FrameView]) -> Stacked:
+    """Frames of one size stacked into one array, once, for repeated :func:`scores_under`."""
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, view in enumerate(views):
         by_shape.setdefault(view.features.shape, []).append(i)
-    for index in by_shape.values():
-        stacked = np.stack([views[i].features for i in index])
-        out[index] = frame_score(region_probs(stacked, w, b), area)
+    return [(np.asarray(i), np.stack([views[j].features for j in i])) for i in by_shape.values()]
+
+
+def scores_under(views: list[FrameView], w: np.ndarray, b: float, area: float) -> np.ndarray:
+    """Each frame's decision value (see :func:`frame_score`) under the head (w, b)."""
+    return stacked_scores(stacked(views), w, b, area)
+
+
+def stacked_scores(groups: Stacked, w: np.ndarray, b: float, area: float) -> np.ndarray:
+    """:func:`scores_under` for frames stacked once by :func:`stacked`: each size in one
+    product."""
+    out = np.empty(sum(len(index) for index, _ in groups))
+    for index, features in groups:
+        out[index] = frame_score(region_probs(features, w, b), area)
     return out
 
 
@@ -132,4 +144,6 @@ __all__ = [
     "labels_of",
     "region_targets",
     "scores_under",
+    "stacked",
+    "stacked_scores",
 ]

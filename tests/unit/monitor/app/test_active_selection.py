@@ -108,3 +108,14 @@ def test_the_learning_commands_refuse_what_they_cannot_do(tmp_path, monkeypatch)
     assert result.exit_code == 2 and "read-only" in result.output
     result = run(app, ["retrain", "block_corruption", "--models", str(tmp_path)])
     assert result.exit_code == 1 and "no operator labels" in result.output
+
+
+def test_stacked_scores_are_each_frames_own_score_in_order() -> None:
+    from monitor.app.block_features import FrameView, stacked, stacked_scores
+
+    rng = np.random.default_rng(7)
+    shapes = [(6, 10), (11, 20), (6, 10)]
+    views = [FrameView(rng.normal(0, 1, (*s, 4)).astype(np.float32), np.zeros(s)) for s in shapes]
+    w, b = rng.normal(0, 1, 4), 0.2
+    alone = [frame_score(region_probs(v.features, w, b)[None], 0.07)[0] for v in views]
+    np.testing.assert_allclose(stacked_scores(stacked(views), w, b, 0.07), alone)
