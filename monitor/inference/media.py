@@ -20,7 +20,7 @@ import numpy as np
 from av.sidedata.sidedata import Type as SideDataType
 
 from monitor.core.errors import VqmError
-from monitor.inference.segment import AUDIO_RATE, DecodedSegment, DecodeNeeds
+from monitor.inference.segment import AUDIO_RATE, DecodedSegment, DecodeNeeds, frame_means
 
 logger = logging.getLogger(__name__)
 
@@ -107,10 +107,22 @@ def _join(chunks: list[DecodedSegment]) -> DecodedSegment:
 
     luma = scaled([c.luma for c in chunks])
     offsets = np.cumsum([0] + [len(c.video_times) for c in chunks[:-1]])
+
+    def views(of: str) -> dict[int, np.ndarray]:
+        # Those every chunk with pictures holds (a factor is fitted to tiny pictures, so
+        # one chunk's may differ from another's): a view must cover all the frames.
+        held = [set(getattr(c, of)) for c in chunks if c.has_video]
+        keys = set.intersection(*held) if held else set()
+        joined = {key: scaled([getattr(c, of).get(key) for c in chunks]) for key in keys}
+        return {key: array for key, array in joined.items() if array is not None}
+
     return dataclasses.replace(
         first,
         video_times=np.concatenate([c.video_times for c in chunks]),
         luma=first.luma if luma is None else luma,
+        means=views("means"),
+        sparse=views("sparse"),
+        picture_size=next((c.picture_size for c in chunks if min(c.picture_size)), (0, 0)),
         rgb=scaled([c.rgb for c in chunks]),
         rgb_index=np.concatenate([c.rgb_index + o for c, o in zip(chunks, offsets, strict=True)]),
         full_range=any(c.full_range for c in chunks),
@@ -201,6 +213,9 @@ class _Chunk:
     def __init__(self, expected_frames: int, rgb_stride: int) -> None:
         self.times: list[float] = []
         self.planes = _Pictures(expected_frames)
+        self.means: dict[int, _Pictures] = {}  # luma views taken at decode, by factor
+        self.sparse: dict[int, _Pictures] = {}
+        self.luma_size: tuple[int, int] | None = None  # of every fitted luma picture
         self.rgb_stride = rgb_stride
         self.rgbs = _Pictures(expected_frames // rgb_stride + 1)
         self.rgb_places: list[int] = []  # where each RGB picture's frame came in the chunk
@@ -256,7 +271,7 @@ class _Gatherer:
         """Whether a video frame's picture differs in size from the chunk's so far."""
         if not isinstance(frame, av.VideoFrame):
             return False
-        luma, rgb = self.chunk.planes.shape, self.chunk.rgb_shape
+        luma, rgb = self.chunk.luma_size, self.chunk.rgb_shape
         fitted = _fitted_shape(frame.height, frame.width, self.needs.luma_limit)
         fitted_rgb = _fitted_shape(frame.height, frame.width, self.needs.rgb_limit)
         return (luma is not None and luma != fitted) or (
@@ -268,7 +283,7 @@ class _Gatherer:
             self.chunk.times.append(t)
             self.full_range = self.full_range or _is_full_range(frame)
             if self.needs.luma:
-                self.chunk.planes.append(_fit(_luma(frame), self.needs.luma_limit))
+                self._add_luma(_fit(_luma(frame), self.needs.luma_limit))
             if self.needs.rgb:
                 self._add_rgb(frame)
             if self.needs.captions:
@@ -277,6 +292,22 @@ class _Gatherer:
             if self.audio_origin is None:
                 self.audio_origin = t
             self.chunk.audio.extend(out.to_ndarray() for out in self._resampler.resample(frame))
+
+    def _add_luma(self, plane: np.ndarray) -> None:
+        """Keeps the picture whole, or only the views the detectors read (taken from the
+        frame's own buffer, so the full-size picture is never copied)."""
+        chunk = self.chunk
+        chunk.luma_size = (plane.shape[0], plane.shape[1])
+        if self.needs.luma_full:
+            chunk.planes.append(plane)
+            return
+        for factor in self.needs.mean_factors():
+            fitted = max(1, min(factor, *plane.shape))  # the key luma_means looks up
+            chunk.means.setdefault(fitted, _Pictures(self._expected)).append(
+                frame_means(plane, fitted)
+            )
+        for step in self.needs.sparse_steps():
+            chunk.sparse.setdefault(step, _Pictures(self._expected)).append(plane[::step, ::step])
 
     def _add_rgb(self, frame: av.VideoFrame) -> None:
         """Converts the frame to RGB when the stride picks it (the most costly step of a
@@ -425,6 +456,9 @@ def _assemble(
     return DecodedSegment(
         video_times=np.asarray(chunk.times, dtype=np.float64)[order],
         luma=luma,
+        means=_views_in_order(chunk.means, order),
+        sparse=_views_in_order(chunk.sparse, order),
+        picture_size=chunk.luma_size or (0, 0),
         rgb=rgb,
         rgb_index=rgb_index,
         rgb_stride=chunk.rgb_stride,
@@ -436,6 +470,11 @@ def _assemble(
         if chunk.captions
         else np.zeros(0, bool),
     )
+
+
+def _views_in_order(views: dict[int, _Pictures], order: np.ndarray) -> dict[int, np.ndarray]:
+    ordered = {key: pictures.ordered(order) for key, pictures in views.items()}
+    return {key: array for key, array in ordered.items() if array is not None}
 
 
 def _rgb_in_order(chunk: _Chunk, order: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:

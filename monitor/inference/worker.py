@@ -73,7 +73,7 @@ def thumbnail_jpeg(decoded: DecodedSegment) -> str | None:
     Only what the detectors already decoded is used, so a channel whose detectors read
     luma alone gets a grey picture rather than paying for an RGB conversion.
     """
-    frames = decoded.rgb if decoded.rgb is not None and len(decoded.rgb) else decoded.luma
+    frames = decoded.rgb if decoded.rgb is not None and len(decoded.rgb) else decoded.preview()
     if frames.ndim < 3 or len(frames) == 0 or frames.shape[1] == 0 or frames.shape[2] == 0:
         return None
     frame = np.ascontiguousarray(frames[len(frames) // 2])
@@ -119,13 +119,18 @@ def _model_labels(model: OnnxModel) -> dict[str, str]:
 def union_needs(detectors: list[Detector]) -> DecodeNeeds:
     """Decode only what some detector of the channel reads.
 
+    Luma is kept whole when one of them reads it whole, else only the views they read.
     RGB is converted every N frames where N is the greatest common divisor of the RGB
     readers' strides: each one's frames (multiples of its stride) are multiples of N, and a
     reader of every frame (stride 1) makes it 1.
     """
     colour = [d.needs for d in detectors if d.needs.rgb]
+    luma = [d.needs for d in detectors if d.needs.luma]
     return DecodeNeeds(
-        luma=any(d.needs.luma for d in detectors),
+        luma=bool(luma),
+        luma_full=any(n.luma_full for n in luma),
+        luma_means=tuple(sorted({f for n in luma for f in n.luma_means})),
+        luma_sparse=tuple(sorted({s for n in luma for s in n.luma_sparse})),
         rgb=bool(colour),
         rgb_limit=max((n.rgb_limit for n in colour), key=lambda s: s[0] * s[1], default=LUMA_LIMIT),
         rgb_stride=math.gcd(*(n.rgb_stride for n in colour)) or 1,

@@ -43,14 +43,17 @@ def black_levels(full_range: bool) -> tuple[float, float]:
     return (0.0, 255.0) if full_range else (16.0, 235.0)
 
 
+SPARSE = 4  # every 4th row and column: a sixteenth of the pixels is plenty for shares
+
+
 def black_scores(
-    luma: np.ndarray, full_range: bool, config: BlackConfig
+    sparse: np.ndarray, full_range: bool, config: BlackConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per frame: (is_black, share of pixels under the threshold)."""
+    """Per frame of ``sparse`` pictures (``DecodedSegment.luma_sparse(SPARSE)``):
+    (is_black, share of pixels under the threshold)."""
     black, white = black_levels(full_range)
     span = white - black
-    small = luma[:, ::4, ::4]  # a quarter of the rows and columns is plenty for shares
-    flat = small.reshape(len(small), -1)
+    flat = sparse.reshape(len(sparse), -1)
     share = (flat <= black + config.pixel_threshold * span).mean(axis=1)
     # The 99.9th percentile is under the limit when at most 0.1 % of the pixels are over it:
     # a count, not a sort (a percentile per frame cost as much as the rest of the detector).
@@ -63,11 +66,12 @@ def black_scores(
 class BlackDetector(Detector):
     key = "black"
     config_class = BlackConfig
-    needs = DecodeNeeds(luma=True, audio=False)
+    needs = DecodeNeeds(luma=True, luma_full=False, luma_sparse=(SPARSE,), audio=False)
     config: BlackConfig
 
     def detect(self, segment: DecodedSegment) -> list[DefectSpan]:
         if not segment.has_video:
             return []
-        is_black, share = black_scores(segment.luma, segment.full_range, self.config)
+        sparse = segment.luma_sparse(SPARSE)
+        is_black, share = black_scores(sparse, segment.full_range, self.config)
         return spans_from_flags(is_black, segment.video_times, segment.frame_duration, share)

@@ -30,7 +30,7 @@ from pydantic import Field
 
 from monitor.core.messages import DefectSpan
 from monitor.inference.detectors.base import Detector, DetectorConfig
-from monitor.inference.detectors.black import BlackConfig, black_scores
+from monitor.inference.detectors.black import SPARSE, BlackConfig, black_scores
 from monitor.inference.detectors.registry import register
 from monitor.inference.detectors.spans import runs
 from monitor.inference.segment import DecodedSegment, DecodeNeeds
@@ -97,8 +97,18 @@ def noise_floor(small: np.ndarray, grid: int) -> float:
 class FreezeDetector(Detector):
     key = "freeze"
     config_class = FreezeConfig
-    needs = DecodeNeeds(luma=True, audio=False)
     config: FreezeConfig
+
+    @property
+    def needs(self) -> DecodeNeeds:  # type: ignore[override]  # read-only: follows the config
+        """Block means at ``downscale`` and black's subsample, never the whole pictures."""
+        return DecodeNeeds(
+            luma=True,
+            luma_full=False,
+            luma_means=(self.config.downscale,),
+            luma_sparse=(SPARSE,),
+            audio=False,
+        )
 
     def still_runs(self, small: np.ndarray) -> list[tuple[int, int, float]]:
         """``(first, last, worst difference)`` of each run of frames matching its reference.
@@ -166,8 +176,8 @@ class FreezeDetector(Detector):
         for first, last, worst in self.still_runs(small):
             # Black frames belong to `black`; judged for the still frames only, since most
             # segments move and have none.
-            luma = segment.luma[first : last + 1]
-            is_black, _ = black_scores(luma, segment.full_range, BlackConfig())
+            sparse = segment.luma_sparse(SPARSE)[first : last + 1]
+            is_black, _ = black_scores(sparse, segment.full_range, BlackConfig())
             for a, b in runs(~is_black):
                 if not self._worth_reporting(first + a, first + b, edges, segment.fps):
                     continue

@@ -105,7 +105,7 @@ class StutterDetector(Detector):
 
     key = "stutter"
     config_class = StutterConfig
-    needs = DecodeNeeds(luma=True, audio=False)
+    needs = DecodeNeeds(luma=True, luma_full=False, luma_means=(SMALL,), audio=False)
     config: StutterConfig
 
     def __init__(self, config: DetectorConfig, models: ModelCache | None = None) -> None:

@@ -154,3 +154,40 @@ def test_the_rgb_stride_restarts_with_each_chunk_of_a_recording() -> None:
 def test_an_rgb_stride_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="rgb_stride"):
         DecodeNeeds(rgb=True, rgb_stride=0)
+
+
+def views(full: bool = False) -> DecodeNeeds:
+    return DecodeNeeds(
+        luma=True, luma_full=full, luma_means=(4, 8), luma_sparse=(4, 8), audio=False
+    )
+
+
+def test_luma_views_taken_at_decode_are_those_of_the_whole_pictures() -> None:
+    data = moving()
+    whole = decode_bytes(data, views(full=True))
+    held = decode_bytes(data, views())
+    assert held.luma.size == 0 and whole.luma.shape == (25, 180, 320)  # no full-size copy
+    assert sorted(held.means) == [4] and sorted(held.sparse) == [4]  # 8s derive from the 4s
+    for factor in (4, 8, 16):
+        assert np.array_equal(held.luma_means(factor), whole.luma_means(factor))
+    for step in (4, 8):
+        assert np.array_equal(held.luma_sparse(step), whole.luma[:, ::step, ::step])
+    assert held.preview().dtype == np.uint8 and held.preview().shape == (25, 45, 80)
+    with pytest.raises(ValueError, match="neither decoded nor derivable"):
+        held.luma_means(6)  # not asked for, and not a multiple of what was
+
+
+def test_luma_views_of_a_segment_whose_picture_changes_size_cover_all_its_frames() -> None:
+    whole = decode_bytes(two_sizes(), views(full=True))
+    held = decode_bytes(two_sizes(), views())
+    assert held.picture_size == (180, 320)
+    assert held.luma_means(4).shape == (50, 45, 80) and held.luma_sparse(4).shape == (50, 45, 80)
+    # The first second as decoded; the second scaled up from its own views, as the whole
+    # pictures are, so the two agree within rounding.
+    assert np.array_equal(held.luma_means(4)[:25], whole.luma_means(4)[:25])
+    assert np.abs(held.luma_means(4)[25:] - whole.luma_means(4)[25:]).mean() < 2.0
+
+
+def test_luma_view_factors_below_one_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        DecodeNeeds(luma_means=(0,))

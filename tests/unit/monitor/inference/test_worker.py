@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -342,6 +343,54 @@ def test_rgb_is_decoded_for_every_frame_some_rgb_reader_of_the_channel_judges() 
     assert union_needs([_blocks(4), _blocks(6)]).rgb_stride == 2  # frames 0, 4, 6, 8, 12, ...
     assert union_needs([_blocks(4), _blocks(7)]).rgb_stride == 1
     assert union_needs([_blocks(10), _blocks(1)]).rgb_stride == 1  # one reads every frame
+
+
+def test_luma_is_kept_whole_only_when_some_detector_of_the_channel_reads_it_whole() -> None:
+    from monitor.inference.detectors.av_sync import AvSyncConfig, AvSyncDetector
+    from monitor.inference.detectors.black import BlackConfig, BlackDetector
+    from monitor.inference.detectors.stutter import StutterConfig, StutterDetector
+
+    views = [
+        BlackDetector(BlackConfig()),
+        FreezeDetector(FreezeConfig(downscale=2)),
+        StutterDetector(StutterConfig()),
+    ]
+    needs = union_needs(views)
+    assert needs.luma and not needs.luma_full
+    assert needs.luma_means == (2, 8) and needs.mean_factors() == (2,)  # 8 derives from 2
+    assert needs.luma_sparse == (4,)
+    assert union_needs([*views, AvSyncDetector(AvSyncConfig(enabled=True))]).luma_full
+
+
+def test_default_detectors_find_the_same_defects_in_views_as_in_whole_pictures() -> None:
+    from monitor.inference.detectors.black import BlackConfig, BlackDetector
+    from monitor.inference.detectors.stutter import StutterConfig, StutterDetector
+    from monitor.inference.media import decode_bytes
+
+    defects = [
+        Defect(kind="black", start=0.3, duration=0.8),
+        Defect(kind="freeze", start=2.2, duration=1.5),
+    ]
+    channel = SyntheticChannel(
+        seed=3, width=320, height=180, segment_duration=2.0, schedule=defects
+    )
+    kinds = [
+        (BlackDetector, BlackConfig()),
+        (FreezeDetector, FreezeConfig()),
+        (StutterDetector, StutterConfig()),
+    ]
+    found = {}
+    for full in (True, False):
+        detectors = [cls(config) for cls, config in kinds]
+        needs = dataclasses.replace(union_needs(detectors), luma_full=full)
+        spans = []
+        for index in range(2):
+            segment = decode_bytes(channel.segment_bytes(index), needs)
+            assert (segment.luma.size > 0) is full
+            spans += [(d.key, s) for d in detectors for s in d.detect(segment)]
+        found[full] = spans
+    assert {k for k, _ in found[True]} >= {"black", "freeze"}  # the test can fail
+    assert found[False] == found[True]
 
 
 async def test_candidates_are_kept_every_nth_segment_and_a_store_that_fails_costs_nothing(

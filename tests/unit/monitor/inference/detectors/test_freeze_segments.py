@@ -32,7 +32,7 @@ def test_a_freeze_across_segments_is_one_span_with_no_gap(segment: float) -> Non
     detector = FreezeDetector(FreezeConfig())
     results = []
     for index in range(round(MEDIA / segment)):
-        decoded = decode_bytes(channel.segment_bytes(index), FreezeDetector.needs)
+        decoded = decode_bytes(channel.segment_bytes(index), detector.needs)
         results.append((*detector.analysed_span(decoded), detector.detect(decoded)))
     # No recovery: any clean gap over the tolerance would split the freeze in two.
     joined = join_offline("freeze", results, min_duration=2.0, recovery=0.0)
