@@ -248,12 +248,23 @@ class _Timeline:
         return True
 
 
+def _pictures(views: dict[int, _Pictures], key: int, expected: int) -> _Pictures:
+    """The view's pictures, created on its first frame only."""
+    pictures = views.get(key)
+    if pictures is None:
+        pictures = views[key] = _Pictures(expected)
+    return pictures
+
+
 class _Gatherer:
     """Turns decoded frames into what the detectors read, one chunk at a time."""
 
     def __init__(self, needs: DecodeNeeds, fps: float, chunk_seconds: float | None) -> None:
         self.needs = needs
         self.fps = fps
+        # Worked out once, not per frame: the views each luma picture is reduced to.
+        self._mean_factors = needs.mean_factors()
+        self._sparse_steps = needs.sparse_steps()
         # Frames a chunk holds (the array grows past it when a segment is longer).
         self._expected = round(fps * (chunk_seconds or 2.0)) + 2
         self.chunk = self._new_chunk()
@@ -301,13 +312,11 @@ class _Gatherer:
         if self.needs.luma_full:
             chunk.planes.append(plane)
             return
-        for factor in self.needs.mean_factors():
+        for factor in self._mean_factors:
             fitted = max(1, min(factor, *plane.shape))  # the key luma_means looks up
-            chunk.means.setdefault(fitted, _Pictures(self._expected)).append(
-                frame_means(plane, fitted)
-            )
-        for step in self.needs.sparse_steps():
-            chunk.sparse.setdefault(step, _Pictures(self._expected)).append(plane[::step, ::step])
+            _pictures(chunk.means, fitted, self._expected).append(frame_means(plane, fitted))
+        for step in self._sparse_steps:
+            _pictures(chunk.sparse, step, self._expected).append(plane[::step, ::step])
 
     def _add_rgb(self, frame: av.VideoFrame) -> None:
         """Converts the frame to RGB when the stride picks it (the most costly step of a

@@ -188,13 +188,13 @@ class DecodedSegment:
         return self.sparse[step]
 
     def preview(self) -> np.ndarray:
-        """The luma pictures as uint8 at the finest size this segment holds: the pixels, or
-        the finest view (a thumbnail of a worker that keeps views only)."""
+        """The luma pictures at the finest size this segment holds: the pixels, or the finest
+        view (a thumbnail of a worker that keeps views only; block means are float32, and
+        the caller converts only the frame it shows)."""
         if self.luma.size or not (self.means or self.sparse):
             return self.luma
-        views = [(f, m) for f, m in self.means.items()] + list(self.sparse.items())
-        _, finest = min(views, key=lambda v: v[0])
-        return finest if finest.dtype == np.uint8 else np.round(finest).astype(np.uint8)
+        views = list(self.means.items()) + list(self.sparse.items())
+        return min(views, key=lambda v: v[0])[1]
 
     def rgb_every(self, stride: int) -> tuple[np.ndarray, np.ndarray]:
         """(frame places, RGB pictures) of every ``stride``-th frame: frames 0, stride,

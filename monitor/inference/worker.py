@@ -76,7 +76,10 @@ def thumbnail_jpeg(decoded: DecodedSegment) -> str | None:
     frames = decoded.rgb if decoded.rgb is not None and len(decoded.rgb) else decoded.preview()
     if frames.ndim < 3 or len(frames) == 0 or frames.shape[1] == 0 or frames.shape[2] == 0:
         return None
-    frame = np.ascontiguousarray(frames[len(frames) // 2])
+    frame = frames[len(frames) // 2]
+    if frame.dtype != np.uint8:  # a block-means view
+        frame = np.clip(np.round(frame), 0, 255).astype(np.uint8)
+    frame = np.ascontiguousarray(frame)
     if frame.ndim == 3:
         frame = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
     small = cv2.resize(frame, THUMBNAIL_SIZE, interpolation=cv2.INTER_AREA)

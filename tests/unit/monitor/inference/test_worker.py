@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from monitor.app.config import ChannelConfig, VqmConfig
@@ -28,7 +31,8 @@ from monitor.inference.detectors.block_corruption import (
 )
 from monitor.inference.detectors.freeze import FreezeConfig, FreezeDetector
 from monitor.inference.models import ModelCache
-from monitor.inference.worker import InferenceWorker, union_needs
+from monitor.inference.segment import DecodedSegment
+from monitor.inference.worker import InferenceWorker, thumbnail_jpeg, union_needs
 
 
 @pytest.fixture(scope="module")
@@ -413,3 +417,13 @@ async def test_candidates_are_kept_every_nth_segment_and_a_store_that_fails_cost
             assert meta.detectors == ["block_corruption"] and len(meta.embedding or []) == 192
             assert meta.score is not None and meta.threshold == 0.9
     assert metrics.registry.get_sample_value("vqm_sample_errors_total", {"channel": "c"}) == 2
+
+
+def test_a_thumbnail_of_a_segment_decoded_as_views_shows_its_finest_view() -> None:
+    means = np.full((3, 45, 80), 119.6, np.float32)  # block means: float
+    held = DecodedSegment(means={4: means}, sparse={8: np.zeros((3, 23, 40), np.uint8)})
+    jpeg = thumbnail_jpeg(held)
+    assert jpeg is not None
+    picture = cv2.imdecode(np.frombuffer(base64.b64decode(jpeg), np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert picture.shape == (108, 192)
+    assert abs(float(picture.mean()) - 120) <= 2  # the means' view, not the sparse one
