@@ -194,6 +194,9 @@ class OnnxModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # Idle pool threads sleep rather than spin: the cores are shared with decoding and
+        # the other channels' detectors, which a spinning wait takes CPU time from.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # provider fallback chatter is not an operator's concern
         try:
             return ort.InferenceSession(data, sess_options=options, providers=providers)

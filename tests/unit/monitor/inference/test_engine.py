@@ -28,6 +28,14 @@ def test_the_shipped_model_loads_and_returns_one_probability_row_per_window() ->
     assert model.provider == "CPUExecutionProvider"
 
 
+def test_idle_runtime_threads_sleep_rather_than_spin() -> None:
+    """The cores are shared with decoding and other channels: a spinning pool thread took
+    about 40 % of block_corruption's CPU time on one core (README, capacity)."""
+    model = OnnxModel(NAME, providers=["CPUExecutionProvider"])
+    options = model._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_a_model_whose_bytes_differ_from_its_card_is_refused(model_copy: Path) -> None:
     path = model_copy / f"{NAME}.onnx"
     data = bytearray(path.read_bytes())
