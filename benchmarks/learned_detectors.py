@@ -5,7 +5,9 @@ processed pinned to one core, in turns, ``--rounds`` times (medians kept):
 
 - **decode**: PyAV decoding every frame and nothing else;
 - **defaults**: ``vqm scan`` with the default detectors;
-- **defaults + NAME**: the same with ``--enable NAME``, for each learned detector.
+- **defaults + NAME**: the same with ``--enable NAME``, for each learned detector;
+- **defaults + block_corruption (float32)**: the same with the float32 model the shipped
+  int8 one was quantized from (``model: light_fp32``), the baseline of the quantization.
 
 A detector's cost is its run's CPU seconds minus the defaults' run, per second of media: the
 share of one core it takes per channel at its default cadence (the learned-detectors issue's
@@ -34,11 +36,20 @@ LEARNED = ("block_corruption", "audio_artifact", "av_sync")
 BUDGET = 0.25
 
 
+FP32 = "block_corruption (float32)"
+
+
 def commands(clip: Path, detectors: list[str]) -> dict[str, list[str]]:
     python, vqm = sys.executable, str(Path(sys.executable).with_name("vqm"))
     scan = [vqm, "scan", str(clip), "--format", "jsonl"]
     out = {"decode": [python, "-c", DECODE_ONLY, str(clip)], "defaults": scan}
     out.update({name: [*scan, "--enable", name] for name in detectors})
+    if "block_corruption" in detectors:
+        config = clip.with_name("fp32.yaml")
+        config.write_text(
+            "detectors:\n  - {type: block_corruption, enabled: true, model: light_fp32}\n"
+        )
+        out[FP32] = [*scan, "--config", str(config)]
     return out
 
 
@@ -65,7 +76,7 @@ def main() -> None:
     print(f"| decode only | {decode:.3f} | 1.00 | |")
     print(f"| vqm scan, defaults | {median['defaults'] / DURATION:.3f} | "
           f"{median['defaults'] / median['decode']:.2f} | |")  # fmt: skip
-    for name in args.detectors:
+    for name in [*args.detectors, *([FP32] if FP32 in median else [])]:
         share = (median[name] - median["defaults"]) / DURATION
         print(f"| + {name} | {share:.3f} | {share / decode:.2f} | "
               f"{'yes' if share <= BUDGET else 'no'} |")  # fmt: skip

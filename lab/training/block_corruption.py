@@ -313,7 +313,7 @@ def onnx_scores(model: Any, groups: dict[str, dict], batch: int = 16) -> tuple[l
             rgb = g["rgb"][g["clip"] == clip]
             for i in range(0, len(rgb), batch):
                 x = rgb[i : i + batch].transpose(0, 3, 1, 2).astype(np.float32)
-                region, frame = model.run_all(x)
+                region, frame = model.run_all(x)[:2]  # then features, embedding
                 maps.extend(whole_regions(region, *x.shape[2:])[:, 0])  # as the detector does
                 heads.append(frame[:, 0])
     return maps, np.concatenate(heads)

@@ -73,6 +73,26 @@ def test_clean_crowd_and_high_motion_frames_stay_under_the_threshold(
         assert not flags.any(), decision
 
 
+def test_the_int8_model_judges_as_the_float32_one_it_was_quantized_from(
+    damaged_clip, models: ModelCache
+) -> None:
+    """The shipped model's trunk is int8 (lab.training.quantize_block): on pictures it never
+    saw, damaged and clean, its maps stay close to the float32 model's and nearly all its frame
+    decisions are the same (on the real splits 0.6-1.2 % change: the card's agreement)."""
+    int8, fp32 = _detector(models), _detector(models, model="light_fp32")
+    pictures = np.concatenate([damaged_clip.damaged, damaged_clip.clean])
+    (r8, h8), (r32, h32) = int8.scores(pictures), fp32.scores(pictures)
+    assert float(np.abs(r8 - r32).mean()) < 0.03
+    flags8, flags32 = int8.decide(r8, h8)[0], fp32.decide(r32, h32)[0]
+    assert (flags8 == flags32).mean() >= 0.9, (flags8.astype(int), flags32.astype(int))
+    assert flags8.any() and not flags8.all()
+    card = models.model(MODEL_NAMES["light"]).card
+    assert "int8" in card.architecture["weights_storage"]
+    assert (
+        card.quantization["from"]["sha256"] == models.model(MODEL_NAMES["light_fp32"]).card.sha256
+    )
+
+
 def test_the_map_has_one_cell_per_32_pixel_region_at_any_size(models: ModelCache) -> None:
     net = models.model(MODEL_NAMES["light"])
     for (h, w), cells in {(224, 224): (7, 7), (360, 640): (12, 20)}.items():
