@@ -340,12 +340,13 @@ def talking_head_windows(windows: int, heldout: bool = True) -> Any:
         yield fps, offset, clip
 
 
-def evaluate(windows: int, heldout: bool = True) -> dict[str, Any]:
+def evaluate(windows: int, heldout: bool = True, face_stride: int | None = None) -> dict[str, Any]:
     from lab.synth.beep_flash import beep_flash
     from monitor.inference.detectors.av_sync import AvSyncConfig, AvSyncDetector
     from monitor.inference.models import ModelCache
 
-    detector = AvSyncDetector(AvSyncConfig(enabled=True), ModelCache(REPO_MODELS))
+    stride = {} if face_stride is None else {"face_stride": face_stride}
+    detector = AvSyncDetector(AvSyncConfig(enabled=True, **stride), ModelCache(REPO_MODELS))
     within, correct, conclusive_correct, conclusive, by_method = 0, 0, 0, 0, {"faces": 0}
     for k, (fps, offset, clip) in enumerate(talking_head_windows(windows, heldout)):
         est = detector.measure(clip.segment())
@@ -368,7 +369,9 @@ def evaluate(windows: int, heldout: bool = True) -> dict[str, Any]:
             beeps.append(ok)
     quiet_seeds = range(10) if heldout else range(100, 110)
     quiet = [verdict(detector.measure(_quiet_scene(s).segment())) for s in quiet_seeds]
-    motion = AvSyncDetector(AvSyncConfig(enabled=True, mouth_motion=True), ModelCache(REPO_MODELS))
+    motion = AvSyncDetector(
+        AvSyncConfig(enabled=True, mouth_motion=True, **stride), ModelCache(REPO_MODELS)
+    )
     real = {"model": evaluate_real(detector), "mouth_motion": evaluate_real(motion)}
     return {
         "real_faces": real,
@@ -538,6 +541,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["train", "export", "eval", "validate"])
     parser.add_argument("--windows", type=int, default=SETTINGS["heldout_windows"])
     parser.add_argument("--write-card", action="store_true", help="Store eval figures in the card.")
+    parser.add_argument("--face-stride", type=int, default=None, help="Frames between searches.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.command == "train":
@@ -545,9 +549,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "export":
         export(SETTINGS)
     elif args.command == "validate":
-        print_report(evaluate(args.windows, heldout=False))
+        print_report(evaluate(args.windows, heldout=False, face_stride=args.face_stride))
     else:
-        metrics = evaluate(args.windows)
+        metrics = evaluate(args.windows, face_stride=args.face_stride)
         print_report(metrics)
         if args.write_card:
             _store_metrics(metrics)

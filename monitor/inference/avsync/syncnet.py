@@ -158,8 +158,10 @@ class SyncScorer:
         model: SyncNetModel,
         min_confidence: float | None = None,
         learned_faces: faces.LearnedFaces | None = None,
+        face_stride: int = 3,
     ) -> None:
         self.model = model
+        self.face_stride = face_stride  # frames between face searches (see FaceFinder.tracks)
         # The learned face detector (``face_detector.onnx``) adds the faces the Haar cascades
         # miss; None leaves the cascades alone.
         self.finder = faces.FaceFinder(learned_faces)
@@ -177,7 +179,7 @@ class SyncScorer:
             return []
         mel = log_mel(window.audio, window.audio_rate)
         out = []
-        for track in self.finder.tracks(window.luma):
+        for track in self.finder.tracks(window.luma, stride=self.face_stride):
             crops = faces.mouth_crops(window.luma, track)
             times = window.video_times[track.first : track.first + track.frames]
             dists = track_distances(self.model, crops, mel, times - window.audio_start, window.fps)

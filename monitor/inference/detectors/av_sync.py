@@ -17,9 +17,10 @@ Off by default, on per channel (``detectors: [{type: av_sync, enabled: true}]``)
 (``vqm scan --enable av_sync``): the held-out talking-head targets are met, but the
 synthetic channel's own presenters measure 21-44 ms of lead against the 45 ms limit, and the
 live path sees one 2 s segment at a time rather than a 4 s window. Paging on that would not
-be trustworthy yet. The face path costs about 0.1-0.2 s of CPU per second of media (Haar
-every third frame, at most 240 lines, plus the small learned face detector); set
-``faces: false`` for the onset path alone (a few ms per window).
+be trustworthy yet. The face path is most of the detector's cost (Haar on every
+``face_stride``-th frame, at most 240 lines, plus the small learned face detector; about 0.36
+of a core per 1080p30 channel at the default 12); set ``faces: false`` for the onset path
+alone (a few ms per window).
 
 The models come from the runtime's model cache on first use; without the sync model (not
 shipped, or refused by its card) the face path is skipped with one warning and the onset
@@ -79,6 +80,13 @@ class AvSyncConfig(DetectorConfig):
         default=0.3, ge=0.0, le=1.0, description="Least confidence of an onset-based offset."
     )
     faces: bool = Field(default=True, description="Measure on mouths when faces are in shot.")
+    face_stride: int = Field(
+        default=12,
+        ge=1,
+        le=30,
+        description="Frames between face searches; the boxes between are interpolated "
+        "(the search is most of the detector's CPU time).",
+    )
     mouth_motion: bool = Field(
         default=False,
         description="When the sync model is unsure, correlate mouth motion with the speech "
@@ -103,13 +111,23 @@ def cut(segment: DecodedSegment, start: float, end: float) -> DecodedSegment:
     a1 = max(a0, int(round((end - segment.audio_start) * rate)))
     return DecodedSegment(
         video_times=segment.video_times[keep],
-        luma=segment.luma[keep] if len(segment.luma) else segment.luma,
+        luma=_frames(segment.luma, keep) if len(segment.luma) else segment.luma,
         full_range=segment.full_range,
         fps=segment.fps,
         audio=segment.audio[:, a0:a1],
         audio_rate=rate,
         audio_start=segment.audio_start + a0 / rate,
     )
+
+
+def _frames(luma: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``luma[keep]``, as a view when the kept frames are one run (times in order, as they
+    nearly always are): a copy of four seconds of 1080p pictures per window cost more than
+    the window's face search."""
+    places = np.flatnonzero(keep)
+    if len(places) and places[-1] - places[0] + 1 == len(places):
+        return luma[places[0] : places[-1] + 1]
+    return luma[keep]
 
 
 @register
@@ -136,7 +154,9 @@ class AvSyncDetector(Detector):
             model = self.models.optional(MODEL_NAME, SyncNetModel)
             if model is not None:
                 learned = self.models.optional(FACE_MODEL, LearnedFaces)
-                self._scorer = SyncScorer(model, learned_faces=learned)
+                self._scorer = SyncScorer(
+                    model, learned_faces=learned, face_stride=self.config.face_stride
+                )
         return self._scorer
 
     def warm_up(self) -> None:
@@ -162,7 +182,7 @@ class AvSyncDetector(Detector):
             window.audio,
             window.audio_rate,
             window.audio_start,
-            self._finder.tracks(window.luma),
+            self._finder.tracks(window.luma, stride=self.config.face_stride),
         )
 
     def measure(self, window: DecodedSegment) -> SyncEstimate:

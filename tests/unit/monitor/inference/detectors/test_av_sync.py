@@ -12,7 +12,7 @@ from monitor.app.config import VqmConfig
 from monitor.app.scan import scan
 from monitor.inference.avsync import onsets
 from monitor.inference.avsync.result import SyncEstimate, verdict
-from monitor.inference.detectors.av_sync import AvSyncConfig, AvSyncDetector, windows
+from monitor.inference.detectors.av_sync import AvSyncConfig, AvSyncDetector, cut, windows
 from monitor.inference.engine import default_model_dir
 from monitor.inference.models import ModelCache
 from monitor.inference.segment import DecodedSegment
@@ -87,6 +87,19 @@ def test_thresholds_are_configurable_and_default_to_bt1359(models: ModelCache) -
 def test_a_segment_is_cut_into_whole_windows_or_used_whole_when_shorter() -> None:
     assert windows(0.0, 2.0, 4.0) == [(0.0, 2.0)]
     assert windows(10.0, 18.0, 4.0) == [(10.0, 14.0), (14.0, 18.0)]
+
+
+def test_a_window_holds_its_frames_as_a_view_of_the_segment_unless_times_step_back() -> None:
+    luma = np.arange(8 * 2 * 2, dtype=np.uint8).reshape(8, 2, 2)
+    audio = np.zeros((2, 8 * 4800), np.float32)
+    times = np.arange(8) * 0.1
+    segment = DecodedSegment(video_times=times, luma=luma, fps=10.0, audio=audio)
+    window = cut(segment, 0.2, 0.6)
+    assert np.array_equal(window.luma, luma[2:6]) and np.shares_memory(window.luma, luma)
+    stepped_times = np.array([0.0, 0.1, 0.5, 0.3, 0.9, 0.2, 0.6, 0.7])
+    stepped = DecodedSegment(video_times=stepped_times, luma=luma, fps=10.0)
+    window = cut(stepped, 0.2, 0.6)  # frames 2, 3 and 5: not one run
+    assert np.array_equal(window.luma, luma[[2, 3, 5]]) and not np.shares_memory(window.luma, luma)
 
 
 def test_scan_reports_the_offset_of_a_clip_with_audio_delayed_200_ms(tmp_path: Path) -> None:
