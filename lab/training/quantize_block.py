@@ -69,22 +69,6 @@ def calibration_frames(clips: int = CALIBRATION_CLIPS) -> Iterator[np.ndarray]:
         yield from corrupted_clip(spec).damaged[::CALIBRATION_STEP]
 
 
-class _Reader:
-    """ONNX Runtime's calibration reader protocol over frames, one at a time."""
-
-    def __init__(self, frames: Iterator[np.ndarray]) -> None:
-        self._frames = frames
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        frame = next(self._frames, None)
-        if frame is None:
-            return None
-        return {"rgb": frame.transpose(2, 0, 1)[None].astype(np.float32)}
-
-    def rewind(self) -> None:  # a one-pass reader; the calibrator does not rewind it
-        raise NotImplementedError
-
-
 def quantize(src: Path, dst: Path, frames: Iterator[np.ndarray]) -> None:
     """Write the QDQ int8 model of ``src`` (float32) to ``dst``."""
     from onnxruntime.quantization import (
@@ -96,8 +80,17 @@ def quantize(src: Path, dst: Path, frames: Iterator[np.ndarray]) -> None:
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    class Reader(_Reader, CalibrationDataReader):
-        pass
+    class Reader(CalibrationDataReader):
+        """The calibrator's reader over the frames, one at a time."""
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            frame = next(frames, None)
+            if frame is None:
+                return None
+            return {"rgb": frame.transpose(2, 0, 1)[None].astype(np.float32)}
+
+        def rewind(self) -> None:  # a one-pass reader; the calibrator does not rewind it
+            raise NotImplementedError
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
@@ -107,7 +100,7 @@ def quantize(src: Path, dst: Path, frames: Iterator[np.ndarray]) -> None:
         quantize_static(
             str(prepared),
             str(dst),
-            Reader(frames),
+            Reader(),
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
@@ -121,7 +114,7 @@ def agreement(float_model: Any, int8_model: Any, groups: dict[str, dict]) -> dic
     """How the quantized region maps differ from the float ones on a split's frames: the
     largest and mean absolute probability difference, and the share of regions and of frames
     whose decision (the card's region threshold, the 0.07 area rule) changes."""
-    from lab.training.block_corruption import AREA_THRESHOLD, onnx_scores
+    from lab.training.block_corruption import AREA_THRESHOLD, _shares, onnx_scores
 
     t = float(float_model.card.thresholds.get("region", 0.5))
     maps_f, _ = onnx_scores(float_model, groups)
@@ -130,10 +123,7 @@ def agreement(float_model: Any, int8_model: Any, groups: dict[str, dict]) -> dic
     regions = np.concatenate(
         [((a >= t) != (b >= t)).ravel() for a, b in zip(maps_f, maps_q, strict=True)]
     )
-    frames = [
-        ((a >= t).mean() > AREA_THRESHOLD) != ((b >= t).mean() > AREA_THRESHOLD)
-        for a, b in zip(maps_f, maps_q, strict=True)
-    ]
+    frames = (_shares(maps_f, t) > AREA_THRESHOLD) != (_shares(maps_q, t) > AREA_THRESHOLD)
     return {
         "frames": len(frames),
         "max_abs_prob_diff": round(float(diff.max()), 4),

@@ -26,6 +26,7 @@ from alerting.annotation import AnnotationStore, CandidateAnswer, CandidateLabel
 from lab.synth.corrupt import TRAIN_KINDS, ClipSpec, corrupted_clip
 from monitor.app.cli import app
 from monitor.app.config import ChannelConfig, VqmConfig
+from monitor.app.retrain import next_version
 from monitor.core.bus import MemoryBus
 from monitor.core.messages import DetectionMessage, SegmentMessage, decode_message, encode_message
 from monitor.core.metrics import Metrics
@@ -49,8 +50,7 @@ CLIPS = 32
 DAMAGED = CLIPS * 3 // 4
 GATE_HERE = {"test_f1_drop": 0.1}
 SHIPPED = json.loads((default_model_dir() / f"{MODEL}.json").read_text())["version"]
-MAJOR, MINOR, PATCH = SHIPPED.split(".")
-REFITTED = f"{MAJOR}.{MINOR}.{int(PATCH) + 1}"  # a retraining writes the next patch version
+REFITTED = next_version(SHIPPED)  # what a retraining writes
 
 
 def copy_model(folder: Path) -> None:
