@@ -1,14 +1,19 @@
 """What loudness, stutter and captions add to a channel's CPU time, beside the default set.
 
-Segments of a 720p25 (and 1080p25) synthetic channel with speech and music are decoded once;
-then, as a worker does, all six detectors run over every segment in turn, seven rounds, each
-detector's call timed (CPU time) and the median round taken. Each round starts from segments
-with nothing shared yet; inside a round the broadcast detectors reuse what the default ones
-derived from the segment (stutter reads freeze's averaged pictures), as they do in a worker.
-The baseline, timed in the same calls, is the default set, black + freeze + silence; the
-ratio is what the three broadcast detectors add to it (the issue's target: at most 10 %),
-and to decode + default detectors. Timing both sets call by call in the same passes puts a
-busy spell of the machine on both alike. Each detector alone is shown too.
+Segments of a 720p25 (and 1080p25) synthetic channel with speech and music are decoded once,
+with what a worker running all six decodes (the luma views its detectors read, taken at
+decode, and caption side data). Then, as a worker does, all six detectors run over every
+segment in turn, seven rounds, each detector's call timed (CPU time) and the median round
+taken. Each round starts from segments with nothing shared yet; inside a round the broadcast
+detectors reuse what the default ones derived from the segment (stutter reads freeze's
+averaged pictures), as they do in a worker. The baseline, timed in the same calls, is the
+default set, black + freeze + silence. Timing both sets call by call in the same passes puts
+a busy spell of the machine on both alike. Each detector alone is shown too.
+
+The views (block means, subsampled pictures) are taken at decode, so part of each set's cost
+is there, not in its calls: the decode is timed bare (nothing kept), with the default set's
+views and with all six's, and the differences are counted to each set in the headline ratio,
+what the three broadcast detectors add to the default set (the issue's target: at most 10 %).
 
     python benchmarks/broadcast_detectors.py --segments 10
 """
@@ -21,9 +26,11 @@ import statistics
 import time
 
 from monitor.app.synthetic.channel import SyntheticChannel
+from monitor.inference.detectors.base import Detector
 from monitor.inference.detectors.registry import build, default_configs
 from monitor.inference.media import decode_bytes
 from monitor.inference.segment import DecodedSegment, DecodeNeeds
+from monitor.inference.worker import union_needs
 
 DEFAULT = ("black", "freeze", "silence")
 BROADCAST = ("loudness", "stutter", "captions")
@@ -37,9 +44,8 @@ def unshared(segments: list[DecodedSegment]) -> list[DecodedSegment]:
 def cpu_seconds(keys: tuple[str, ...], segments: list[DecodedSegment]) -> dict[str, float]:
     """CPU time of each detector of ``keys`` in one pass over ``segments``, as a worker runs
     them (in order, segment by segment)."""
-    configs = default_configs()
     # fresh detectors each pass: loudness and stutter keep state
-    detectors = {k: build(configs[k].model_copy(update={"enabled": True})) for k in keys}
+    detectors = dict(zip(keys, built(keys), strict=True))
     spent = dict.fromkeys(keys, 0.0)
     for segment in unshared(segments):
         for key, detector in detectors.items():
@@ -49,14 +55,44 @@ def cpu_seconds(keys: tuple[str, ...], segments: list[DecodedSegment]) -> dict[s
     return spent
 
 
+def built(keys: tuple[str, ...]) -> list[Detector]:
+    configs = default_configs()
+    return [build(configs[k].model_copy(update={"enabled": True})) for k in keys]
+
+
+def decode_seconds(payloads: list[bytes], needs: DecodeNeeds) -> float:
+    """CPU time of decoding ``payloads`` with ``needs``."""
+    started = time.process_time()
+    for payload in payloads:
+        decode_bytes(payload, needs)
+    return time.process_time() - started
+
+
+def view_costs(payloads: list[bytes], rounds: int) -> tuple[float, float, float]:
+    """Median CPU seconds of decoding: bare (sound and pictures, nothing kept), with the
+    views the default detectors read, and with what all six read, in alternating rounds so a
+    busy spell falls on all three alike. A worker takes the luma views at decode, so what
+    they cost belongs to the detectors that read them."""
+    needs = (
+        DecodeNeeds(luma=False, luma_full=False, audio=True),
+        union_needs(built(DEFAULT)),
+        union_needs(built(DEFAULT + BROADCAST)),
+    )
+    spent: list[list[float]] = [[], [], []]
+    for _ in range(rounds):
+        for times, wanted in zip(spent, needs, strict=True):
+            times.append(decode_seconds(payloads, wanted))
+    bare, default, every = (statistics.median(t) for t in spent)
+    return bare, default, every
+
+
 def measure(width: int, height: int, count: int, rounds: int) -> None:
     channel = SyntheticChannel(seed=11, width=width, height=height)
     payloads = [channel.segment_bytes(i) for i in range(count)]
-    needs = DecodeNeeds(luma=True, audio=True, captions=True)
-    started = time.process_time()
+    needs = union_needs(built(DEFAULT + BROADCAST))  # what a worker running all six decodes
     segments = [decode_bytes(p, needs) for p in payloads]
     seconds = sum(s.end - s.start for s in segments)
-    decode = (time.process_time() - started) / seconds
+    bare, with_default, with_every = (c / seconds for c in view_costs(payloads, rounds))
     alone = {
         k: statistics.median(cpu_seconds((k,), segments)[k] for _ in range(rounds)) / seconds
         for k in DEFAULT + BROADCAST
@@ -68,11 +104,19 @@ def measure(width: int, height: int, count: int, rounds: int) -> None:
         extra.append(sum(spent[k] for k in BROADCAST) / seconds)
     ratios = [b / a for a, b in zip(base, extra, strict=True)]
     default, added, ratio = (statistics.median(v) for v in (base, extra, ratios))
+    views, added_views = with_default - bare, with_every - with_default
     print(f"{width}x{height}, {seconds:.0f} s of media: CPU seconds per second of media")
-    print(f"  decode {decode:.4f}  alone: " + "  ".join(f"{k} {v:.4f}" for k, v in alone.items()))
+    print(
+        f"  decode {bare:.4f}, views taken at decode: default {views:.4f}, "
+        f"broadcast beside them {added_views:.4f}"
+    )
+    print("  alone: " + "  ".join(f"{k} {v:.4f}" for k, v in alone.items()))
     print(f"  default set {default:.4f}; the broadcast detectors beside it add {added:.4f}")
-    print(f"  broadcast detectors / default detectors: {ratio:.3f} (target <= 0.10)")
-    print(f"  broadcast detectors / (decode + default): {added / (decode + default):.3f}")
+    print(f"  broadcast detectors / default detectors' calls: {ratio:.3f}")
+    total = (added + added_views) / (default + views)
+    print(f"  broadcast / default, views at decode included: {total:.3f} (target <= 0.10)")
+    whole = (added + added_views) / (with_default + default)
+    print(f"  broadcast / (decode + views + default): {whole:.3f}")
 
 
 def main() -> None:
