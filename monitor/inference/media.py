@@ -17,6 +17,7 @@ from typing import Any
 import av
 import cv2
 import numpy as np
+from av.sidedata.sidedata import SideDataContainer
 from av.sidedata.sidedata import Type as SideDataType
 
 from monitor.core.errors import VqmError
@@ -537,8 +538,13 @@ def _rgb(frame: av.VideoFrame, limit: tuple[int, int]) -> np.ndarray:
 
 
 def _has_captions(frame: av.VideoFrame) -> bool:
-    """Whether the frame carried A/53 caption data (CEA-608/708 in the video's user data)."""
-    return any(getattr(data, "type", None) == _A53_CC for data in frame.side_data)
+    """Whether the frame carried A/53 caption data (CEA-608/708 in the video's user data).
+
+    A container of its own, not ``frame.side_data``: the frame keeps that one, and it keeps
+    the frame, so every frame read that way waits for the garbage collector instead of going
+    back to the decoder's pool at once, which doubled the cost of a decode."""
+    own = SideDataContainer(frame)  # type: ignore[call-arg]  # the stub leaves out __init__
+    return any(getattr(data, "type", None) == _A53_CC for data in own)
 
 
 def _is_full_range(frame: av.VideoFrame) -> bool:
