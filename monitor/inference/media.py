@@ -28,6 +28,12 @@ logger = logging.getLogger(__name__)
 NETWORK_PROTOCOLS = "http,https,tcp,tls,crypto"
 _A53_CC = SideDataType.A53_CC
 
+# Each OpenCV call on the thread that makes it: a worker's parallelism is its channels, and
+# on the small per-frame resizes of decode and detection OpenCV's own pool spent about as
+# much CPU handing work out and waiting as doing it (a 720p frame's block means take 0.64 ms
+# of CPU on two threads, 0.33 ms on one: benchmarks/opencv_threads.py).
+cv2.setNumThreads(1)
+
 # Demuxers and codecs FFmpeg uses to render text or single pictures as "video": a monitor
 # given a text file must say it is not media, not report a 25 fps ANSI-art stream.
 _NOT_BROADCAST_FORMATS = frozenset({"tty", "txt", "bin", "idf", "xbin", "adf", "image2"})
