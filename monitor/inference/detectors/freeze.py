@@ -68,12 +68,17 @@ class FreezeConfig(DetectorConfig):
 
 
 def block_diffs(a: np.ndarray, b: np.ndarray, grid: int) -> np.ndarray:
-    """Mean absolute difference of each block of a ``grid`` x ``grid`` partition."""
-    diff = np.abs(a - b)
+    """Mean absolute difference of each block of a ``grid`` x ``grid`` partition (blocks of
+    whole pixels: rows and columns past the last whole block are left out)."""
+    import cv2  # here, not at import: a process that only reads the config needs no OpenCV
+
+    diff = cv2.absdiff(a, b)
     h, w = diff.shape
     gh, gw = max(1, h // grid), max(1, w // grid)
-    blocks = diff[: (h // gh) * gh, : (w // gw) * gw].reshape(h // gh, gh, w // gw, gw)
-    return blocks.mean(axis=(1, 3))
+    rows, cols = h // gh, w // gw
+    # An area resize by a whole factor is the block mean, three times faster than NumPy's
+    # reduction of a 4-D view (freeze makes about three of these a frame).
+    return cv2.resize(diff[: rows * gh, : cols * gw], (cols, rows), interpolation=cv2.INTER_AREA)
 
 
 def block_diff(a: np.ndarray, b: np.ndarray, grid: int) -> float:
