@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 CROP_H, CROP_W = 32, 48
 _DETECT_HEIGHT = 240
+FULL_SEARCH_EVERY = 3  # face searches of a shot that look at the whole frame (see tracks)
 
 
 @dataclass
@@ -175,31 +176,68 @@ class FaceFinder:
             self._cascades[name] = load_cascade(name)
         return self._cascades[name]
 
-    def detect(self, frame: np.ndarray, min_face: int = 48) -> np.ndarray:
-        """Faces in one luma frame, (k, 4) x, y, w, h in its pixels."""
+    def detect(
+        self, frame: np.ndarray, min_face: int = 48, near: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Faces in one luma frame, (k, 4) x, y, w, h in its pixels.
+
+        ``near``, (k, 4) boxes of faces already followed: the Haar passes then look only
+        around each of them, at sizes close to its own (the learned detector, cheap, still
+        looks everywhere). The whole-frame search is most of the detector's cost.
+        """
         scale = min(1.0, _DETECT_HEIGHT / frame.shape[0])
         small = cv2.resize(frame, None, fx=scale, fy=scale) if scale < 1.0 else frame
         prepared: dict[str, np.ndarray] = {}
         boxes: list[np.ndarray] = []
         for p in self.passes:
             if p.prepare not in prepared:
-                # Equalising finds faces that differ little from their background in luma.
+                # Equalising finds faces that differ little from their background in luma;
+                # the whole picture is equalised, so a search near a face sees what a search
+                # of the whole frame would.
                 prepared[p.prepare] = (
                     self._clahe.apply(small) if p.prepare == "clahe" else cv2.equalizeHist(small)
                 )
-            found = self.cascade(p.cascade).detectMultiScale(
-                prepared[p.prepare],
-                scaleFactor=1.1,
-                minNeighbors=p.min_neighbors,
-                minSize=(int(min_face * scale),) * 2,
-            )
-            for x, y, w, h in np.asarray(found, dtype=np.float64).reshape(-1, 4) / scale:
+            found = self._haar(prepared[p.prepare], p, int(min_face * scale), near, scale)
+            for x, y, w, h in found / scale:
                 side = w * p.scale
                 box = np.array([x + (w - side) / 2, y + (h - side) / 2 + p.shift * w, side, side])
                 _add_new(boxes, box)
         if self.learned is not None:
             for _, box in self.learned(frame, min_face):
                 _add_new(boxes, box)
+        return np.stack(boxes) if boxes else np.zeros((0, 4))
+
+    def _haar(
+        self,
+        picture: np.ndarray,
+        p: CascadePass,
+        min_side: int,
+        near: np.ndarray | None,
+        scale: float,
+    ) -> np.ndarray:
+        """One pass's boxes (k, 4) in ``picture``'s pixels: over the whole picture, or only
+        around each box of ``near`` (frame pixels) at 0.75-1.33 times its side."""
+        cascade = self.cascade(p.cascade)
+        if near is None:
+            found = cascade.detectMultiScale(
+                picture, scaleFactor=1.1, minNeighbors=p.min_neighbors, minSize=(min_side,) * 2
+            )
+            return np.asarray(found, dtype=np.float64).reshape(-1, 4)
+        boxes = []
+        height, width = picture.shape
+        for x, y, w, _ in np.asarray(near, dtype=np.float64).reshape(-1, 4) * scale:
+            side = w / p.scale  # the cascade's own box, before its mapping to the convention
+            x0, y0 = max(0, int(x - side)), max(0, int(y - side))
+            x1, y1 = min(width, int(x + w + side) + 1), min(height, int(y + w + side) + 1)
+            found = cascade.detectMultiScale(
+                picture[y0:y1, x0:x1],
+                scaleFactor=1.1,
+                minNeighbors=p.min_neighbors,
+                minSize=(max(min_side, int(0.75 * side)),) * 2,
+                maxSize=(int(1.33 * side) + 1,) * 2,
+            )
+            for box in np.asarray(found, dtype=np.float64).reshape(-1, 4):
+                boxes.append(box + (x0, y0, 0, 0))
         return np.stack(boxes) if boxes else np.zeros((0, 4))
 
     def tracks(
@@ -223,8 +261,15 @@ class FaceFinder:
         if sample and sample[-1] != hi - 1:
             sample.append(hi - 1)
         last = None
-        for i in sample:
-            found = self.detect(luma[i])
+        for n, i in enumerate(sample):
+            # Between whole-frame searches (every FULL_SEARCH_EVERY-th, and whenever no face
+            # is followed) the cascade looks only where the followed faces are: a face that
+            # comes into the shot is found at the next whole search, at most that many
+            # searches late, and the learned detector looks everywhere every time.
+            near = None
+            if open_ and n % FULL_SEARCH_EVERY:
+                near = np.stack([track[max(track)] for track in open_])
+            found = self.detect(luma[i], near=near)
             still: list[dict[int, np.ndarray]] = []
             used: set[int] = set()
             for track in open_:

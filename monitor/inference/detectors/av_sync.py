@@ -18,9 +18,10 @@ Off by default, on per channel (``detectors: [{type: av_sync, enabled: true}]``)
 synthetic channel's own presenters measure 21-44 ms of lead against the 45 ms limit, and the
 live path sees one 2 s segment at a time rather than a 4 s window. Paging on that would not
 be trustworthy yet. The face path is most of the detector's cost (Haar on every
-``face_stride``-th frame, at most 240 lines, plus the small learned face detector; about 0.36
-of a core per 1080p30 channel at the default 12); set ``faces: false`` for the onset path
-alone (a few ms per window).
+``face_stride``-th frame, at most 240 lines, the whole frame on every third search and near
+the followed faces between, plus the small learned face detector; about 0.22 of a core per
+1080p30 channel at the default 12 on the benchmark's machine); set ``faces: false`` for the
+onset path alone (a few ms per window).
 
 The models come from the runtime's model cache on first use; without the sync model (not
 shipped, or refused by its card) the face path is skipped with one warning and the onset

@@ -106,3 +106,25 @@ def test_the_learned_detector_finds_drawn_faces_and_nothing_on_texture(
 
 def test_a_missing_learned_detector_leaves_the_haar_passes(tmp_path: object) -> None:
     assert ModelCache(str(tmp_path)).optional(faces.FACE_MODEL, faces.LearnedFaces) is None
+
+
+def test_searching_near_followed_faces_finds_a_real_face_where_a_whole_frame_search_does() -> None:
+    """Between whole-frame searches the cascade looks only around the faces it follows: on
+    a real face on camera that must give the boxes a whole-frame search gives."""
+    from monitor.inference.media import decode_bytes
+    from monitor.inference.segment import DecodeNeeds
+    from tests.real_media import real_face_without_speech
+
+    luma = decode_bytes(real_face_without_speech().read_bytes(), DecodeNeeds(audio=False)).luma
+    finder = faces.FaceFinder()  # the Haar cascade alone: real faces rest on it
+    compared = 0
+    for picture in luma[::6]:
+        # set off from the corner, so a box found near a face must be placed back in the frame
+        frame = np.pad(picture, ((200, 160), (400, 240)), constant_values=int(picture.mean()))
+        whole = finder.detect(frame)
+        if len(whole) != 1:
+            continue
+        [near] = finder.detect(frame, near=whole)
+        assert faces.iou(near, whole[0]) >= 0.8
+        compared += 1
+    assert compared >= len(luma[::6]) // 2, "the real face was seldom found at all"
