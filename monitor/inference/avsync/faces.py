@@ -217,28 +217,26 @@ class FaceFinder:
     ) -> np.ndarray:
         """One pass's boxes (k, 4) in ``picture``'s pixels: over the whole picture, or only
         around each box of ``near`` (frame pixels) at 0.75-1.33 times its side."""
-        cascade = self.cascade(p.cascade)
-        if near is None:
-            found = cascade.detectMultiScale(
-                picture, scaleFactor=1.1, minNeighbors=p.min_neighbors, minSize=(min_side,) * 2
-            )
-            return np.asarray(found, dtype=np.float64).reshape(-1, 4)
-        boxes = []
         height, width = picture.shape
-        for x, y, w, _ in np.asarray(near, dtype=np.float64).reshape(-1, 4) * scale:
+        # (x0, y0, x1, y1, smallest side, largest side: 0 for no limit) of each search
+        regions = [(0, 0, width, height, min_side, 0)] if near is None else []
+        followed = np.zeros((0, 4)) if near is None else np.asarray(near, np.float64).reshape(-1, 4)
+        for x, y, w, _ in followed * scale:
             side = w / p.scale  # the cascade's own box, before its mapping to the convention
             x0, y0 = max(0, int(x - side)), max(0, int(y - side))
             x1, y1 = min(width, int(x + w + side) + 1), min(height, int(y + w + side) + 1)
-            found = cascade.detectMultiScale(
+            regions.append((x0, y0, x1, y1, max(min_side, int(0.75 * side)), int(1.33 * side) + 1))
+        boxes = [np.zeros((0, 4))]
+        for x0, y0, x1, y1, smallest, largest in regions:
+            found = self.cascade(p.cascade).detectMultiScale(
                 picture[y0:y1, x0:x1],
                 scaleFactor=1.1,
                 minNeighbors=p.min_neighbors,
-                minSize=(max(min_side, int(0.75 * side)),) * 2,
-                maxSize=(int(1.33 * side) + 1,) * 2,
+                minSize=(smallest,) * 2,
+                maxSize=(largest,) * 2,
             )
-            for box in np.asarray(found, dtype=np.float64).reshape(-1, 4):
-                boxes.append(box + (x0, y0, 0, 0))
-        return np.stack(boxes) if boxes else np.zeros((0, 4))
+            boxes.append(np.asarray(found, dtype=np.float64).reshape(-1, 4) + (x0, y0, 0, 0))
+        return np.concatenate(boxes)
 
     def tracks(
         self, luma: np.ndarray, stride: int = 3, min_frames: int = 30, min_iou: float = 0.3
