@@ -46,12 +46,12 @@ from monitor.app.block_features import (
     scores_under,
 )
 from monitor.app.head_fit import RegionLabels, fit_head
+from monitor.inference.detectors.block_corruption import model_name_for
 from monitor.inference.engine import OnnxModel, sha256_of
 from monitor.inference.graph_edit import region_head, with_region_head
 
 logger = logging.getLogger(__name__)
 
-MODEL = "block_corruption_light"
 REPLAY_SPLITS = ("real_train", "train")
 VALIDATION_SPLIT = "real_validation"
 TEST_SPLIT = "real_test"
@@ -215,7 +215,8 @@ def retrain(
     test_path = data_dir / f"{TEST_SPLIT}.npz"
     if not test_path.exists():
         raise RetrainError(f"no held-out test split at {test_path}: cannot gate a retraining")
-    model = OnnxModel(MODEL, model_dir)
+    # the model the detector runs by default here: int8 only where the CPU computes it exactly
+    model = OnnxModel(model_name_for("auto"), model_dir)
     t, area = model.card.thresholds.get("region", 0.5), model.card.thresholds.get("area", 0.07)
     w0, b0 = region_head(model.path.read_bytes())
     rng = np.random.default_rng(seed)
@@ -288,7 +289,7 @@ def export_head(
             "figures": figures,
         }
     )
-    onnx_path = model_dir / f"{MODEL}.onnx"
+    onnx_path = model_dir / f"{model_name_for('auto')}.onnx"
     _write_atomic(onnx_path, data)
     _write_atomic(onnx_path.with_suffix(".json"), (json.dumps(card, indent=2) + "\n").encode())
     return version, onnx_path

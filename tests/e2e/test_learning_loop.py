@@ -32,6 +32,7 @@ from monitor.core.messages import DetectionMessage, SegmentMessage, decode_messa
 from monitor.core.metrics import Metrics
 from monitor.core.samples import SampleStore
 from monitor.core.state_file import FileStateStore
+from monitor.inference.detectors.block_corruption import model_name_for
 from monitor.inference.engine import default_model_dir
 from monitor.inference.models import ModelCache
 from monitor.inference.worker import InferenceWorker
@@ -39,7 +40,7 @@ from monitor.inference.worker import InferenceWorker
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DETECTOR = "block_corruption"
-MODEL = "block_corruption_light"
+MODEL = model_name_for("auto")  # what the detector and the retraining use on this CPU
 DEADLINE = 120.0
 SIZE = (352, 640)
 # The stand-in splits: clips per split, three in four of them damaged. Some 25-30 frames of

@@ -14,6 +14,7 @@ Off by default until its model is shipped and it stays silent on clean channel c
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING, Literal
 
@@ -22,6 +23,7 @@ from pydantic import Field
 
 from monitor.core.messages import DefectSpan
 from monitor.inference.candidate import Candidate, frame_score
+from monitor.inference.cpu_features import int8_exact_here
 from monitor.inference.detectors.base import Detector, DetectorConfig
 from monitor.inference.detectors.registry import register
 from monitor.inference.detectors.spans import spans_from_flags
@@ -45,11 +47,12 @@ class BlockCorruptionConfig(DetectorConfig):
     min_duration: float = Field(
         default=0.5, ge=0.0, description="Seconds a defect must last before an alert opens."
     )
-    model: Literal["light", "light_fp32"] = Field(
-        default="light",
+    model: Literal["auto", "light", "light_fp32"] = Field(
+        default="auto",
         description=(
             "light: the light ResNet, its trunk quantized to int8 (2-3x faster on CPUs with "
-            "8-bit dot products); light_fp32: the float32 model it was quantized from (GPUs)."
+            "8-bit dot products); light_fp32: the float32 model it was quantized from (GPUs); "
+            "auto: light where the CPU has those dot products (or is not x86), else light_fp32."
         ),
     )
     decision: Literal["map", "head"] = Field(
@@ -74,6 +77,25 @@ class BlockCorruptionConfig(DetectorConfig):
         default=5, ge=1, le=250, description="Analyse every Nth frame (CPU cost falls with it)."
     )
     batch_size: int = Field(default=4, ge=1, le=64, description="Frames per model call.")
+
+
+def model_name_for(choice: str) -> str:
+    """The model file a ``model`` setting runs. ``auto`` keeps the int8 model off x86 CPUs
+    without 8-bit dot products, where it saturates (see :mod:`monitor.inference.cpu_features`)."""
+    if choice != "auto":
+        return MODEL_NAMES[choice]
+    if int8_exact_here():
+        return MODEL_NAMES["light"]
+    _warn_float_once()
+    return MODEL_NAMES["light_fp32"]
+
+
+@functools.cache
+def _warn_float_once() -> None:
+    logger.warning(
+        "this CPU has no 8-bit dot products (AVX-512 VNNI, AVX-VNNI): block corruption runs its "
+        "float32 model, as the int8 one saturates here"
+    )
 
 
 def whole_regions(region_prob: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -108,11 +130,11 @@ class BlockCorruptionDetector(Detector):
 
     def __init__(self, config: DetectorConfig, models: ModelCache | None = None) -> None:
         super().__init__(config, models)
-        self.model_name = MODEL_NAMES[self.config.model]
+        self.model_name: str = model_name_for(self.config.model)
         self._rng = np.random.default_rng()
 
     def model(self) -> OnnxModel:
-        return self.models.model(MODEL_NAMES[self.config.model])
+        return self.models.model(self.model_name)
 
     def warm_up(self) -> None:
         """Load the model and run one small picture (the card's shape has free height/width)."""

@@ -38,7 +38,7 @@ UNSEEN = 77_000
 
 
 def _detector(
-    models: ModelCache, model: str = "light", **options: object
+    models: ModelCache, model: str = "auto", **options: object
 ) -> BlockCorruptionDetector:
     config = BlockCorruptionConfig(model=model, stride=1, **options)  # type: ignore[arg-type]
     return BlockCorruptionDetector(config, models)
@@ -79,7 +79,7 @@ def test_the_int8_model_judges_as_the_float32_one_it_was_quantized_from(
     """The shipped model's trunk is int8 (lab.training.quantize_block): on pictures it never
     saw, damaged and clean, its maps stay close to the float32 model's and nearly all its frame
     decisions are the same (on the real splits 0.6-1.2 % change: the card's agreement)."""
-    int8, fp32 = _detector(models), _detector(models, model="light_fp32")
+    int8, fp32 = _detector(models, model="light"), _detector(models, model="light_fp32")
     pictures = np.concatenate([damaged_clip.damaged, damaged_clip.clean])
     (r8, h8), (r32, h32) = int8.scores(pictures), fp32.scores(pictures)
     assert float(np.abs(r8 - r32).mean()) < 0.03
