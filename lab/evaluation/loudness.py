@@ -4,7 +4,7 @@ Inputs are the EBU Tech 3341 minimum-requirement signals (generated here: stereo
 and tone sequences for integrated loudness, 12 kHz tones at phases that put the true peak
 between samples) and real programme from the catalogue (``lab.data.real``: music, speech,
 drama, measured whole). vqm reads what its detector reads: the decoder's 48 kHz stereo, fed to
-the same :class:`~monitor.inference.detectors.loudness.LoudnessMeter` with a window as long as
+the same :class:`~monitor.inference.detectors.loudness_meter.LoudnessMeter` with a window as long as
 the input, so its integrated value is the programme's; FFmpeg reads the same 48 kHz stereo
 WAV. Targets: integrated within 0.1 LU, true peak within 0.2 dB.
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from lab.data.real import catalogue
 from monitor.app.progress import track
-from monitor.inference.detectors.loudness import LoudnessMeter
+from monitor.inference.detectors.loudness_meter import LoudnessMeter
 from monitor.inference.media import iter_decoded
 from monitor.inference.segment import DecodeNeeds
 
@@ -108,9 +108,7 @@ def _decoded(path: Path, seconds: float) -> np.ndarray | None:
 
 def vqm_measure(audio: np.ndarray) -> dict[str, float]:
     meter = LoudnessMeter(window=max(3.0, audio.shape[-1] / RATE + 1), channels=2, rate=RATE)
-    block = RATE // 10
-    for i in range(0, audio.shape[-1], block):
-        meter.add(audio[:, i : i + block])
+    meter.add(audio)
     # the whole programme as one block, so the last partial 100 ms counts too
     peak = float(meter.true_peak.block_peaks(audio, audio.shape[-1]).max())
     return {

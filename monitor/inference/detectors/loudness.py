@@ -1,11 +1,12 @@
 """Loudness: programme too loud or too quiet against a target, and true peaks over the limit.
 
-ITU-R BS.1770-4 as EBU R128 and ATSC A/85 use it, measured by libebur128 (through pyebur128):
-momentary (400 ms), short-term (3 s), an integrated loudness over a **sliding** window (default
-60 s; gated as BS.1770 gates a programme) and the loudness range over the same window, and the
-true peak (4x oversampled). A live channel never ends, so a programme's integrated value
-(FFmpeg's ``ebur128`` filter never resets) cannot say whether it is too loud *now*; the
-sliding window can.
+ITU-R BS.1770-4 as EBU R128 and ATSC A/85 use it, measured by
+:class:`~monitor.inference.detectors.loudness_meter.LoudnessMeter` (why not libebur128 is
+written there): momentary (400 ms), short-term (3 s), an integrated loudness over a
+**sliding** window (default 60 s; gated as BS.1770 gates a programme) and the loudness range
+over the same window, and the true peak (4x oversampled). A live channel never ends, so a
+programme's integrated value (FFmpeg's ``ebur128`` filter never resets) cannot say whether it
+is too loud *now*; the sliding window can.
 
 Every 100 ms of audio the integrated loudness is judged against ``target`` +- ``tolerance``
 (``too_loud`` / ``too_quiet``, once ``min_history`` seconds have been heard) and the true peak
@@ -35,9 +36,9 @@ from pydantic import Field
 
 from monitor.core.messages import DefectSpan
 from monitor.inference.detectors.base import Detector, DetectorConfig
+from monitor.inference.detectors.loudness_meter import LoudnessMeter, block_frames
 from monitor.inference.detectors.registry import register
 from monitor.inference.detectors.spans import spans_from_flags
-from monitor.inference.detectors.true_peak import TruePeakMeter
 from monitor.inference.segment import DecodedSegment, DecodeNeeds
 
 if TYPE_CHECKING:
@@ -82,43 +83,6 @@ class LoudnessConfig(DetectorConfig):
         return {"true_peak": self.true_peak_min_duration}
 
 
-class LoudnessMeter:
-    """One channel's BS.1770 meter over a sliding window (libebur128 keeps the blocks)."""
-
-    def __init__(self, window: float, channels: int = 2, rate: int = 48_000) -> None:
-        import pyebur128  # here, not at import: the config loads without it
-
-        self._lib = pyebur128
-        self.window, self.channels, self.rate = window, channels, rate
-        modes = pyebur128.MeasurementMode
-        # True peak is left out of the meter: TruePeakMeter measures it alike, faster.
-        mode = modes.MODE_I | modes.MODE_LRA | modes.MODE_M | modes.MODE_S
-        self._state = pyebur128.R128State(channels, rate, mode)
-        self._state.set_max_history(int(window * 1000))
-        self.true_peak = TruePeakMeter(channels, rate)
-        self.heard = 0.0  # seconds fed since the window started
-
-    def add(self, block: np.ndarray) -> None:
-        """Feed one block (channels, samples)."""
-        frames = block.shape[-1]
-        self._state.add_frames(np.ascontiguousarray(block.T, dtype=np.float32).ravel(), frames)
-        self.heard += frames / self.rate
-
-    def integrated(self) -> float:
-        return float(self._lib.get_loudness_global(self._state))
-
-    def readings(self) -> dict[str, float]:
-        """Momentary, short-term, sliding integrated and range; non-finite ones left out."""
-        lib, state = self._lib, self._state
-        values = {
-            "momentary_lufs": lib.get_loudness_momentary(state),
-            "short_term_lufs": lib.get_loudness_shortterm(state) if self.heard >= 3 else -math.inf,
-            "integrated_lufs": lib.get_loudness_global(state),
-            "range_lu": lib.get_loudness_range(state) if self.heard >= 3 else math.nan,
-        }
-        return {k: round(float(v), 2) for k, v in values.items() if math.isfinite(v)}
-
-
 @register
 class LoudnessDetector(Detector):
     """Flags programme outside its loudness target, and true peaks over the limit."""
@@ -140,18 +104,16 @@ class LoudnessDetector(Detector):
             return []
         audio, start = self._continuous(segment)
         meter = self._meter_for(segment.audio_rate, audio.shape[0])
-        size = int(round(BLOCK_SECONDS * segment.audio_rate))
+        size = block_frames(segment.audio_rate)
         count = audio.shape[-1] // size
         self._carry = audio[:, count * size :]
         self._next = start + audio.shape[-1] / segment.audio_rate
         times = start + BLOCK_SECONDS * np.arange(count)
         with np.errstate(divide="ignore"):  # digital silence: -inf dBTP
             peaks = 20.0 * np.log10(meter.true_peak.block_peaks(audio, size))
-        levels = np.full(count, np.nan)
-        for i in range(count):
-            meter.add(audio[:, i * size : (i + 1) * size])
-            if meter.heard >= self.config.min_history:
-                levels[i] = meter.integrated()
+        heard = meter.heard + BLOCK_SECONDS * np.arange(1, count + 1)
+        levels = meter.add(audio[:, : count * size])
+        levels[heard < self.config.min_history - 1e-9] = np.nan
         self._peak = float(peaks.max()) if count else -math.inf
         return self._spans(times, peaks, levels)
 
