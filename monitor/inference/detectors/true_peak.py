@@ -47,16 +47,24 @@ class TruePeakMeter:
         count = audio.shape[-1] // size
         if count == 0:
             return np.zeros(0)
-        used = np.ascontiguousarray(audio[:, : count * size], np.float32)
         reach = self._history.shape[1]
-        joined = np.concatenate([self._history, used], axis=1) if reach else used
-        envelope = np.abs(used).max(axis=0)
+        # one buffer, history then samples: the filters need both, the envelope only the samples
+        joined = np.empty((audio.shape[0], reach + count * size), np.float32)
+        joined[:, :reach] = self._history
+        joined[:, reach:] = audio[:, : count * size]
+        peaks = block_magnitudes(joined[:, reach:], count, size)
         for kernel in self.kernels:
             # filter2D correlates and is anchored on the newest sample, so the reversed kernel
             # anchored at its end is the causal convolution; rows (channels) stay apart.
             taps = kernel[::-1][None, :]
             out = cv2.filter2D(joined, -1, taps, anchor=(len(kernel) - 1, 0))
-            np.maximum(envelope, np.abs(out[:, reach:]).max(axis=0), out=envelope)
-        if reach:
-            self._history = joined[:, -reach:].copy()
-        return envelope.reshape(count, size).max(axis=1).astype(np.float64)
+            np.maximum(peaks, block_magnitudes(out[:, reach:], count, size), out=peaks)
+        self._history = joined[:, joined.shape[1] - reach :].copy()
+        return peaks.astype(np.float64)
+
+
+def block_magnitudes(signal: np.ndarray, count: int, size: int) -> np.ndarray:
+    """The largest magnitude in each ``size``-sample block over all channels of ``signal``
+    (channels, count * size): the extremes per block, cheaper than a whole ``abs`` copy."""
+    blocks = signal.reshape(signal.shape[0], count, size)
+    return np.maximum(blocks.max(axis=2).max(axis=0), -blocks.min(axis=2).min(axis=0))
