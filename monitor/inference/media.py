@@ -456,6 +456,19 @@ def _frames(
             logger.debug("skipping undecodable packet: %s", exc)
 
 
+def _finite(audio: np.ndarray) -> np.ndarray:
+    """The sound with NaN and infinite samples made silent, in place. Float PCM can carry
+    them, and one alone poisons every recursive filter after it: the loudness meter's K
+    filter read nothing for the rest of the channel's life. A whole-segment sum finds them
+    without a second array (float32 samples summed in float64 cannot overflow)."""
+    if np.isfinite(audio.sum(dtype=np.float64)):
+        return audio
+    bad = ~np.isfinite(audio)
+    logger.warning("%d non-finite audio samples (NaN or infinite) made silent", int(bad.sum()))
+    audio[bad] = 0.0
+    return audio
+
+
 def _assemble(
     chunk: _Chunk, full_range: bool, fps: float, audio_origin: float | None, samples_before: int
 ) -> DecodedSegment:
@@ -464,7 +477,7 @@ def _assemble(
     luma = np.zeros((0, 0, 0), np.uint8) if luma is None else luma
     rgb, rgb_index = _rgb_in_order(chunk, order)
     audio = (
-        np.concatenate(chunk.audio, axis=1).astype(np.float32)
+        _finite(np.concatenate(chunk.audio, axis=1).astype(np.float32, copy=False))
         if chunk.audio
         else np.zeros((2, 0), np.float32)
     )

@@ -208,3 +208,48 @@ def test_reading_caption_data_leaves_every_frame_free_at_once() -> None:
         gc.enable()
     assert len(decoded.captions) == 30
     assert left == 0, f"{left} objects were waiting for the garbage collector"
+
+
+def float_sound(seconds: float, bad: dict[int, float]) -> bytes:
+    """Float PCM in Matroska: a 1 kHz tone at -20 dBFS (-20 LUFS in stereo) with the samples of ``bad`` (index:
+    value) set to NaN or infinity, as a hostile or broken float stream can carry them."""
+    tone = (0.1 * np.sin(2 * np.pi * 1000 * np.arange(int(seconds * 48000)) / 48000)).astype(
+        np.float32
+    )
+    for index, value in bad.items():
+        tone[index] = value
+    stereo = np.stack([tone, tone])
+    out = io.BytesIO()
+    with av.open(out, "w", format="matroska") as container:
+        stream = container.add_stream("pcm_f32le", rate=48000, layout="stereo")
+        for start in range(0, stereo.shape[1], 4800):
+            piece = np.ascontiguousarray(stereo[:, start : start + 4800])
+            frame = av.AudioFrame.from_ndarray(piece, format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = 48000, start
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return out.getvalue()
+
+
+def test_nan_and_infinite_samples_become_silence_and_are_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from monitor.inference.detectors.loudness import LoudnessConfig, LoudnessDetector
+
+    data = float_sound(4.0, {50_000: np.nan, 60_000: np.inf, 70_000: -np.inf})
+    with caplog.at_level("WARNING", logger="monitor.inference.media"):
+        segment = decode_bytes(data, DecodeNeeds(luma=False, luma_full=False, audio=True))
+    assert np.isfinite(segment.audio).all()
+    assert segment.audio.shape == (2, 192_000)
+    assert "6 non-finite audio samples" in caplog.text  # three a channel
+    # one NaN used to poison the loudness meter's filter: no reading ever again
+    detector = LoudnessDetector(LoudnessConfig(min_history=1.0))
+    detector.detect(segment)
+    assert detector.measurements()["integrated_lufs"] == pytest.approx(-20.0, abs=0.2)
+
+
+def test_clean_float_sound_is_left_as_it_is(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="monitor.inference.media"):
+        segment = decode_bytes(float_sound(1.0, {}), DecodeNeeds(luma=False, audio=True))
+    assert "non-finite" not in caplog.text
+    assert float(np.abs(segment.audio).max()) == pytest.approx(0.1, abs=1e-4)
