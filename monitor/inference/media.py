@@ -456,16 +456,28 @@ def _frames(
             logger.debug("skipping undecodable packet: %s", exc)
 
 
+AUDIO_LIMIT = 64.0  # 36 dB over full scale: no real sound, and far from overflowing a filter
+
+
 def _finite(audio: np.ndarray) -> np.ndarray:
-    """The sound with NaN and infinite samples made silent, in place. Float PCM can carry
-    them, and one alone poisons every recursive filter after it: the loudness meter's K
-    filter read nothing for the rest of the channel's life. A whole-segment sum finds them
-    without a second array (float32 samples summed in float64 cannot overflow)."""
-    if np.isfinite(audio.sum(dtype=np.float64)):
+    """The sound with broken samples made silent, in place: NaN, infinite, or beyond
+    ``AUDIO_LIMIT``. Float PCM can carry them, and one alone poisons every recursive filter
+    after it: a NaN (or a 3e38, which overflows float32 inside the filter) left the loudness
+    meter's K filter reading nothing for the rest of the channel's life, and a clipped one
+    would still read as a blast. The sound's extremes find them without a second array (NaN
+    propagates through both)."""
+    if audio.size == 0:
         return audio
-    bad = ~np.isfinite(audio)
-    logger.warning("%d non-finite audio samples (NaN or infinite) made silent", int(bad.sum()))
-    audio[bad] = 0.0
+    peak = max(float(audio.max()), -float(audio.min()))
+    if peak <= AUDIO_LIMIT:  # False for NaN
+        return audio
+    with np.errstate(invalid="ignore"):
+        broken = ~(np.abs(audio) <= AUDIO_LIMIT)
+    logger.warning(
+        "%d broken audio samples (NaN, infinite or beyond +-%g) made silent",
+        int(broken.sum()), AUDIO_LIMIT,
+    )  # fmt: skip
+    audio[broken] = 0.0
     return audio
 
 

@@ -211,8 +211,9 @@ def test_reading_caption_data_leaves_every_frame_free_at_once() -> None:
 
 
 def float_sound(seconds: float, bad: dict[int, float]) -> bytes:
-    """Float PCM in Matroska: a 1 kHz tone at -20 dBFS (-20 LUFS in stereo) with the samples of ``bad`` (index:
-    value) set to NaN or infinity, as a hostile or broken float stream can carry them."""
+    """Float PCM in Matroska: a 1 kHz tone at -20 dBFS (-20 LUFS in stereo) with the samples
+    of ``bad`` (index: value) set to NaN, infinity or an absurd value, as a hostile or broken
+    float stream can carry them."""
     tone = (0.1 * np.sin(2 * np.pi * 1000 * np.arange(int(seconds * 48000)) / 48000)).astype(
         np.float32
     )
@@ -231,17 +232,18 @@ def float_sound(seconds: float, bad: dict[int, float]) -> bytes:
     return out.getvalue()
 
 
-def test_nan_and_infinite_samples_become_silence_and_are_reported(
+def test_nan_infinite_and_absurd_samples_become_silence_and_are_reported(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from monitor.inference.detectors.loudness import LoudnessConfig, LoudnessDetector
 
-    data = float_sound(4.0, {50_000: np.nan, 60_000: np.inf, 70_000: -np.inf})
+    data = float_sound(4.0, {50_000: np.nan, 60_000: np.inf, 70_000: -np.inf, 80_000: 3e38})
     with caplog.at_level("WARNING", logger="monitor.inference.media"):
         segment = decode_bytes(data, DecodeNeeds(luma=False, luma_full=False, audio=True))
     assert np.isfinite(segment.audio).all()
     assert segment.audio.shape == (2, 192_000)
-    assert "6 non-finite audio samples" in caplog.text  # three a channel
+    assert "8 broken audio samples" in caplog.text  # four a channel
+    assert float(np.abs(segment.audio).max()) == pytest.approx(0.1, abs=1e-4)
     # one NaN used to poison the loudness meter's filter: no reading ever again
     detector = LoudnessDetector(LoudnessConfig(min_history=1.0))
     detector.detect(segment)
@@ -251,5 +253,5 @@ def test_nan_and_infinite_samples_become_silence_and_are_reported(
 def test_clean_float_sound_is_left_as_it_is(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("WARNING", logger="monitor.inference.media"):
         segment = decode_bytes(float_sound(1.0, {}), DecodeNeeds(luma=False, audio=True))
-    assert "non-finite" not in caplog.text
+    assert "broken audio" not in caplog.text
     assert float(np.abs(segment.audio).max()) == pytest.approx(0.1, abs=1e-4)
