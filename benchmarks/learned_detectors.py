@@ -6,8 +6,10 @@ processed pinned to one core, in turns, ``--rounds`` times (medians kept):
 - **decode**: PyAV decoding every frame and nothing else;
 - **defaults**: ``vqm scan`` with the default detectors;
 - **defaults + NAME**: the same with ``--enable NAME``, for each learned detector;
-- **defaults + block_corruption (float32)**: the same with the float32 model the shipped
-  int8 one was quantized from (``model: light_fp32``), the baseline of the quantization.
+- **defaults + block_corruption (int8)** and **(float32)**: the same with each block model
+  named (``model: light``, ``model: light_fp32``, the float32 model the int8 one was
+  quantized from: the baseline of the quantization); the plain run takes ``model: auto``,
+  which is the float32 one on an x86 CPU without 8-bit dot products (printed above the table).
 
 Each run is made on the 20 s clip and on a 2 s one, so start-up (imports, loading models: paid
 once by a live worker, not per second of media) drops out: a run's steady cost is its CPU
@@ -42,6 +44,8 @@ BUDGET = 0.25
 
 
 FP32 = "block_corruption (float32)"
+INT8 = "block_corruption (int8)"
+VARIANTS = {INT8: "light", FP32: "light_fp32"}
 
 
 def commands(clip: Path, detectors: list[str]) -> dict[str, list[str]]:
@@ -50,11 +54,12 @@ def commands(clip: Path, detectors: list[str]) -> dict[str, list[str]]:
     out = {"decode": [python, "-c", DECODE_ONLY, str(clip)], "defaults": scan}
     out.update({name: [*scan, "--enable", name] for name in detectors})
     if "block_corruption" in detectors:
-        config = clip.with_name("fp32.yaml")
-        config.write_text(
-            "detectors:\n  - {type: block_corruption, enabled: true, model: light_fp32}\n"
-        )
-        out[FP32] = [*scan, "--config", str(config)]
+        for name, model in VARIANTS.items():
+            config = clip.with_name(f"{model}.yaml")
+            config.write_text(
+                f"detectors:\n  - {{type: block_corruption, enabled: true, model: {model}}}\n"
+            )
+            out[name] = [*scan, "--config", str(config)]
     return out
 
 
@@ -80,14 +85,17 @@ def main() -> None:
     kinds = [k for length, k in runs if length == DURATION]
     steady = {k: (median[DURATION, k] - median[SHORT, k]) / (DURATION - SHORT) for k in kinds}
     startup = {k: median[SHORT, k] - SHORT * steady[k] for k in kinds}
+    from monitor.inference.detectors.block_corruption import model_name_for
+
     print("1080p30, one core; CPU seconds per media second (share of a core), start-up apart")
+    print(f"block_corruption's model: auto runs {model_name_for('auto')} on this CPU")
     print("| run | share of one core | against decoding | within 0.25 | start-up, CPU s |")
     print("| --- | --- | --- | --- | --- |")
     decode = steady["decode"]
     print(f"| decode only | {decode:.3f} | 1.00 | | {startup['decode']:.2f} |")
     print(f"| vqm scan, defaults | {steady['defaults']:.3f} | "
           f"{steady['defaults'] / decode:.2f} | | {startup['defaults']:.2f} |")  # fmt: skip
-    for name in [*args.detectors, *([FP32] if FP32 in steady else [])]:
+    for name in [*args.detectors, *(v for v in VARIANTS if v in steady)]:
         share = steady[name] - steady["defaults"]
         print(f"| + {name} | {share:.3f} | {share / decode:.2f} | "
               f"{'yes' if share <= BUDGET else 'no'} | {startup[name]:.2f} |")  # fmt: skip
