@@ -17,7 +17,7 @@ everything else is arithmetic on those sub-block energies, vectorised over a who
 Why not libebur128 (``pyebur128``), which this replaced: it filters sample by sample in
 double-precision scalar C and gates with a linked list per call; this reads the same
 integrated loudness (within 0.01 LU of it on any programme without silence, in float32) for
-about two thirds of the CPU time (``benchmarks/loudness_meter.py`` prints both). Two
+about half the CPU time (``benchmarks/loudness_meter.py`` prints both: 0.51-0.53). Two
 differences are deliberate: the window is time (a silent stretch in it still counts as time,
 where libebur128 keeps the last N blocks above -70 LUFS however old), and the loudness range
 reads 10 short-term values a second over the whole window, as FFmpeg's ``ebur128`` does, where
