@@ -51,7 +51,7 @@ class StutterConfig(DetectorConfig):
     enabled: bool = Field(
         default=False,
         description="Run this detector on the channel. Off by default: on real footage it "
-        "finds every timestamp drop but a quarter of the repeated frames (vqm eval stutter).",
+        "finds every timestamp drop but 0.38 of the repeated frames (vqm eval stutter).",
     )
     drop_factor: float = Field(
         default=1.5, gt=1, le=10, description="A timestamp step over this many frames: a drop."
