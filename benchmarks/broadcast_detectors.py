@@ -8,9 +8,9 @@ taken (a busy spell of a shared machine only ever adds time, so the least of the
 the nearest to the cost itself, as Python's ``timeit`` reports it). Each round starts from
 segments with nothing shared yet; inside a round the broadcast detectors reuse what the
 default ones derived from the segment (stutter reads freeze's averaged pictures), as they do
-in a worker. The baseline, timed in the same calls, is the
-default set, black + freeze + silence. Timing both sets call by call in the same passes puts
-a busy spell of the machine on both alike. Each detector alone is shown too.
+in a worker. The baseline, timed in the same calls, is the default set, black + freeze +
+silence. Timing both sets call by call in the same passes puts a busy spell of the machine on
+both alike. Each detector alone is shown too.
 
 The views (block means, subsampled pictures) are taken at decode, so part of each set's cost
 is there, not in its calls: the decode is timed bare (nothing kept), with the default set's

@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.capacity import DECODE_ONLY, pinned  # noqa: E402
 from monitor.app.synthetic.channel import write_clip  # noqa: E402
+from monitor.inference.detectors.block_corruption import model_name_for  # noqa: E402
 
 DURATION = 20.0
 SHORT = 2.0  # the clip whose run measures start-up
@@ -85,8 +86,6 @@ def main() -> None:
     kinds = [k for length, k in runs if length == DURATION]
     steady = {k: (median[DURATION, k] - median[SHORT, k]) / (DURATION - SHORT) for k in kinds}
     startup = {k: median[SHORT, k] - SHORT * steady[k] for k in kinds}
-    from monitor.inference.detectors.block_corruption import model_name_for
-
     print("1080p30, one core; CPU seconds per media second (share of a core), start-up apart")
     print(f"block_corruption's model: auto runs {model_name_for('auto')} on this CPU")
     print("| run | share of one core | against decoding | within 0.25 | start-up, CPU s |")

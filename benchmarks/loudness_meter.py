@@ -18,20 +18,11 @@ import statistics
 import time
 
 import numpy as np
-import pyebur128
 
-from monitor.inference.detectors.loudness_meter import LoudnessMeter, block_frames
+from lab.evaluation.loudness import libebur128_sliding, programme
+from monitor.inference.detectors.loudness_meter import LoudnessMeter
 
 RATE, SEGMENT, WINDOW = 48_000, 2.0, 60.0
-
-
-def programme(seconds: float) -> np.ndarray:
-    rng = np.random.default_rng(1)
-    t = np.arange(int(seconds * RATE)) / RATE
-    swell = 1 + 0.8 * np.sin(2 * np.pi * t / 7)
-    left = 0.05 * rng.standard_normal(t.size) * swell + 0.01 * np.sin(2 * np.pi * 12e3 * t)
-    right = 0.2 * np.sin(2 * np.pi * 50 * t) + 0.02 * rng.standard_normal(t.size)
-    return np.stack([left, right]).astype(np.float32)
 
 
 def segments(audio: np.ndarray) -> list[np.ndarray]:
@@ -45,15 +36,7 @@ def ours(parts: list[np.ndarray]) -> np.ndarray:
 
 
 def libebur128(parts: list[np.ndarray]) -> np.ndarray:
-    state = pyebur128.R128State(2, RATE, pyebur128.MeasurementMode.MODE_I)
-    state.set_max_history(int(WINDOW * 1000))
-    size, out = block_frames(RATE), []
-    for part in parts:
-        for i in range(0, part.shape[-1] - size + 1, size):
-            block = np.ascontiguousarray(part[:, i : i + size].T).ravel()
-            state.add_frames(block, size)
-            out.append(pyebur128.get_loudness_global(state))
-    return np.array(out)
+    return libebur128_sliding(parts, WINDOW)
 
 
 def timed(meter, parts: list[np.ndarray]) -> tuple[float, np.ndarray]:
@@ -67,7 +50,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    parts = segments(programme(args.seconds))
+    parts = segments(programme(args.seconds, seed=1))
     spent: dict[str, list[float]] = {"vqm": [], "libebur128": []}
     readings = {}
     for _ in range(args.rounds):

@@ -4,9 +4,9 @@ Inputs are the EBU Tech 3341 minimum-requirement signals (generated here: stereo
 and tone sequences for integrated loudness, 12 kHz tones at phases that put the true peak
 between samples) and real programme from the catalogue (``lab.data.real``: music, speech,
 drama, measured whole). vqm reads what its detector reads: the decoder's 48 kHz stereo, fed to
-the same :class:`~monitor.inference.detectors.loudness_meter.LoudnessMeter` with a window as long as
-the input, so its integrated value is the programme's; FFmpeg reads the same 48 kHz stereo
-WAV. Targets: integrated within 0.1 LU, true peak within 0.2 dB.
+the same :class:`~monitor.inference.detectors.loudness_meter.LoudnessMeter` with a window as
+long as the input, so its integrated value is the programme's; FFmpeg reads the same 48 kHz
+stereo WAV. Targets: integrated within 0.1 LU, true peak within 0.2 dB.
 
     vqm eval loudness            # prints the table; --out FILE also writes JSON
 """
@@ -27,7 +27,7 @@ import numpy as np
 
 from lab.data.real import catalogue
 from monitor.app.progress import track
-from monitor.inference.detectors.loudness_meter import LoudnessMeter
+from monitor.inference.detectors.loudness_meter import LoudnessMeter, block_frames
 from monitor.inference.media import iter_decoded
 from monitor.inference.segment import DecodeNeeds
 
@@ -41,6 +41,34 @@ def tone(db: float, seconds: float, freq: float = 1000.0, phase_deg: float = 0.0
     t = np.arange(int(round(seconds * RATE))) / RATE
     x = 10 ** (db / 20) * np.sin(2 * np.pi * freq * t + np.deg2rad(phase_deg))
     return np.stack([x, x]).astype(np.float32)
+
+
+def programme(seconds: float, seed: int = 3) -> np.ndarray:
+    """Stereo noise with a slow swell, a 50 Hz hum on one side and a 12 kHz whistle: energy
+    in both the shelf's and the high pass's bands, never silent (the meter's tests and its
+    benchmark read it)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    swell = 1 + 0.8 * np.sin(2 * np.pi * t / 7)
+    left = 0.05 * rng.standard_normal(t.size) * swell + 0.01 * np.sin(2 * np.pi * 12e3 * t)
+    right = 0.2 * np.sin(2 * np.pi * 50 * t) + 0.02 * rng.standard_normal(t.size)
+    return np.stack([left, right]).astype(np.float32)
+
+
+def libebur128_sliding(parts: list[np.ndarray], window: float) -> np.ndarray:
+    """libebur128's integrated loudness after each 100 ms of stereo ``parts`` fed in turn (a
+    part's samples past its last whole 100 ms are left out), its history ``window`` long:
+    the reference the meter is held to."""
+    import pyebur128  # a test and benchmark dependency, not the product's
+
+    state = pyebur128.R128State(2, RATE, pyebur128.MeasurementMode.MODE_I)
+    state.set_max_history(int(window * 1000))
+    size, out = block_frames(RATE), []
+    for part in parts:
+        for i in range(0, part.shape[-1] - size + 1, size):
+            state.add_frames(np.ascontiguousarray(part[:, i : i + size].T).ravel(), size)
+            out.append(pyebur128.get_loudness_global(state))
+    return np.array(out)
 
 
 def tech3341() -> list[tuple[str, np.ndarray, float | None, float | None]]:

@@ -289,7 +289,7 @@ def export_head(
             "figures": figures,
         }
     )
-    onnx_path = model_dir / f"{model_name_for('auto')}.onnx"
+    onnx_path = model_dir / model.path.name  # the model it was refitted from, replaced
     _write_atomic(onnx_path, data)
     _write_atomic(onnx_path.with_suffix(".json"), (json.dumps(card, indent=2) + "\n").encode())
     return version, onnx_path

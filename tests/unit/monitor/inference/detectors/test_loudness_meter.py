@@ -11,8 +11,8 @@ import numpy as np
 import pyebur128
 import pytest
 
-from lab.evaluation.loudness import tone
-from monitor.inference.detectors.loudness_meter import LoudnessMeter, block_frames
+from lab.evaluation.loudness import libebur128_sliding, programme, tone
+from monitor.inference.detectors.loudness_meter import LoudnessMeter
 from monitor.inference.media import iter_decoded
 from monitor.inference.segment import DecodeNeeds
 from tests.real_media import real_speech
@@ -21,31 +21,9 @@ RATE = 48_000
 MODES = pyebur128.MeasurementMode
 
 
-def programme(seconds: float, seed: int = 3) -> np.ndarray:
-    """Stereo noise with a slow swell, a 50 Hz hum on one side and a 12 kHz whistle: energy
-    in both the shelf's and the high pass's bands, never silent."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * RATE)) / RATE
-    swell = 1 + 0.8 * np.sin(2 * np.pi * t / 7)
-    left = 0.05 * rng.standard_normal(t.size) * swell + 0.01 * np.sin(2 * np.pi * 12e3 * t)
-    right = 0.2 * np.sin(2 * np.pi * 50 * t) + 0.02 * rng.standard_normal(t.size)
-    return np.stack([left, right]).astype(np.float32)
-
-
-def libebur128_sliding(audio: np.ndarray, window: float) -> np.ndarray:
-    """libebur128's integrated loudness after each 100 ms, its history ``window`` long."""
-    state = pyebur128.R128State(audio.shape[0], RATE, MODES.MODE_I)
-    state.set_max_history(int(window * 1000))
-    size, out = block_frames(RATE), []
-    for i in range(0, audio.shape[-1] - size + 1, size):
-        state.add_frames(np.ascontiguousarray(audio[:, i : i + size].T).ravel(), size)
-        out.append(pyebur128.get_loudness_global(state))
-    return np.array(out)
-
-
 def test_the_sliding_integrated_loudness_is_libebur128s_after_every_100_ms() -> None:
     audio = programme(40.0)
-    want = libebur128_sliding(audio, window=10.0)
+    want = libebur128_sliding([audio], window=10.0)
     meter = LoudnessMeter(window=10.0)
     got = np.concatenate(
         [meter.add(audio[:, i : i + 96_000]) for i in range(0, audio.shape[-1], 96_000)]
@@ -130,7 +108,7 @@ def decoded(path: Path) -> np.ndarray:
 
 def test_real_speech_reads_as_libebur128_reads_it() -> None:
     audio = np.concatenate([decoded(path) for path in real_speech(3, min_seconds=4.0)], axis=1)
-    want = libebur128_sliding(audio, window=60.0)[-1]
+    want = libebur128_sliding([audio], window=60.0)[-1]
     got = LoudnessMeter(window=60.0).add(audio)[-1]
     assert math.isfinite(got)
     assert got == pytest.approx(want, abs=0.01)
