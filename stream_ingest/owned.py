@@ -24,12 +24,9 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-import httpx
-
 from monitor.core.bus import Bus
 from monitor.core.metrics import Metrics
 from stream_ingest.config import IngestView
-from stream_ingest.fetch import make_client
 from stream_ingest.leases import ChannelLeases
 from stream_ingest.service import SHUTDOWN_TIMEOUT, IngestService
 
@@ -64,11 +61,10 @@ class OwnedIngest:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run the leases and the followers until ``stop``; then stop followers, release."""
-        client = make_client(self.config.ingest)
         leases = asyncio.create_task(self.leases.run(stop), name="ingest-leases")
         try:
             while not stop.is_set() and not leases.done():
-                await self._follow(await self.leases.owned(), client)
+                await self._follow(await self.leases.owned())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), CHECK_SECONDS)
         finally:
@@ -77,14 +73,13 @@ class OwnedIngest:
                 leases.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(leases, SHUTDOWN_TIMEOUT)  # releases every lease
-            await client.aclose()
 
-    async def _follow(self, owned: set[str], client: httpx.AsyncClient) -> None:
+    async def _follow(self, owned: set[str]) -> None:
         """Start followers for new leases, stop those whose lease is gone."""
         await self._drop(set(self._following) - owned, "lease lost or handed back")
         for channel_id in sorted(owned - set(self._following)):
             service = IngestService(
-                self.config, self._bus, self._metrics, [channel_id], client, self.leases.state
+                self.config, self._bus, self._metrics, [channel_id], None, self.leases.state
             )
             child_stop = asyncio.Event()
             task = asyncio.create_task(service.run(child_stop), name=f"ingest-owned-{channel_id}")

@@ -71,9 +71,8 @@ class IngestService:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow every selected channel until ``stop`` is set (or all their playlists end)."""
-        client = self._client or make_client(self.config.ingest)
         tasks = [
-            asyncio.create_task(self._supervise(channel, client, stop), name=f"ingest-{channel.id}")
+            asyncio.create_task(self._supervise(channel, stop), name=f"ingest-{channel.id}")
             for channel in self.channels
         ]
         logger.info("ingest: following %d channels", len(tasks))
@@ -85,8 +84,6 @@ class IngestService:
                 for task in tasks:
                     task.cancel()
             await self._shutdown(tasks)
-            if self._client is None:
-                await client.aclose()
 
     @staticmethod
     async def _shutdown(tasks: list[asyncio.Task[None]]) -> None:
@@ -99,11 +96,20 @@ class IngestService:
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _supervise(
+    async def _supervise(self, channel: ChannelConfig, stop: asyncio.Event) -> None:
+        """Run the channel's source on a client of its own (one handed in is shared)."""
+        bind(channel=channel.id)  # this task is the channel's: every line it logs names it
+        client = self._client or make_client(self.config.ingest)
+        try:
+            await self._restarting(channel, client, stop)
+        finally:
+            if self._client is None:
+                await client.aclose()
+
+    async def _restarting(
         self, channel: ChannelConfig, client: httpx.AsyncClient, stop: asyncio.Event
     ) -> None:
         """Run the channel's source; restart it with back-off if it ever crashes."""
-        bind(channel=channel.id)  # this task is the channel's: every line it logs names it
         context = SourceContext(
             self.config.ingest,
             self._bus,

@@ -107,6 +107,9 @@ class _VqmHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The stderr handler :func:`setup_logging` installs (told apart from anyone else's)."""
 
 
+CHATTY_LIBRARIES = ("httpx",)
+
+
 def setup_logging(level: str, fmt: LogFormat = "text") -> None:
     """Log to stderr at ``level`` in ``fmt``, redacted and with the bound context.
 
@@ -126,3 +129,8 @@ def setup_logging(level: str, fmt: LogFormat = "text") -> None:
             if not any(isinstance(f, kind) for f in handler.filters):
                 handler.addFilter(kind())
     root.setLevel(level.upper())
+    # httpx logs every request at INFO: with hundreds of channels polling, hundreds of lines
+    # a second that say nothing (ingest reports what fails itself). DEBUG keeps them.
+    chatty = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(chatty)

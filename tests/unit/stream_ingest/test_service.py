@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -90,3 +91,51 @@ async def test_cancelling_the_service_cancels_and_awaits_its_followers(origin: O
 def test_an_unknown_channel_id_is_refused_by_name(origin: Origin) -> None:
     with pytest.raises(ValueError, match="unknown channel ids: weather"):
         IngestService(config(origin), MemoryBus(), Metrics(), channel_ids=["news", "weather"])
+
+
+async def test_each_channel_has_a_connection_pool_of_its_own_closed_when_it_stops(
+    origin: Origin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpcore walks every connection of a pool on each request: one pool shared by every
+    channel made each request cost in proportion to the channels."""
+    import stream_ingest.service as service_module
+    from stream_ingest.fetch import make_client
+
+    made: list[httpx.AsyncClient] = []
+
+    def client(settings: IngestConfig) -> httpx.AsyncClient:
+        made.append(make_client(settings))
+        return made[-1]
+
+    monkeypatch.setattr(service_module, "make_client", client)
+    cfg, bus = config(origin, "/vod.m3u8"), MemoryBus()
+    await asyncio.wait_for(IngestService(cfg, bus, Metrics(CollectorRegistry())).run(
+        asyncio.Event()), timeout=3)  # fmt: skip
+    assert len(made) == 3 and len({id(c) for c in made}) == 3
+    assert all(c.is_closed for c in made)
+    tls = {id(c._transport._pool._ssl_context) for c in made}  # type: ignore[attr-defined]
+    assert len(tls) == 1  # the CA bundle is parsed once, not per channel
+
+
+async def test_a_request_searches_the_module_path_for_nothing(
+    origin: Origin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpcore imports sniffio on each lock and event it sets up; without sniffio installed
+    every request searched sys.path for it (a quarter of ingest's CPU at 200 channels)."""
+    import importlib.machinery
+
+    from stream_ingest.fetch import make_client
+
+    async with make_client(IngestConfig()) as client:
+        await client.get(origin.url("/live.m3u8"))  # warm: what a first request imports
+        searched: list[str] = []
+        real = importlib.machinery.PathFinder.find_spec
+
+        def find_spec(name, path=None, target=None):  # type: ignore[no-untyped-def]
+            searched.append(name)
+            return real(name, path, target)
+
+        monkeypatch.setattr(importlib.machinery.PathFinder, "find_spec", find_spec)
+        for _ in range(5):
+            assert (await client.get(origin.url("/live.m3u8"))).status_code == 200
+    assert searched == []

@@ -127,3 +127,24 @@ def test_no_secret_reaches_a_json_line_in_the_message_a_field_or_a_traceback(
     first, second = json_lines.records()
     assert first["url"] == "https://***@cdn.example/live.m3u8?token=***"
     assert "ConnectionError: cannot reach https://***@cdn.example" in second["exc_info"]
+
+
+@pytest.mark.parametrize(("level", "logged"), [("INFO", False), ("DEBUG", True)])
+def test_a_request_is_not_a_log_line_unless_debugging(
+    level: str, logged: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    import httpx
+
+    from monitor.core.logs import CHATTY_LIBRARIES, setup_logging
+
+    root = logging.getLogger()
+    saved = root.level, {name: logging.getLogger(name).level for name in CHATTY_LIBRARIES}
+    try:
+        setup_logging(level)
+        with httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(200))) as c:
+            c.get("http://origin.example/live/index.m3u8")
+        assert ("HTTP Request" in caplog.text) is logged
+    finally:
+        root.setLevel(saved[0])
+        for name, was in saved[1].items():
+            logging.getLogger(name).setLevel(was)
