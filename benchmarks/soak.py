@@ -138,7 +138,7 @@ def count_topic(bootstrap: str, topic: str, conn) -> None:  # type: ignore[no-un
         await asyncio.to_thread(conn.recv)
         stop.set()
         await reader
-        conn.send(dict(tally.seqs))
+        conn.send((dict(tally.seqs), dict(tally.fetched)))
 
     asyncio.run(count())
 
@@ -202,15 +202,27 @@ class Tally:
     """Sequence numbers seen per channel on one topic (only the message headers are read)."""
 
     seqs: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    fetched: dict[str, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
 
     def add(self, value: bytes) -> None:
         (n,) = _HEADER.unpack_from(value)
         header = json.loads(value[_HEADER.size : _HEADER.size + n])
         self.seqs[header["channel_id"]].append(int(header["seq"]))
+        self.fetched[header["channel_id"]][int(header["seq"])] = float(header["fetched_at"])
 
     def gaps(self) -> int:
         """Sequence numbers missing between each channel's first and last seen."""
         return sum(max(s) - min(s) + 1 - len(set(s)) for s in self.seqs.values() if s)
+
+    def gap_times(self) -> list[float]:
+        """When each missing sequence number was due: the wall clock its channel fetched the
+        last segment before it (the hole lies between that fetch and the next)."""
+        times = []
+        for fetched in self.fetched.values():
+            seen = sorted(fetched)
+            for before, after in zip(seen, seen[1:], strict=False):
+                times += [fetched[before]] * (after - before - 1)
+        return times
 
     def distinct(self) -> int:
         return sum(len(set(s)) for s in self.seqs.values())
@@ -423,6 +435,16 @@ def report(
     print(
         f"| sequence gaps, analysed / followed channels | {published.gaps()} / {followed.gaps()} |"
     )
+    at_broker = sum(
+        1 for t in followed.gap_times() if any(a - 5 <= t <= b + 5 for a, b in soak.broker_down)
+    )
+    print(f"| of the followed channels' gaps, with the broker restarting | {at_broker} |")
+    when = sorted({int(t - on_air) // 10 * 10 for t in followed.gap_times()})
+    spread = ", ".join(
+        f"{s}-{s + 10} s: {sum(1 for t in followed.gap_times() if s <= t - on_air < s + 10)}"
+        for s in when
+    )
+    print(f"  followed channels' gaps by channel time: {spread or 'none'}", file=sys.stderr)
     print(f"| segments published, followed channels | {followed.distinct()} |")
     for what, values in (("all defects", latencies), ("defects clear of faults", calm)):
         if values:
@@ -500,7 +522,9 @@ async def main(args: argparse.Namespace) -> None:
         await asyncio.sleep(SETTLE)
         stop.set()
         counter.send("stop")
-        followed.seqs.update(await asyncio.to_thread(counter.recv))
+        seqs, fetched = await asyncio.to_thread(counter.recv)
+        followed.seqs.update(seqs)
+        followed.fetched.update(fetched)
         await asyncio.gather(*readers, watcher)
         report(soak, defects, on_air, pager, published, analysed, followed)
     finally:

@@ -107,6 +107,9 @@ class _Outage:
         return was_down
 
 
+MAX_CONNECTIONS = 64  # per process: calls take well under a millisecond, so few are needed
+
+
 class RedisStateStore(StateStore):
     """A :class:`StateStore` on Redis with fail-fast back-off while Redis is away."""
 
@@ -121,14 +124,20 @@ class RedisStateStore(StateStore):
         self.url = url
         self.deployment = deployment
         self._prefix = f"vqm:{deployment}:"
-        self._client = aioredis.Redis.from_url(
+        # A pool that waits for a free connection: redis-py's default refuses a call past its
+        # 100th connection in use, which read as Redis being away (the outage back-off for
+        # every caller) when 200 channels started at once and each read its position.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=timeout,  # waiting for a connection counts like waiting for Redis
             decode_responses=True,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             # One quick retry rides over a dropped idle connection; outages are ours to handle.
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
         )
+        self._client = aioredis.Redis.from_pool(pool)
         self._outage = _Outage(RetryPolicy.of(backoff), clock=clock)
         self._claim = self._client.register_script(_CLAIM)
         self._release = self._client.register_script(_RELEASE)

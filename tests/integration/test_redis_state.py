@@ -136,3 +136,15 @@ async def test_while_redis_is_away_calls_fail_fast_and_readiness_returns_with_it
             restarted.stop()
     finally:
         await store.stop()
+
+
+async def test_hundreds_of_calls_at_once_wait_for_a_connection_instead_of_failing(
+    store: StateStore,
+) -> None:
+    """Two hundred channels starting together each read their position at once: a pool that
+    refused the call past its 100th connection ("Too many connections") tripped the outage
+    back-off, and half the channels started without their position (segments lost)."""
+    await store.set("pos", "news", "1")
+    results = await asyncio.gather(*(store.get("pos", "news") for _ in range(400)))
+    assert results == ["1"] * 400
+    assert await store.ready()
