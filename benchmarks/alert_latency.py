@@ -25,6 +25,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from soak import nearest_p95  # noqa: E402
 
 from alerting.config import AlertingConfig  # noqa: E402
 from alerting.models import AlertEvent, AlertTransition  # noqa: E402
@@ -104,7 +107,7 @@ def report(plans: dict[str, list[Defect]], opened: list, on_air: float) -> None:
         offsets.append(hit.start % SEGMENT)
     defects = sum(len(p) for p in plans.values())
     latencies.sort()
-    p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
+    p95 = nearest_p95(latencies)
     print(f"{len(plans)} channels, 320x180, {SEGMENT:.0f} s segments, defects {DEFECT:.0f} s")
     print("| defects | alerted | unmatched alerts | p50 | p95 | max | bound (segment + 1.5 s) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")

@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,9 +138,14 @@ def count_topic(bootstrap: str, topic: str, conn) -> None:  # type: ignore[no-un
         await asyncio.to_thread(conn.recv)
         stop.set()
         await reader
-        conn.send((dict(tally.seqs), dict(tally.fetched)))
+        conn.send(dict(tally.fetched))
 
     asyncio.run(count())
+
+
+def nearest_p95(ordered: list[float]) -> float:
+    """The 95th percentile of sorted ``ordered``, nearest rank (one of the values)."""
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def schedule(index: int, duration: float) -> list[Defect]:
@@ -199,20 +204,19 @@ class Redis:
 
 @dataclass
 class Tally:
-    """Sequence numbers seen per channel on one topic (only the message headers are read)."""
+    """Sequence numbers seen per channel on one topic, each with the wall clock its segment
+    was fetched at (only the message headers are read)."""
 
-    seqs: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     fetched: dict[str, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
 
     def add(self, value: bytes) -> None:
         (n,) = _HEADER.unpack_from(value)
         header = json.loads(value[_HEADER.size : _HEADER.size + n])
-        self.seqs[header["channel_id"]].append(int(header["seq"]))
         self.fetched[header["channel_id"]][int(header["seq"])] = float(header["fetched_at"])
 
     def gaps(self) -> int:
         """Sequence numbers missing between each channel's first and last seen."""
-        return sum(max(s) - min(s) + 1 - len(set(s)) for s in self.seqs.values() if s)
+        return sum(max(s) - min(s) + 1 - len(s) for s in self.fetched.values() if s)
 
     def gap_times(self) -> list[float]:
         """When each missing sequence number was due: the wall clock its channel fetched the
@@ -225,7 +229,7 @@ class Tally:
         return times
 
     def distinct(self) -> int:
-        return sum(len(set(s)) for s in self.seqs.values())
+        return sum(len(s) for s in self.fetched.values())
 
 
 async def follow_topic(bootstrap: str, topic: str, tally: Tally, stop: asyncio.Event) -> None:
@@ -435,20 +439,16 @@ def report(
     print(
         f"| sequence gaps, analysed / followed channels | {published.gaps()} / {followed.gaps()} |"
     )
-    at_broker = sum(
-        1 for t in followed.gap_times() if any(a - 5 <= t <= b + 5 for a, b in soak.broker_down)
-    )
+    gap_times = followed.gap_times()
+    at_broker = sum(1 for t in gap_times if any(a - 5 <= t <= b + 5 for a, b in soak.broker_down))
     print(f"| of the followed channels' gaps, with the broker restarting | {at_broker} |")
-    when = sorted({int(t - on_air) // 10 * 10 for t in followed.gap_times()})
-    spread = ", ".join(
-        f"{s}-{s + 10} s: {sum(1 for t in followed.gap_times() if s <= t - on_air < s + 10)}"
-        for s in when
-    )
+    by_ten = Counter(int(t - on_air) // 10 * 10 for t in gap_times)
+    spread = ", ".join(f"{s}-{s + 10} s: {n}" for s, n in sorted(by_ten.items()))
     print(f"  followed channels' gaps by channel time: {spread or 'none'}", file=sys.stderr)
     print(f"| segments published, followed channels | {followed.distinct()} |")
     for what, values in (("all defects", latencies), ("defects clear of faults", calm)):
         if values:
-            p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
+            p95 = nearest_p95(values)
             spread = f"{statistics.median(values):.1f} s / {p95:.1f} s ({len(values)})"
             print(f"| defect to page, p50 / p95, {what} | {spread} |")
     for i in missed:
@@ -522,9 +522,7 @@ async def main(args: argparse.Namespace) -> None:
         await asyncio.sleep(SETTLE)
         stop.set()
         counter.send("stop")
-        seqs, fetched = await asyncio.to_thread(counter.recv)
-        followed.seqs.update(seqs)
-        followed.fetched.update(fetched)
+        followed.fetched.update(await asyncio.to_thread(counter.recv))
         await asyncio.gather(*readers, watcher)
         report(soak, defects, on_air, pager, published, analysed, followed)
     finally:

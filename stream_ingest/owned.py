@@ -79,7 +79,7 @@ class OwnedIngest:
         await self._drop(set(self._following) - owned, "lease lost or handed back")
         for channel_id in sorted(owned - set(self._following)):
             service = IngestService(
-                self.config, self._bus, self._metrics, [channel_id], None, self.leases.state
+                self.config, self._bus, self._metrics, [channel_id], state=self.leases.state
             )
             child_stop = asyncio.Event()
             task = asyncio.create_task(service.run(child_stop), name=f"ingest-owned-{channel_id}")
